@@ -1,0 +1,21 @@
+/*
+ * The pollux command: shared pieces of its subcommands.
+ *
+ * Exit codes: 0 the operation succeeded, 1 it failed, 2 usage error.
+ */
+#ifndef PX_CLI_H
+#define PX_CLI_H
+
+#include "pollux.h"
+
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+
+int cli_worker(int argc, char **argv);
+int cli_region(int argc, char **argv);
+
+/* Prints "pollux: what: reason" and returns CLI_FAILED. */
+int cli_fail(const char *what, int err);
+/* Parses a non-negative number; returns 0 or -EINVAL. */
+int cli_number(const char *s, double *out);
+
+#endif

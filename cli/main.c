@@ -1,0 +1,63 @@
+/*
+ * pollux: operate a region from a terminal.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: pollux COMMAND [ARGS]\n"
+               "\n"
+               "commands:\n"
+               "  region create|info|destroy NAME   manage a region\n"
+               "  worker --region NAME --lib PATH   run the tasks of a library\n"
+               "  version                           print the version\n"
+               "\n"
+               "`pollux COMMAND --help` describes each command.\n"
+               "exit codes: 0 ok, 1 operation failed, 2 usage error\n");
+}
+
+int cli_fail(const char *what, int err)
+{
+    fprintf(stderr, "pollux: %s: %s\n", what, px_strerror(err));
+    return CLI_FAILED;
+}
+
+int cli_number(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || v < 0 || v != v)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "worker") == 0)
+        return cli_worker(argc - 1, argv + 1);
+    if (strcmp(cmd, "region") == 0)
+        return cli_region(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("pollux %d.%d.%d\n", PX_VERSION_MAJOR, PX_VERSION_MINOR, PX_VERSION_PATCH);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    fprintf(stderr, "pollux: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return CLI_USAGE;
+}

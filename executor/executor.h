@@ -1,0 +1,69 @@
+/*
+ * Internal calls of the executor: claiming, running and finishing tasks,
+ * publishing them into lanes, and returning the tasks of dead processes.
+ */
+#ifndef PX_EXECUTOR_H
+#define PX_EXECUTOR_H
+
+#include "../ring/lanes.h"
+#include "../shm/region.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct px_ctx {
+    px_region *r;
+    px_id id;
+    struct px__slot *s;
+    uint64_t claimed; /* ctl value of our claim: RUNNING, owner us */
+    struct px__tls *t;
+    uint32_t out_chunk; /* result chunks claimed so far, PX__NO_CHUNK */
+    uint32_t out_len;
+    uint8_t out_inline[PX__INLINE_OUT];
+    bool failed;
+    char err[PX__ERR_MAX];
+    const _Atomic int *stop; /* non-zero: px_should_continue() says 0 */
+};
+
+/* How a run ended, for the caller's counters and events. */
+enum px__outcome { PX__DONE_OK, PX__DONE_FAILED, PX__DONE_REVOKED, PX__DONE_REQUEUED };
+
+/* Claims the task id names: PENDING -> RUNNING owned by us, attempts + 1.
+ * On success *claimed is the new ctl. */
+bool px__claim(px_region *r, px_id id, uint64_t *claimed);
+
+/* Takes one task from the lanes whose key is in (qmask, mode), starting the
+ * scan at *cursor. Returns its id and claimed ctl, or 0. */
+px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, uint32_t *cursor, uint64_t *claimed);
+
+/* Runs a claimed task on this thread and finishes it (writes the outcome
+ * into the slot and wakes joiners). `stop` is the flag px_should_continue()
+ * reads; if it is set when the body returns non-zero, the task goes back to
+ * PENDING instead of failing. */
+enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
+                         char *err_out, size_t err_cap);
+
+/* Finishes a claimed task as FAILED with text, from another process than the
+ * one that ran it (a child that died). Releases result chunks it left. */
+bool px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text);
+
+/* Puts a task whose ctl is `seen` (RUNNING, FINISHING or PENDING) back to
+ * PENDING, owned by us, and into one of our lanes. */
+bool px__requeue(px_region *r, uint32_t idx, uint64_t seen);
+
+/* Pushes ids (all of key) into the calling thread's lane, waiting for room
+ * until deadline (CLOCK_MONOTONIC ns, 0: forever; now: not at all), and
+ * wakes sleeping workers. Returns how many were pushed, or a negative
+ * code if none. */
+int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *ids, uint32_t n,
+                int64_t deadline);
+
+/* Returns the tasks, lanes, slots and chunks of dead processes. Returns how
+ * many tasks it put back to PENDING. */
+int px__reap(px_region *r);
+
+/* Waits on the region's room futex for a slot, chunk or lane entry to be
+ * freed; false once deadline has passed. */
+bool px__wait_room(px_region *r, int64_t deadline, uint32_t seen);
+
+#endif

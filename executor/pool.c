@@ -1,0 +1,230 @@
+/*
+ * The process pool: pre-forked children that run PX_PROCESS tasks.
+ *
+ * Each child has a dispatcher thread in the parent. The dispatcher claims a
+ * task from the lanes (so the task is owned by the parent's proc entry),
+ * sends (id, claimed ctl) to its child over a SOCK_SEQPACKET pair, and waits
+ * for the reply. The child runs the body and finishes the task itself,
+ * through the region mapping it inherited, exactly as a worker thread
+ * would; its reply only reports the outcome.
+ *
+ * If the child dies (signal, exit, abort) the socket reads EOF: the
+ * dispatcher collects the status, marks the task FAILED with it (or, when
+ * the child was killed by a shutdown, returns it to PENDING), releases any
+ * result chunks the child had claimed, and forks a replacement. If the
+ * parent dies, the children die with it (PR_SET_PDEATHSIG) and the reaper
+ * requeues the parent's tasks.
+ */
+#define _GNU_SOURCE
+#include "workers.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct msg {
+    px_id id;
+    uint64_t claimed;
+};
+
+struct reply {
+    uint8_t outcome;
+    char err[PX__ERR_MAX];
+};
+
+static void child_main(px_workers *w, unsigned me, pid_t parent)
+{
+    px_region *r = w->r;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
+    /* The parent shuts children down itself (SIGKILL after the grace):
+     * a terminal's ^C to the whole process group must not fail tasks. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (unsigned i = 0; i < w->o.processes; i++)
+        if (i != me && w->children[i].sock >= 0)
+            close(w->children[i].sock);
+    int sock = w->children[me].sock;
+    px__tls_reset_after_fork(r);
+    if (px__proc_attach(r, PX_ROLE_WORKER) != 0)
+        _exit(1);
+    struct msg m;
+    struct reply rep;
+    while (recv(sock, &m, sizeof m, 0) == (ssize_t)sizeof m) {
+        const _Atomic int *stop = px__is_daemon(r, m.id) ? &w->flags->daemon : &w->flags->all;
+        rep.err[0] = '\0';
+        rep.outcome = (uint8_t)px__run(r, m.id, m.claimed, stop, rep.err, sizeof rep.err);
+        if (send(sock, &rep, sizeof rep, MSG_NOSIGNAL) < 0)
+            break;
+    }
+    px__proc_detach(r);
+    _exit(0);
+}
+
+/* Forks child i; the socketpair is made here so that a replacement gets a
+ * fresh one. */
+static int spawn(px_workers *w, unsigned i)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    struct px__child *c = &w->children[i];
+    c->sock = sv[1];
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        c->sock = -1;
+        return -e;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        c->sock = sv[1];
+        child_main(w, i, parent);
+    }
+    close(sv[1]);
+    c->sock = sv[0];
+    atomic_store(&c->pid, pid);
+    return 0;
+}
+
+static void describe(int status, char *buf, size_t cap)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, cap, "child process killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (WIFEXITED(status))
+        snprintf(buf, cap, "child process exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(buf, cap, "child process ended (status 0x%x)", status);
+}
+
+/* The child died while running id: record why, then replace it. */
+static enum px__outcome child_died(px_workers *w, unsigned i, px_id id, uint64_t claimed, char *err,
+                                   size_t cap)
+{
+    struct px__child *c = &w->children[i];
+    int status = 0;
+    waitpid(atomic_load(&c->pid), &status, 0);
+    close(c->sock);
+    c->sock = -1;
+    atomic_store(&c->pid, 0);
+    describe(status, err, cap);
+    bool stopped =
+        atomic_load(&w->flags->all) || (atomic_load(&w->flags->daemon) && px__is_daemon(w->r, id));
+    enum px__outcome out;
+    if (stopped) {
+        px__arena_free_stray(w->r, id, atomic_load(&w->r->slots[PX__ID_IDX(id)].args_chunk),
+                             atomic_load(&w->r->slots[PX__ID_IDX(id)].args_len));
+        out = px__requeue(w->r, PX__ID_IDX(id), claimed) ? PX__DONE_REQUEUED : PX__DONE_REVOKED;
+    } else {
+        out = px__fail_claimed(w->r, id, claimed, err) ? PX__DONE_FAILED : PX__DONE_REVOKED;
+    }
+    if (!atomic_load(&w->stopping) && spawn(w, i) != 0)
+        fprintf(stderr, "pollux: cannot replace child process %u: %s\n", i, strerror(errno));
+    return out;
+}
+
+struct dispatch_arg {
+    px_workers *w;
+    unsigned i;
+};
+
+static void *dispatch_main(void *p)
+{
+    struct dispatch_arg *a = p;
+    px_workers *w = a->w;
+    unsigned i = a->i;
+    struct px__wslot *ws = &w->ws[w->o.threads + i];
+    uint32_t cursor = i;
+    uint64_t claimed;
+    px_id id;
+    struct reply rep;
+    while ((id = px__next_task(w, PX_PROCESS, &cursor, &claimed)) != 0) {
+        atomic_store(&ws->claimed, claimed);
+        atomic_store(&ws->current, id);
+        px__emit(w, PX_EV_START, id, NULL);
+        struct msg m = {id, claimed};
+        struct px__child *c = &w->children[i];
+        enum px__outcome out;
+        rep.err[0] = '\0';
+        if (c->sock >= 0 && send(c->sock, &m, sizeof m, MSG_NOSIGNAL) == (ssize_t)sizeof m &&
+            recv(c->sock, &rep, sizeof rep, 0) == (ssize_t)sizeof rep)
+            out = (enum px__outcome)rep.outcome;
+        else if (c->sock >= 0)
+            out = child_died(w, i, id, claimed, rep.err, sizeof rep.err);
+        else
+            out = px__requeue(w->r, PX__ID_IDX(id), claimed) ? PX__DONE_REQUEUED : PX__DONE_REVOKED;
+        px__account(w, ws, id, out, rep.err);
+        if (w->children[i].sock < 0 && !atomic_load(&w->stopping) && spawn(w, i) != 0)
+            break;
+    }
+    return a;
+}
+
+int px__pool_start(px_workers *w)
+{
+    for (unsigned i = 0; i < w->o.processes; i++) {
+        w->children[i].sock = -1;
+        atomic_store(&w->children[i].pid, 0);
+    }
+    for (unsigned i = 0; i < w->o.processes; i++) {
+        int rc = spawn(w, i);
+        if (rc)
+            return rc;
+        w->nchildren++;
+    }
+    for (unsigned i = 0; i < w->nchildren; i++) {
+        struct dispatch_arg *a = malloc(sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        *a = (struct dispatch_arg){w, i};
+        int rc = pthread_create(&w->children[i].thread, NULL, dispatch_main, a);
+        if (rc) {
+            free(a);
+            return -rc;
+        }
+        w->children[i].started = true;
+    }
+    return 0;
+}
+
+void px__pool_kill(px_workers *w, bool daemon_only)
+{
+    for (unsigned i = 0; i < w->nchildren; i++) {
+        px_id id = atomic_load(&w->ws[w->o.threads + i].current);
+        pid_t pid = atomic_load(&w->children[i].pid);
+        if (id && pid > 0 && (!daemon_only || px__is_daemon(w->r, id)))
+            kill(pid, SIGKILL);
+    }
+}
+
+void px__pool_join(px_workers *w)
+{
+    for (unsigned i = 0; i < w->nchildren; i++) {
+        struct px__child *c = &w->children[i];
+        if (c->started) {
+            void *a;
+            pthread_join(c->thread, &a);
+            free(a);
+        }
+        if (c->sock >= 0)
+            close(c->sock);
+        pid_t pid = atomic_load(&c->pid);
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+    }
+}

@@ -1,0 +1,84 @@
+/*
+ * Returning what dead processes held.
+ *
+ * Any attached process may reap; workers do it every reap interval and
+ * px_region_open() does it once. A dead process's entry is taken with a CAS
+ * ALIVE -> REAPING (or from a reaper that is itself dead), so one process
+ * reaps it at a time, and every step below is idempotent, so a reaper that
+ * dies half-way leaves work that the next one redoes:
+ *
+ * 1. Release its lanes (CAS owner -> 0). Their published entries stay
+ *    consumable.
+ * 2. For each slot it owns:
+ *    RESERVED, CONSUMING -> free the slot (its submit never returned; its
+ *                           ephemeral result was being taken by it).
+ *    PENDING             -> take ownership and push the id again (it may
+ *                           have died between PENDING and its push).
+ *    RUNNING, FINISHING  -> release result chunks, back to PENDING (the
+ *                           attempt stays counted), push.
+ * 3. Sweep the arena for chunks of freed slots.
+ * 4. Free the entry.
+ */
+#include "executor.h"
+
+#include <errno.h>
+
+static bool take_entry(px_region *r, uint32_t i)
+{
+    struct px__proc *p = &r->procs[i];
+    uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+    if (st == PX__PROC_FREE || i == r->self)
+        return false;
+    if (st >= PX__PROC_REAPING) {
+        uint32_t reaper = st - PX__PROC_REAPING;
+        if (reaper == r->self || reaper >= r->hdr->max_procs || px__proc_alive(&r->procs[reaper]))
+            return false;
+    } else if (px__proc_alive(p)) {
+        return false;
+    }
+    return atomic_compare_exchange_strong(&p->state, &st, PX__PROC_REAPING + r->self);
+}
+
+static int reap_slots(px_region *r, uint32_t dead)
+{
+    int requeued = 0;
+    for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+        struct px__slot *s = &r->slots[i];
+        uint64_t c = atomic_load(&s->ctl);
+        if (PX__CTL_OWNER(c) != dead + 1)
+            continue;
+        switch (PX__CTL_STATE(c)) {
+        case PX__S_RESERVED:
+        case PX__S_CONSUMING:
+            px__slot_free(r, i, c);
+            break;
+        case PX__S_RUNNING:
+        case PX__S_FINISHING:
+            px__arena_free_stray(r, PX__ID(PX__CTL_GEN(c), i),
+                                 atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
+                                 atomic_load_explicit(&s->args_len, memory_order_relaxed));
+            requeued += px__requeue(r, i, c);
+            break;
+        case PX__S_PENDING:
+            px__requeue(r, i, c);
+            break;
+        default:
+            break;
+        }
+    }
+    return requeued;
+}
+
+int px__reap(px_region *r)
+{
+    int requeued = 0;
+    for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
+        if (!take_entry(r, i))
+            continue;
+        px__lanes_release_proc(r, i);
+        requeued += reap_slots(r, i);
+        px__arena_sweep(r);
+        atomic_store_explicit(&r->procs[i].state, PX__PROC_FREE, memory_order_release);
+    }
+    return requeued;
+}

@@ -1,0 +1,268 @@
+/*
+ * Claiming, running and finishing one task.
+ *
+ * Claim: CAS PENDING(g) -> RUNNING(g, owner us, attempts + 1). The claim is
+ * the single point that makes a run exactly-once: an id may sit in two lanes
+ * (see submit.c) or be read twice by racing consumers, but only one CAS from
+ * PENDING succeeds.
+ *
+ * Finish: CAS RUNNING(ours) -> FINISHING(ours); write the result fields;
+ * store SUCCESS or FAILED (seq_cst, then wake). FINISHING exists so that
+ * nobody can take the task back (a shutdown requeue is a CAS from RUNNING)
+ * while its result is being written. If that first CAS fails, the run was
+ * revoked: our result chunks are released and nothing else is touched.
+ *
+ * A worker that dies while RUNNING or FINISHING leaves the task owned by a
+ * dead process; the reaper returns it to PENDING (attempts stay counted)
+ * and releases the result chunks it had claimed.
+ */
+#define _GNU_SOURCE
+#include "executor.h"
+#include "../shm/futex.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+bool px__claim(px_region *r, px_id id, uint64_t *claimed)
+{
+    struct px__slot *s = px__slot_of(r, id);
+    if (!s)
+        return false;
+    uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+    while (PX__CTL_GEN(c) == PX__ID_GEN(id) && PX__CTL_STATE(c) == PX__S_PENDING) {
+        uint32_t att = PX__CTL_ATT(c) + 1;
+        uint64_t want = PX__CTL(PX__CTL_GEN(c), PX__S_RUNNING, r->self + 1,
+                                att > 0xfff ? 0xfff : att, PX__CTL_FLAGS(c));
+        if (atomic_compare_exchange_weak_explicit(&s->ctl, &c, want, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            *claimed = want;
+            return true;
+        }
+    }
+    return false;
+}
+
+px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, uint32_t *cursor, uint64_t *claimed)
+{
+    uint32_t hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire);
+    if (hwm > r->hdr->lanes)
+        hwm = r->hdr->lanes;
+    for (uint32_t n = 0; n < hwm; n++) {
+        uint32_t i = (*cursor + n) % hwm;
+        struct px__lane *l = &r->lanes[i];
+        uint32_t key = atomic_load_explicit(&l->key, memory_order_acquire);
+        if (PX__KEY_MODE(key) != mode || PX__KEY_QUEUE(key) >= 64 ||
+            !(qmask & (1ull << PX__KEY_QUEUE(key))))
+            continue;
+        uint64_t pos, id;
+        while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id)) {
+            bool mine = px__claim(r, id, claimed);
+            px__lane_advance(l, pos);
+            px__wake_room(r);
+            if (mine) {
+                /* Stay on this lane next time: its producer is active. */
+                *cursor = i;
+                return id;
+            }
+        }
+    }
+    *cursor = *cursor + 1;
+    return 0;
+}
+
+int px_result(px_ctx *ctx, const void *data, size_t len)
+{
+    if (!ctx || (len && !data))
+        return -EINVAL;
+    px_region *r = ctx->r;
+    if (len > r->hdr->max_payload)
+        return -E2BIG;
+    uint32_t chunk = PX__NO_CHUNK;
+    if (len > PX__INLINE_OUT) {
+        int rc = px__arena_alloc(r, ctx->t, ctx->id, len, &chunk);
+        if (rc)
+            return rc;
+        memcpy(px__arena_ptr(r, chunk), data, len);
+    } else if (len) {
+        memcpy(ctx->out_inline, data, len);
+    }
+    if (ctx->out_chunk != PX__NO_CHUNK)
+        px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
+    ctx->out_chunk = chunk;
+    ctx->out_len = (uint32_t)len;
+    return 0;
+}
+
+int px_fail(px_ctx *ctx, const char *fmt, ...)
+{
+    if (!ctx)
+        return -EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err, sizeof ctx->err, fmt ? fmt : "failed", ap);
+    va_end(ap);
+    ctx->failed = true;
+    return PX_ETASKFAILED;
+}
+
+int px_should_continue(px_ctx *ctx)
+{
+    return ctx && !(ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed));
+}
+
+px_id px_task_id(px_ctx *ctx)
+{
+    return ctx ? ctx->id : 0;
+}
+
+int px_task_attempt(px_ctx *ctx)
+{
+    return ctx ? (int)PX__CTL_ATT(ctx->claimed) : -EINVAL;
+}
+
+/* Writes the outcome into a slot we hold in FINISHING and publishes it. */
+static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint32_t state,
+                            uint32_t out_chunk, uint32_t out_len, const void *inl)
+{
+    if (out_chunk == PX__NO_CHUNK && out_len)
+        memcpy(s->out, inl, out_len);
+    atomic_store_explicit(&s->out_chunk, out_chunk, memory_order_relaxed);
+    atomic_store_explicit(&s->out_len, out_len, memory_order_relaxed);
+    atomic_store_explicit(&s->fin_ns, px__now_ns(), memory_order_relaxed);
+    uint32_t args_chunk = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
+    uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
+    uint64_t tag = PX__ID(PX__CTL_GEN(fin), (uint32_t)(s - r->slots));
+    uint64_t final = PX__CTL_WITH(fin, state, PX__CTL_OWNER(fin));
+    atomic_store(&s->ctl, final);
+    /* The args are not needed once the task is finished. */
+    px__arena_free(r, tag, args_chunk, args_len);
+    if (PX__CTL_FLAGS(fin) & PX__F_DETACHED)
+        px__slot_free(r, (uint32_t)(s - r->slots), final);
+    else
+        px__wake_slot(r, s);
+}
+
+/* Stores an error text as the task's out bytes (inline or in chunks). */
+static void publish_error(px_region *r, struct px__tls *t, struct px__slot *s, uint64_t fin,
+                          const char *text)
+{
+    size_t n = strnlen(text, PX__ERR_MAX - 1);
+    uint32_t chunk = PX__NO_CHUNK;
+    px_id id = PX__ID(PX__CTL_GEN(fin), (uint32_t)(s - r->slots));
+    if (n > PX__INLINE_OUT && (!t || px__arena_alloc(r, t, id, n, &chunk) != 0))
+        n = PX__INLINE_OUT; /* no room for the whole text: keep its start */
+    if (chunk != PX__NO_CHUNK)
+        memcpy(px__arena_ptr(r, chunk), text, n);
+    publish_outcome(r, s, fin, PX__S_FAILED, chunk, (uint32_t)n, text);
+}
+
+static bool to_finishing(struct px__slot *s, uint64_t claimed, uint64_t *fin)
+{
+    uint64_t want = PX__CTL_WITH(claimed, PX__S_FINISHING, PX__CTL_OWNER(claimed));
+    if (!atomic_compare_exchange_strong(&s->ctl, &claimed, want))
+        return false;
+    *fin = want;
+    return true;
+}
+
+static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_cap)
+{
+    px_region *r = ctx->r;
+    struct px__slot *s = ctx->s;
+    uint64_t fin;
+    bool stopping = ctx->stop && atomic_load(ctx->stop);
+    if (rc != 0 && stopping) {
+        /* Interrupted by shutdown: back to PENDING, not a failure. */
+        px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
+        return px__requeue(r, PX__ID_IDX(ctx->id), ctx->claimed) ? PX__DONE_REQUEUED
+                                                                 : PX__DONE_REVOKED;
+    }
+    if (!to_finishing(s, ctx->claimed, &fin)) {
+        px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
+        return PX__DONE_REVOKED;
+    }
+    if (rc == 0 && !ctx->failed) {
+        publish_outcome(r, s, fin, PX__S_SUCCESS, ctx->out_chunk, ctx->out_len, ctx->out_inline);
+        return PX__DONE_OK;
+    }
+    px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
+    if (!ctx->failed)
+        snprintf(ctx->err, sizeof ctx->err, "task returned %d", rc);
+    if (err_out && err_cap)
+        snprintf(err_out, err_cap, "%s", ctx->err);
+    publish_error(r, ctx->t, s, fin, ctx->err);
+    return PX__DONE_FAILED;
+}
+
+enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
+                         char *err_out, size_t err_cap)
+{
+    struct px__slot *s = &r->slots[PX__ID_IDX(id)];
+    px_ctx ctx = {.r = r,
+                  .id = id,
+                  .s = s,
+                  .claimed = claimed,
+                  .t = px__tls_get(r),
+                  .out_chunk = PX__NO_CHUNK,
+                  .stop = stop};
+    atomic_store_explicit(&s->worker_pid, getpid(), memory_order_relaxed);
+    atomic_store_explicit(&s->start_ns, px__now_ns(), memory_order_relaxed);
+    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+    uint32_t len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
+    const uint8_t *args = px__slot_args(r, s);
+    px_task_fn fn =
+        def < r->hdr->max_defs ? atomic_load_explicit(&r->fns[def], memory_order_acquire) : NULL;
+    int rc;
+    if (!ctx.t) {
+        rc = px_fail(&ctx, "out of memory in worker %d", (int)getpid());
+    } else if (!args || len > r->hdr->max_payload) {
+        rc = px_fail(&ctx, "corrupt task slot (args out of bounds)");
+    } else if (!fn) {
+        rc = px_fail(&ctx, "task '%s' is not implemented by worker %d", px__def_name(r, def),
+                     (int)getpid());
+    } else {
+        rc = fn(&ctx, args, len);
+    }
+    return finish(&ctx, rc, err_out, err_cap);
+}
+
+bool px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text)
+{
+    struct px__slot *s = &r->slots[PX__ID_IDX(id)];
+    uint64_t c = atomic_load(&s->ctl), fin;
+    if (c == claimed) {
+        if (!to_finishing(s, claimed, &fin))
+            return false;
+    } else if (c == PX__CTL_WITH(claimed, PX__S_FINISHING, PX__CTL_OWNER(claimed))) {
+        fin = c; /* the runner died while writing its outcome */
+    } else {
+        return false;
+    }
+    uint32_t args_chunk = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
+    uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
+    px__arena_free_stray(r, id, args_chunk, args_len);
+    publish_error(r, px__tls_get(r), s, fin, text);
+    return true;
+}
+
+bool px__requeue(px_region *r, uint32_t idx, uint64_t seen)
+{
+    struct px__slot *s = &r->slots[idx];
+    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
+    if (def >= r->hdr->max_defs || q >= r->hdr->max_queues)
+        return false;
+    uint64_t want = PX__CTL_WITH(seen, PX__S_PENDING, r->self + 1);
+    if (!atomic_compare_exchange_strong(&s->ctl, &seen, want))
+        return false;
+    struct px__tls *t = px__tls_get(r);
+    uint64_t id = PX__ID(PX__CTL_GEN(want), idx);
+    /* Wait as long as it takes: the task must not stay out of every lane
+     * while we live. If we die first, the next reaper pushes it again. */
+    if (!t || px__publish(r, t, PX__KEY(q, r->defs[def].mode), &id, 1, 0) < 0)
+        return false;
+    return true;
+}

@@ -1,0 +1,263 @@
+/*
+ * Submitting tasks.
+ *
+ * A submit reserves a slot (CAS FREE -> RESERVED, owner us), writes the
+ * definition, queue and args (inline, or arena chunks tagged with the new
+ * id), stores PENDING (release), pushes the id into the calling thread's
+ * lane, and wakes a worker only if one sleeps. No lock and no system call
+ * unless a worker sleeps or there is no room.
+ *
+ * If the producer dies: while RESERVED, the reaper frees the slot and the
+ * arena sweep its chunks; after PENDING but before the push, the reaper
+ * pushes every PENDING task the dead process owned (a task that was pushed
+ * as well is then in two lanes, which is harmless: only one claim of it
+ * succeeds). So a submit that returned 0 is never lost, and one that did
+ * not leaves nothing behind.
+ */
+#include "executor.h"
+#include "../shm/futex.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#define BATCH 64
+
+struct target {
+    int def;
+    uint32_t key;
+    uint32_t queue;
+};
+
+static int resolve(px_region *r, const char *task, const px_submit_opts *o, struct target *tg)
+{
+    int def = px__def_find(r, task);
+    if (def < 0)
+        return def;
+    int queue = (int)r->defs[def].queue;
+    if (o && o->queue && (queue = px__queue_find(r, o->queue, true)) < 0)
+        return queue;
+    tg->def = def;
+    tg->queue = (uint32_t)queue;
+    tg->key = PX__KEY(queue, r->defs[def].mode);
+    return 0;
+}
+
+bool px__wait_room(px_region *r, int64_t deadline, uint32_t seen)
+{
+    int64_t left = px__left(deadline, px__mono_ns());
+    if (left == 0)
+        return false;
+    px__futex_wait(&r->hdr->room_seq, seen, left);
+    return true;
+}
+
+/* Reserves and fills a slot, waiting for room as opts say. */
+static int fill(px_region *r, struct px__tls *t, const struct target *tg, const void *args,
+                size_t len, uint32_t flags, int64_t deadline, px_id *out)
+{
+    px_id id;
+    uint32_t chunk = PX__NO_CHUNK;
+    for (;;) {
+        atomic_fetch_add(&r->hdr->room_waiters, 1);
+        uint32_t seen = atomic_load(&r->hdr->room_seq);
+        int rc = px__slot_reserve(r, t, flags, &id);
+        if (rc == 0 && len > PX__INLINE_ARGS &&
+            (rc = px__arena_alloc(r, t, id, len, &chunk)) != 0) {
+            uint64_t c = atomic_load_explicit(&r->slots[PX__ID_IDX(id)].ctl, memory_order_relaxed);
+            px__slot_free(r, PX__ID_IDX(id), c);
+        }
+        if (rc == 0 || !px__wait_room(r, deadline, seen)) {
+            atomic_fetch_sub(&r->hdr->room_waiters, 1);
+            if (rc)
+                return -EAGAIN;
+            break;
+        }
+        atomic_fetch_sub(&r->hdr->room_waiters, 1);
+    }
+    struct px__slot *s = &r->slots[PX__ID_IDX(id)];
+    atomic_store_explicit(&s->def, (uint32_t)tg->def, memory_order_relaxed);
+    atomic_store_explicit(&s->queue, tg->queue, memory_order_relaxed);
+    atomic_store_explicit(&s->args_len, (uint32_t)len, memory_order_relaxed);
+    atomic_store_explicit(&s->args_chunk, chunk, memory_order_relaxed);
+    atomic_store_explicit(&s->out_len, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
+    atomic_store_explicit(&s->worker_pid, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->start_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->fin_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->enq_ns, px__now_ns(), memory_order_relaxed);
+    if (len)
+        memcpy(chunk == PX__NO_CHUNK ? s->args : px__arena_ptr(r, chunk), args, len);
+    uint64_t c = atomic_load_explicit(&s->ctl, memory_order_relaxed);
+    atomic_store_explicit(&s->ctl, PX__CTL_WITH(c, PX__S_PENDING, r->self + 1),
+                          memory_order_release);
+    *out = id;
+    return 0;
+}
+
+/* Undoes fill() for tasks that could not be pushed: they are PENDING but in
+ * no lane, so no one else can have claimed them. */
+static void unfill(px_region *r, const uint64_t *ids, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t idx = PX__ID_IDX(ids[i]);
+        px__slot_free(r, idx, atomic_load(&r->slots[idx].ctl));
+    }
+}
+
+static void wake_workers(px_region *r, uint32_t n)
+{
+    /* The fence orders our tail store before the sleepers load; a worker
+     * going to sleep increments sleepers before its last scan. */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint32_t sleepers = atomic_load_explicit(&r->hdr->sleepers, memory_order_relaxed);
+    if (sleepers == 0)
+        return;
+    atomic_fetch_add(&r->hdr->work_seq, 1);
+    px__futex_wake(&r->hdr->work_seq, n < sleepers ? (int)n : (int)sleepers);
+}
+
+int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *ids, uint32_t n,
+                int64_t deadline)
+{
+    int lane = px__lane_for(r, t, key);
+    if (lane < 0)
+        return lane;
+    struct px__lane *l = &r->lanes[lane];
+    _Atomic uint64_t *ent = px__lane_entries(r, (uint32_t)lane);
+    uint32_t done = 0;
+    while (done < n) {
+        atomic_fetch_add(&r->hdr->room_waiters, 1);
+        uint32_t seen = atomic_load(&r->hdr->room_seq);
+        uint32_t k = px__lane_push(l, ent, r->lane_mask, ids + done, n - done);
+        done += k;
+        if (k == 0 && !px__wait_room(r, deadline, seen)) {
+            atomic_fetch_sub(&r->hdr->room_waiters, 1);
+            break;
+        }
+        atomic_fetch_sub(&r->hdr->room_waiters, 1);
+    }
+    if (done)
+        wake_workers(r, done);
+    return done ? (int)done : -EAGAIN;
+}
+
+static int64_t deadline_of(const px_submit_opts *o)
+{
+    double timeout = o ? o->timeout_s : 0;
+    return px__deadline(timeout, px__mono_ns());
+}
+
+static int check_common(px_region *r, const px_submit_opts *o)
+{
+    if (!r)
+        return -EINVAL;
+    if (o && (o->flags & ~(uint32_t)(PX_SUBMIT_DETACHED | PX_SUBMIT_EPHEMERAL)))
+        return -EINVAL;
+    if (o && (o->flags & PX_SUBMIT_DETACHED) && (o->flags & PX_SUBMIT_EPHEMERAL))
+        return -EINVAL;
+    return 0;
+}
+
+static uint32_t slot_flags(const px_submit_opts *o)
+{
+    uint32_t f = o ? o->flags : 0;
+    return ((f & PX_SUBMIT_DETACHED) ? PX__F_DETACHED : 0) |
+           ((f & PX_SUBMIT_EPHEMERAL) ? PX__F_EPHEMERAL : 0);
+}
+
+/* "No room" is -EAGAIN for a submit that would not wait, -ETIMEDOUT for one
+ * that waited. */
+static int no_room(const px_submit_opts *o, int rc)
+{
+    if (rc == -EAGAIN && o && o->timeout_s != 0)
+        return -ETIMEDOUT;
+    return rc;
+}
+
+int px_submit(px_region *r, const char *task, const void *args, size_t len,
+              const px_submit_opts *opts, px_id *out)
+{
+    int rc = check_common(r, opts);
+    if (rc)
+        return rc;
+    if (len && !args)
+        return -EINVAL;
+    if (len > r->hdr->max_payload)
+        return -E2BIG;
+    struct target tg;
+    if ((rc = resolve(r, task, opts, &tg)) != 0)
+        return rc;
+    struct px__tls *t = px__tls_get(r);
+    if (!t)
+        return -ENOMEM;
+    int64_t deadline = deadline_of(opts);
+    px_id id;
+    if ((rc = fill(r, t, &tg, args, len, slot_flags(opts), deadline, &id)) != 0)
+        return no_room(opts, rc);
+    if ((rc = px__publish(r, t, tg.key, &id, 1, deadline)) < 0) {
+        unfill(r, &id, 1);
+        return no_room(opts, rc);
+    }
+    if (out)
+        *out = id;
+    return 0;
+}
+
+/* Pushes the batch gathered so far; undoes what could not be pushed. */
+static int flush(px_region *r, struct px__tls *t, uint32_t key, uint64_t *ids, uint32_t n,
+                 int64_t deadline, uint32_t *pushed)
+{
+    int rc = px__publish(r, t, key, ids, n, deadline);
+    uint32_t k = rc > 0 ? (uint32_t)rc : 0;
+    unfill(r, ids + k, n - k);
+    *pushed = k;
+    return k == n ? 0 : (rc < 0 ? rc : -EAGAIN);
+}
+
+int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_opts *opts,
+                   px_id *ids)
+{
+    int rc = check_common(r, opts);
+    if (rc)
+        return rc;
+    if (!jobs || !ids || n > INT_MAX)
+        return -EINVAL;
+    struct px__tls *t = px__tls_get(r);
+    if (!t)
+        return -ENOMEM;
+    int64_t deadline = deadline_of(opts);
+    uint32_t flags = slot_flags(opts), batch = 0, pushed;
+    size_t done = 0;
+    struct target tg = {0}, next;
+    for (size_t i = 0; i < n; i++) {
+        const px_job *j = &jobs[i];
+        if ((j->len && !j->args) || !j->task)
+            rc = -EINVAL;
+        else if (j->len > r->hdr->max_payload)
+            rc = -E2BIG;
+        else
+            rc = resolve(r, j->task, opts, &next);
+        if (rc == 0 && batch && (next.key != tg.key || batch == BATCH)) {
+            rc = flush(r, t, tg.key, ids + done, batch, deadline, &pushed);
+            done += pushed;
+            batch = 0;
+        }
+        if (rc == 0) {
+            tg = next;
+            rc = fill(r, t, &tg, j->args, j->len, flags, deadline, &ids[done + batch]);
+        }
+        if (rc)
+            break;
+        batch++;
+    }
+    if (batch) {
+        int frc = flush(r, t, tg.key, ids + done, batch, deadline, &pushed);
+        done += pushed;
+        if (rc == 0)
+            rc = frc;
+    }
+    if (done)
+        return (int)done;
+    return no_room(opts, rc);
+}

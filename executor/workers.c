@@ -1,0 +1,363 @@
+/*
+ * Thread workers, the supervisor, and graceful stop.
+ *
+ * A worker thread takes tasks from the lanes of its queues, spins for
+ * spin_us when it finds none, then sleeps on the region's work_seq futex
+ * after announcing itself in `sleepers`; a submit wakes one sleeper only if
+ * there is one. The announcement and the producer's tail store are each
+ * followed by a seq_cst fence, so either the worker's last scan sees the
+ * new entry or the producer sees the sleeper.
+ *
+ * Stopping: `stopping` makes every thread finish its task and exit; the
+ * stop flags tell running tasks (through px_should_continue) to stop,
+ * daemon tasks at once and the others after the grace period; whatever
+ * still runs then is put back to PENDING by a CAS from its claimed RUNNING
+ * state, so its late result is discarded (see run.c).
+ */
+#define _GNU_SOURCE
+#include "workers.h"
+#include "../shm/futex.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SLEEP_NS 1000000000ll
+
+struct px__wslot *px__wslot_of(px_workers *w, unsigned i)
+{
+    return &w->ws[i];
+}
+
+void px__emit(px_workers *w, px_event_kind kind, px_id id, const char *error)
+{
+    if (!w->o.on_event)
+        return;
+    struct px__slot *s = px__slot_of(w->r, id);
+    uint32_t def = s ? atomic_load_explicit(&s->def, memory_order_relaxed) : UINT32_MAX;
+    px_event ev = {.kind = kind, .id = id, .task = px__def_name(w->r, def), .error = error};
+    w->o.on_event(&ev, w->o.user);
+}
+
+void px__account(px_workers *w, struct px__wslot *ws, px_id id, enum px__outcome out,
+                 const char *err)
+{
+    switch (out) {
+    case PX__DONE_OK:
+        atomic_fetch_add_explicit(&ws->succeeded, 1, memory_order_relaxed);
+        px__emit(w, PX_EV_SUCCESS, id, NULL);
+        break;
+    case PX__DONE_FAILED:
+        atomic_fetch_add_explicit(&ws->failed, 1, memory_order_relaxed);
+        px__emit(w, PX_EV_FAILED, id, err);
+        break;
+    case PX__DONE_REQUEUED:
+        atomic_fetch_add_explicit(&ws->requeued, 1, memory_order_relaxed);
+        px__emit(w, PX_EV_REQUEUED, id, NULL);
+        break;
+    case PX__DONE_REVOKED:
+        break;
+    }
+    atomic_store_explicit(&ws->current, 0, memory_order_release);
+    if (atomic_load_explicit(&w->stopping, memory_order_relaxed)) {
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+bool px__is_daemon(px_region *r, px_id id)
+{
+    uint32_t def = atomic_load_explicit(&r->slots[PX__ID_IDX(id)].def, memory_order_relaxed);
+    return def < r->hdr->max_defs && (r->defs[def].flags & PX__DEF_DAEMON);
+}
+
+px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *claimed)
+{
+    px_region *r = w->r;
+    uint64_t spin_end = px__mono_ns() + (uint64_t)w->o.spin_us * 1000;
+    while (!atomic_load_explicit(&w->stopping, memory_order_acquire)) {
+        px_id id = px__take(r, w->qmask, mode, cursor, claimed);
+        if (id)
+            return id;
+        if (px__mono_ns() < spin_end) {
+            px__cpu_relax();
+            continue;
+        }
+        atomic_fetch_add(&r->hdr->sleepers, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        uint32_t seen = atomic_load(&r->hdr->work_seq);
+        id = px__take(r, w->qmask, mode, cursor, claimed);
+        if (!id && !atomic_load(&w->stopping))
+            px__futex_wait(&r->hdr->work_seq, seen, SLEEP_NS);
+        atomic_fetch_sub(&r->hdr->sleepers, 1);
+        if (id)
+            return id;
+        spin_end = px__mono_ns() + (uint64_t)w->o.spin_us * 1000;
+    }
+    return 0;
+}
+
+struct thread_arg {
+    px_workers *w;
+    unsigned i;
+};
+
+static void *thread_main(void *p)
+{
+    struct thread_arg *a = p;
+    px_workers *w = a->w;
+    struct px__wslot *ws = &w->ws[a->i];
+    uint32_t cursor = a->i;
+    free(a);
+    uint64_t claimed;
+    char err[PX__ERR_MAX];
+    px_id id;
+    while ((id = px__next_task(w, PX_THREAD, &cursor, &claimed)) != 0) {
+        atomic_store_explicit(&ws->claimed, claimed, memory_order_relaxed);
+        atomic_store_explicit(&ws->current, id, memory_order_release);
+        px__emit(w, PX_EV_START, id, NULL);
+        const _Atomic int *stop = px__is_daemon(w->r, id) ? &w->flags->daemon : &w->flags->all;
+        enum px__outcome out = px__run(w->r, id, claimed, stop, err, sizeof err);
+        px__account(w, ws, id, out, err);
+    }
+    return NULL;
+}
+
+static void *super_main(void *p)
+{
+    px_workers *w = p;
+    pthread_mutex_lock(&w->mu);
+    while (!atomic_load(&w->stopping)) {
+        pthread_mutex_unlock(&w->mu);
+        int n = px__reap(w->r);
+        if (n > 0)
+            atomic_fetch_add(&w->reaped, (uint64_t)n);
+        pthread_mutex_lock(&w->mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + w->r->hdr->reap_interval_ns;
+        ts.tv_sec += (time_t)(ns / 1000000000ull);
+        ts.tv_nsec = (long)(ns % 1000000000ull);
+        if (!atomic_load(&w->stopping))
+            pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Parses "a,b,c" into a mask of queue indices, creating the queues. */
+static int parse_queues(px_region *r, const char *list, uint64_t *mask)
+{
+    *mask = 0;
+    if (!list)
+        list = "default";
+    char buf[PX__QNAME_MAX];
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        if (n == 0 || n >= sizeof buf)
+            return -EINVAL;
+        memcpy(buf, list, n);
+        buf[n] = '\0';
+        int q = px__queue_find(r, buf, true);
+        if (q < 0)
+            return q;
+        *mask |= 1ull << q;
+        list += n + (list[n] == ',');
+    }
+    return *mask ? 0 : -EINVAL;
+}
+
+static void set_defaults(px_workers_opts *o)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    if (o->threads == 0)
+        o->threads = (unsigned)(2 * cores);
+    if (o->processes == 0)
+        o->processes = (unsigned)cores;
+    if (o->grace_s == 0)
+        o->grace_s = 10;
+    if (o->spin_us == 0)
+        o->spin_us = 50;
+}
+
+static int start_threads(px_workers *w)
+{
+    for (unsigned i = 0; i < w->o.threads; i++) {
+        struct thread_arg *a = malloc(sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        *a = (struct thread_arg){w, i};
+        int rc = pthread_create(&w->threads[i], NULL, thread_main, a);
+        if (rc) {
+            free(a);
+            return -rc;
+        }
+        w->nthreads++;
+    }
+    int rc = pthread_create(&w->super, NULL, super_main, w);
+    w->super_started = rc == 0;
+    return -rc;
+}
+
+static px_workers *alloc_workers(px_region *r, const px_workers_opts *opts)
+{
+    px_workers *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->r = r;
+    w->o = opts ? *opts : (px_workers_opts){0};
+    set_defaults(&w->o);
+    w->threads = calloc(w->o.threads, sizeof *w->threads);
+    w->ws = aligned_alloc(PX__LINE, sizeof(struct px__wslot) * (w->o.threads + w->o.processes));
+    w->children = calloc(w->o.processes, sizeof *w->children);
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    w->flags = page == MAP_FAILED ? NULL : page;
+    if (!w->threads || !w->ws || !w->children || !w->flags) {
+        if (w->flags)
+            munmap(w->flags, 4096);
+        free(w->threads);
+        free(w->ws);
+        free(w->children);
+        free(w);
+        return NULL;
+    }
+    memset(w->ws, 0, sizeof(struct px__wslot) * (w->o.threads + w->o.processes));
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    return w;
+}
+
+int px_workers_start(px_region *r, const px_workers_opts *opts, px_workers **out)
+{
+    if (!r || !out ||
+        (opts && (opts->grace_s < 0 || opts->threads > 4096 || opts->processes > 4096)))
+        return -EINVAL;
+    px_workers *w = alloc_workers(r, opts);
+    if (!w)
+        return -ENOMEM;
+    int rc = parse_queues(r, w->o.queues, &w->qmask);
+    if (rc) {
+        w->nthreads = 0;
+        goto fail;
+    }
+    atomic_store(&r->procs[r->self].role, PX_ROLE_WORKER);
+    atomic_fetch_add(&r->workers, 1);
+    /* Children first, while this process may still have few threads. */
+    if ((rc = px__pool_start(w)) == 0 && (rc = start_threads(w)) == 0) {
+        *out = w;
+        return 0;
+    }
+    px_workers_stop(w);
+    return rc;
+fail:
+    munmap(w->flags, 4096);
+    free(w->threads);
+    free(w->ws);
+    free(w->children);
+    free(w);
+    return rc;
+}
+
+void px_workers_signal_stop(px_workers *w)
+{
+    if (!w)
+        return;
+    atomic_store(&w->stopping, 1);
+    atomic_fetch_add(&w->r->hdr->work_seq, 1);
+    px__futex_wake(&w->r->hdr->work_seq, INT_MAX);
+}
+
+static unsigned running(px_workers *w, bool daemon_too)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < w->o.threads + w->nchildren; i++) {
+        px_id id = atomic_load(&w->ws[i].current);
+        if (id && (daemon_too || !px__is_daemon(w->r, id)))
+            n++;
+    }
+    return n;
+}
+
+/* Waits until no non-daemon task runs, or the grace period ends. */
+static void wait_grace(px_workers *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)(w->o.grace_s * 1e9);
+    ts.tv_sec += (time_t)(ns / 1000000000ull);
+    ts.tv_nsec = (long)(ns % 1000000000ull);
+    pthread_mutex_lock(&w->mu);
+    while (running(w, false) > 0 && pthread_cond_timedwait(&w->cond, &w->mu, &ts) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Puts the thread tasks still running back to PENDING; their late results
+ * are discarded when they return. */
+static void requeue_running(px_workers *w)
+{
+    for (unsigned i = 0; i < w->nthreads; i++) {
+        px_id id = atomic_load(&w->ws[i].current);
+        if (!id)
+            continue;
+        uint64_t claimed = atomic_load(&w->ws[i].claimed);
+        if (px__requeue(w->r, PX__ID_IDX(id), claimed)) {
+            atomic_fetch_add(&w->ws[i].requeued, 1);
+            px__emit(w, PX_EV_REQUEUED, id, NULL);
+        }
+    }
+}
+
+int px_workers_stop(px_workers *w)
+{
+    if (!w)
+        return -EINVAL;
+    px_workers_signal_stop(w);
+    atomic_store(&w->flags->daemon, 1);
+    px__pool_kill(w, true);
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    wait_grace(w);
+    atomic_store(&w->flags->all, 1);
+    requeue_running(w);
+    px__pool_kill(w, false);
+    for (unsigned i = 0; i < w->nthreads; i++)
+        pthread_join(w->threads[i], NULL);
+    if (w->super_started)
+        pthread_join(w->super, NULL);
+    px__pool_join(w);
+    atomic_fetch_sub(&w->r->workers, 1);
+    munmap(w->flags, 4096);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cond);
+    free(w->threads);
+    free(w->ws);
+    free(w->children);
+    free(w);
+    return 0;
+}
+
+int px_workers_stats_get(px_workers *w, px_workers_stats *st)
+{
+    if (!w || !st)
+        return -EINVAL;
+    memset(st, 0, sizeof *st);
+    for (unsigned i = 0; i < w->o.threads + w->nchildren; i++) {
+        st->succeeded += atomic_load_explicit(&w->ws[i].succeeded, memory_order_relaxed);
+        st->failed += atomic_load_explicit(&w->ws[i].failed, memory_order_relaxed);
+        st->requeued += atomic_load_explicit(&w->ws[i].requeued, memory_order_relaxed);
+        st->running += atomic_load_explicit(&w->ws[i].current, memory_order_relaxed) != 0;
+    }
+    st->requeued += atomic_load(&w->reaped);
+    st->threads = w->nthreads;
+    st->processes = w->nchildren;
+    return 0;
+}

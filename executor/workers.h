@@ -1,0 +1,67 @@
+/*
+ * The workers of one handle: thread workers, the process pool, the
+ * supervisor. Shared between workers.c and pool.c.
+ */
+#ifndef PX_EXECUTOR_WORKERS_H
+#define PX_EXECUTOR_WORKERS_H
+
+#include "executor.h"
+
+#include <pthread.h>
+#include <sys/types.h>
+
+/* One thread's view of its current task, read by the stopping thread.
+ * Padded: each thread writes its own line only. */
+struct px__wslot {
+    _Atomic px_id current;
+    _Atomic uint64_t claimed;
+    _Atomic uint64_t succeeded, failed, requeued;
+    char pad[PX__LINE - 5 * sizeof(uint64_t)];
+};
+
+/* Flags shared with the pool's children (an anonymous shared page). */
+struct px__stopflags {
+    _Atomic int daemon; /* daemon tasks: stop now */
+    _Atomic int all;    /* every task: stop now */
+};
+
+struct px__child {
+    _Atomic pid_t pid; /* 0 while being replaced */
+    int sock;          /* parent's end of a socketpair; the dispatcher's */
+    pthread_t thread;
+    bool started;
+};
+
+struct px_workers {
+    px_region *r;
+    px_workers_opts o;
+    uint64_t qmask;
+    _Atomic int stopping; /* take no new tasks */
+    struct px__stopflags *flags;
+    unsigned nthreads;
+    pthread_t *threads;
+    struct px__wslot *ws; /* nthreads + nchildren entries */
+    unsigned nchildren;
+    struct px__child *children;
+    pthread_t super;
+    bool super_started;
+    pthread_mutex_t mu; /* guards the cond below; not on the task path */
+    pthread_cond_t cond;
+    _Atomic uint64_t reaped;
+};
+
+struct px__wslot *px__wslot_of(px_workers *w, unsigned i);
+void px__emit(px_workers *w, px_event_kind kind, px_id id, const char *error);
+/* After a task: count it, report it, signal a stopping px_workers_stop(). */
+void px__account(px_workers *w, struct px__wslot *ws, px_id id, enum px__outcome out,
+                 const char *err);
+bool px__is_daemon(px_region *r, px_id id);
+/* Idle wait for work: returns a claimed task or 0 when stopping. */
+px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *claimed);
+
+/* pool.c */
+int px__pool_start(px_workers *w);
+void px__pool_kill(px_workers *w, bool daemon_only);
+void px__pool_join(px_workers *w);
+
+#endif

@@ -1,0 +1,388 @@
+/*
+ * Pollux: an embedded task runtime over shared memory.
+ *
+ * Producers (any thread of any process) submit named tasks with a byte
+ * payload into a region; workers (threads of the same process, pre-forked
+ * child processes, or a separate `pollux worker`) run them; futures wake
+ * waiters through a futex in the region.
+ *
+ * Conventions of this header:
+ * - Every call returns 0 (or a non-negative count or state) on success and a
+ *   negative code on failure: a negated errno, or one of the PX_E* codes
+ *   below. px_strerror() names both. There is no errno side channel.
+ * - Structs named *_opts are zero-initialised to mean "defaults", so
+ *   `(px_region_opts){0}` works and fields can be added later.
+ * - Handles (px_region, px_workers, px_ctx) are opaque. The call that creates
+ *   one says which call releases it.
+ */
+#ifndef POLLUX_H
+#define POLLUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PX_VERSION_MAJOR 0
+#define PX_VERSION_MINOR 1
+#define PX_VERSION_PATCH 0
+
+#if defined(__GNUC__)
+#define PX_API __attribute__((visibility("default")))
+#define PX_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PX_API
+#define PX_PRINTF(f, a)
+#endif
+
+/* ---- Errors ------------------------------------------------------------ */
+
+/* Project codes sit below the errno range (errno values are < 4096). */
+enum {
+    PX_ENOTASK = -10001,     /* no task of that name is defined in the region */
+    PX_ETASKFAILED = -10002, /* the task finished FAILED; see px_info().error */
+    PX_EVERSION = -10003,    /* the region has another layout version */
+    PX_ECORRUPT = -10004,    /* the region is not a Pollux region, or damaged */
+};
+
+/* A static, human-readable text for any code returned by this library. */
+PX_API const char *px_strerror(int err);
+
+/* ---- Ids --------------------------------------------------------------- */
+
+/*
+ * A task id: the slot index in the low 32 bits, the slot's generation in the
+ * high 32 bits. 0 is never a valid id. When a slot is reused its generation
+ * changes, so a stale id answers -ENOENT, never another task's data.
+ */
+typedef uint64_t px_id;
+
+/* Characters of the text form, without the terminating NUL. */
+#define PX_ID_LEN 17
+
+/* Writes the fixed-width text form ("gggggggg-ssssssss", lowercase hex) and a
+ * NUL into buf, which must hold PX_ID_LEN + 1 bytes. Returns PX_ID_LEN. */
+PX_API int px_id_format(px_id id, char *buf);
+
+/* Parses the text form. Returns 0, or -EINVAL for anything else. */
+PX_API int px_id_parse(const char *text, px_id *out);
+
+/* ---- Region -------------------------------------------------------------- */
+
+typedef struct px_region px_region;
+
+/* Flags for px_region_opts.flags. */
+enum {
+    PX_REGION_CREATE = 1u << 0, /* fail with -EEXIST if the region exists */
+    PX_REGION_ATTACH = 1u << 1, /* fail with -ENOENT if it does not exist */
+};
+
+typedef struct px_region_opts {
+    uint32_t capacity;      /* task slots; 0: 65536 */
+    uint32_t max_payload;   /* largest args or result in bytes; 0: 65536 */
+    uint64_t arena_bytes;   /* payload arena; 0: max(64 MiB, 64 * max_payload) */
+    uint32_t lanes;         /* producer lanes (one per producing thread and
+                               queue); 0: 256 */
+    uint32_t lane_depth;    /* entries per lane, a power of two; 0: 4096 */
+    uint32_t file_mode;     /* permissions of a new region; 0: 0600 */
+    uint32_t flags;         /* PX_REGION_* */
+    double reap_interval_s; /* how often workers look for dead processes;
+                               0: 0.2 */
+} px_region_opts;
+
+/*
+ * Creates the region, or attaches to it if it exists (sizing options are then
+ * ignored: the region's own are used). A name of the form "/app" is a POSIX
+ * shared-memory object in /dev/shm; a name with another '/' in it is a file
+ * path that is mmap'd. On success *out is a handle that px_region_close()
+ * releases. Attaching to something that is not a Pollux region returns
+ * PX_ECORRUPT; to a region of another layout version, PX_EVERSION.
+ */
+PX_API int px_region_open(const char *name, const px_region_opts *opts, px_region **out);
+
+/* Detaches and frees the handle. Tasks stay in the region. Workers started on
+ * this handle must be stopped first (-EBUSY otherwise). */
+PX_API int px_region_close(px_region *r);
+
+/* Removes the region's name; processes still attached keep their mapping. */
+PX_API int px_region_destroy(const char *name);
+
+typedef struct px_region_info {
+    uint32_t version;
+    uint32_t capacity;
+    uint32_t max_payload;
+    uint32_t lanes;
+    uint32_t lane_depth;
+    uint64_t arena_bytes;
+    uint64_t size_bytes;    /* whole mapping */
+    uint32_t slots_used;    /* slots not FREE */
+    uint64_t arena_used;    /* bytes of arena chunks in use */
+    uint32_t lanes_used;    /* lanes owned by a thread */
+    uint64_t queued;        /* entries published in lanes, not yet taken */
+    uint32_t processes;     /* attached processes */
+    uint32_t tasks_defined; /* task definitions */
+    uint64_t created_ns;    /* CLOCK_REALTIME */
+} px_region_info;
+
+/* Fills *info by scanning the region (a cold call: O(capacity)). */
+PX_API int px_region_info_get(px_region *r, px_region_info *info);
+
+/* Attached processes, as px_region_procs() reports them. */
+typedef enum px_role { PX_ROLE_CLIENT = 1, PX_ROLE_WORKER = 2 } px_role;
+
+typedef struct px_proc_info {
+    int32_t pid;
+    px_role role;
+    uint64_t attached_ns; /* CLOCK_REALTIME */
+} px_proc_info;
+
+/* Copies up to cap attached processes into procs; returns how many there are
+ * (which may exceed cap). */
+PX_API int px_region_procs(px_region *r, px_proc_info *procs, int cap);
+
+/* ---- Task definitions ----------------------------------------------------- */
+
+typedef struct px_ctx px_ctx;
+
+/* A task body. args is valid until it returns. Return 0 for success, anything
+ * else to fail (px_fail() sets a text and returns non-zero). */
+typedef int (*px_task_fn)(px_ctx *ctx, const void *args, size_t len);
+
+typedef enum px_mode {
+    PX_THREAD = 1,  /* runs on a worker thread */
+    PX_PROCESS = 2, /* runs in a pre-forked child process */
+} px_mode;
+
+typedef struct px_task_def {
+    const char *name;     /* at most 63 bytes */
+    px_task_fn fn;        /* may be NULL in a process that only submits */
+    px_mode mode;         /* mandatory */
+    int daemon;           /* on shutdown, stop at once instead of waiting */
+    int cancellable;      /* stored; honoured by cancellation */
+    const char *queue;    /* NULL: "default"; at most 31 bytes */
+    int priority;         /* stored */
+    int max_retries;      /* stored */
+    double retry_delay_s; /* stored */
+    double time_limit_s;  /* stored */
+} px_task_def;
+
+/*
+ * Records the definition in the region (name, XXH3 hash of the name, mode,
+ * options) so that every attached process sees it, and binds fn for this
+ * handle. Registering a name again with the same mode and queue is allowed
+ * (producers and workers usually share definitions); with another mode or
+ * queue it returns -EEXIST. The struct and strings are copied.
+ */
+PX_API int px_task_register(px_region *r, const px_task_def *def);
+
+/* Binds the definitions in [begin, end); used by px_task_register_all().
+ * Returns how many were registered. */
+PX_API int px_task_register_range(px_region *r, const px_task_def *begin, const px_task_def *end);
+
+/*
+ * Blueprint style: PX_TASK declares a definition in the "px_tasks" linker
+ * section of the module it is written in, with no region attached, and
+ * opens the task's body:
+ *
+ *     PX_TASK(resize, PX_THREAD, .queue = "images") {
+ *         return px_result(ctx, args, len);
+ *     }
+ *
+ * The name is the identifier. px_task_register_all(r) binds every definition
+ * of the calling module (executable or shared library), and
+ * `pollux worker --lib ./libtasks.so` binds those of a library.
+ */
+/* The linker defines these for the "px_tasks" section of each module that
+ * refers to them; PX_TASK refers to them so that a task library exports its
+ * range for `pollux worker --lib`. */
+extern const px_task_def __start_px_tasks[] __attribute__((weak, visibility("default")));
+extern const px_task_def __stop_px_tasks[] __attribute__((weak, visibility("default")));
+
+#define PX_TASK(NAME, MODE, ...)                                                                   \
+    static int px__fn_##NAME(px_ctx *ctx, const void *args, size_t len);                           \
+    __attribute__((used, section("px_tasks"),                                                      \
+                   aligned(8))) static const px_task_def px__def_##NAME = {                        \
+        .name = #NAME, .fn = px__fn_##NAME, .mode = MODE, __VA_ARGS__};                            \
+    __attribute__((used)) static const px_task_def *const px__ref_##NAME[2] = {__start_px_tasks,   \
+                                                                               __stop_px_tasks};   \
+    static int px__fn_##NAME(px_ctx *ctx, const void *args, size_t len)
+
+#define px_task_register_all(r) px_task_register_range((r), __start_px_tasks, __stop_px_tasks)
+
+/* ---- Inside a task ------------------------------------------------------- */
+
+/* Sets the result bytes (copied; a later call replaces them). -E2BIG above the
+ * region's max_payload, -ENOMEM if the arena is full. */
+PX_API int px_result(px_ctx *ctx, const void *data, size_t len);
+
+/* Sets the error text (truncated to 255 bytes) and returns PX_ETASKFAILED, so
+ * that `return px_fail(ctx, "...")` fails the task. */
+PX_API int px_fail(px_ctx *ctx, const char *fmt, ...) PX_PRINTF(2, 3);
+
+/* Cooperative checkpoint: 0 once the task is asked to stop (worker shutdown
+ * for daemon tasks or past the grace period), 1 otherwise. */
+PX_API int px_should_continue(px_ctx *ctx);
+
+PX_API px_id px_task_id(px_ctx *ctx);
+
+/* 1 for the first run, 2 after one interrupted run, and so on. */
+PX_API int px_task_attempt(px_ctx *ctx);
+
+/* ---- Submit -------------------------------------------------------------- */
+
+enum {
+    /* Free the slot as soon as the task finishes; no result is kept and the
+     * id answers -ENOENT afterwards. For fire-and-forget work. */
+    PX_SUBMIT_DETACHED = 1u << 0,
+    /* Free the slot when one px_join() has taken the result. */
+    PX_SUBMIT_EPHEMERAL = 1u << 1,
+};
+
+typedef struct px_submit_opts {
+    /* Wait for room when the region or the lane is full: 0 fails at once
+     * with -EAGAIN, > 0 waits up to that many seconds (-ETIMEDOUT after),
+     * < 0 waits forever. */
+    double timeout_s;
+    uint32_t flags;    /* PX_SUBMIT_* */
+    const char *queue; /* NULL: the definition's queue */
+} px_submit_opts;
+
+/*
+ * Submits one task. args (len bytes, copied) may be NULL when len is 0. On
+ * success *out (if not NULL) is the task's id. PX_ENOTASK if no process
+ * defined the name, -E2BIG above max_payload, -EAGAIN / -ETIMEDOUT when there
+ * is no room. On failure nothing is left in the region.
+ */
+PX_API int px_submit(px_region *r, const char *task, const void *args, size_t len,
+                     const px_submit_opts *opts, px_id *out);
+
+typedef struct px_job {
+    const char *task;
+    const void *args;
+    size_t len;
+} px_job;
+
+/*
+ * Submits n tasks with one publication and at most one wake-up. Returns how
+ * many were submitted (the first k of jobs, ids in ids[0..k)); a negative
+ * code only if none was. Stops at the first job that fails.
+ */
+PX_API int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_opts *opts,
+                          px_id *ids);
+
+/* ---- Futures ------------------------------------------------------------- */
+
+typedef enum px_state {
+    PX_PENDING = 1,
+    PX_RUNNING = 3,
+    PX_SUCCESS = 6,
+    PX_FAILED = 7,
+} px_state;
+
+/* Returns the task's state (a px_state), or -ENOENT. */
+PX_API int px_status(px_region *r, px_id id);
+
+/*
+ * Waits up to timeout_s (< 0: forever) for the task to finish, sleeping on a
+ * futex after a short spin. On SUCCESS copies the result into buf (up to cap
+ * bytes), sets *len to its full length and returns 0; if cap is too small it
+ * returns -ENOBUFS with *len set and the result left in place. FAILED returns
+ * PX_ETASKFAILED (px_info() has the text). -ETIMEDOUT, -ENOENT.
+ */
+PX_API int px_join(px_region *r, px_id id, double timeout_s, void *buf, size_t cap, size_t *len);
+
+/* px_join() that never blocks: -EAGAIN while the task is not finished. */
+PX_API int px_try_join(px_region *r, px_id id, void *buf, size_t cap, size_t *len);
+
+/* Waits until one of ids[0..n) is finished (or gone) and returns its index;
+ * -ETIMEDOUT after timeout_s (< 0: forever). */
+PX_API int px_wait_any(px_region *r, const px_id *ids, size_t n, double timeout_s);
+
+typedef struct px_task_info {
+    px_id id;
+    char name[64];
+    char queue[32];
+    px_state state;
+    px_mode mode;
+    uint32_t attempts;  /* runs started */
+    int32_t worker_pid; /* process that ran it last; 0 if none */
+    uint32_t result_len;
+    uint64_t enqueued_ns; /* CLOCK_REALTIME */
+    uint64_t started_ns;  /* 0 if not started */
+    uint64_t finished_ns; /* 0 if not finished */
+    char error[256];      /* for FAILED */
+} px_task_info;
+
+PX_API int px_info(px_region *r, px_id id, px_task_info *info);
+
+/* Frees a finished task's slot now. -EBUSY while it is not finished. */
+PX_API int px_forget(px_region *r, px_id id);
+
+/* ---- Workers ------------------------------------------------------------- */
+
+typedef struct px_workers px_workers;
+
+typedef enum px_event_kind {
+    PX_EV_START = 1,
+    PX_EV_SUCCESS = 2,
+    PX_EV_FAILED = 3,
+    PX_EV_REQUEUED = 4, /* a dead process's task went back to PENDING */
+} px_event_kind;
+
+typedef struct px_event {
+    px_event_kind kind;
+    px_id id;
+    const char *task;  /* valid during the callback */
+    const char *error; /* for PX_EV_FAILED; valid during the callback */
+} px_event;
+
+typedef struct px_workers_opts {
+    unsigned threads;   /* thread-mode workers; 0: 2 * cores */
+    unsigned processes; /* pre-forked children for PX_PROCESS tasks; 0: cores */
+    const char *queues; /* comma-separated queue names; NULL: "default" */
+    double grace_s;     /* shutdown grace for non-daemon tasks; 0: 10 */
+    unsigned spin_us;   /* spin before sleeping when idle; 0: 50 */
+    /* Called from worker threads; must be thread-safe and quick. */
+    void (*on_event)(const px_event *ev, void *user);
+    void *user;
+} px_workers_opts;
+
+/*
+ * Starts workers on the region: threads for PX_THREAD tasks and a pool of
+ * pre-forked children for PX_PROCESS tasks, plus a supervisor thread that
+ * returns tasks of dead processes to PENDING. Children are forked before this
+ * call returns. px_workers_stop() releases *out.
+ */
+PX_API int px_workers_start(px_region *r, const px_workers_opts *opts, px_workers **out);
+
+/*
+ * Graceful stop: take no new tasks, ask daemon tasks to stop at once, wait up
+ * to grace_s for the others, then ask those to stop too. Every task that did
+ * not finish goes back to PENDING (not counted as failed). Joins the threads
+ * (thread-mode tasks are cooperative: a task that ignores
+ * px_should_continue() delays this call until it returns) and reaps the
+ * children. Frees w.
+ */
+PX_API int px_workers_stop(px_workers *w);
+
+/* Asks the workers to stop; async-signal-safe. px_workers_stop() still has to
+ * be called. */
+PX_API void px_workers_signal_stop(px_workers *w);
+
+typedef struct px_workers_stats {
+    uint64_t succeeded;
+    uint64_t failed;
+    uint64_t requeued; /* tasks of dead processes returned to PENDING */
+    uint32_t running;
+    uint32_t threads;
+    uint32_t processes;
+} px_workers_stats;
+
+PX_API int px_workers_stats_get(px_workers *w, px_workers_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

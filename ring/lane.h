@@ -1,0 +1,84 @@
+/*
+ * A lane: a bounded single-producer, multi-consumer ring of 64-bit task ids
+ * in the region, following Concurrency Kit's SPMC ring protocol
+ * (ck_ring_enqueue_spmc / ck_ring_trydequeue_spmc) with two changes:
+ *
+ * - The counters are 64 bits. ck_ring's are 32-bit and free-running, so a
+ *   consumer stopped (SIGSTOP) between reading head and its CAS could, after
+ *   2^32 operations, succeed with a stale value: an ABA that would lose an
+ *   entry. 2^64 operations do not happen.
+ * - A consumer claims the task an entry names (a CAS on the task's slot)
+ *   before it advances head. A consumer that dies between the two steps
+ *   leaves a RUNNING task owned by a dead process, which the reaper
+ *   requeues, and an entry that the next consumer skips because its claim
+ *   fails. Advancing head first would lose the task if it died in between.
+ *
+ * Invariants:
+ * - Only the lane's owner writes tail and the entries; it publishes entries
+ *   with a release store of tail. It writes entry t only once
+ *   t - head < depth, i.e. once every consumer has moved past entry
+ *   t - depth, so an entry is never overwritten while it can still be read
+ *   and then successfully claimed.
+ * - Consumers read tail (acquire), read the entry, then CAS head. A consumer
+ *   that loses the CAS read a value that another consumer took; it retries.
+ * - A producer that dies after writing an entry but before storing tail has
+ *   published nothing. A stopped producer or consumer blocks no one: the
+ *   others never wait for it.
+ *
+ * The memory orderings are C11 atomics rather than ck_pr so that
+ * ThreadSanitizer can check them (ck_pr on x86-64 is inline assembly).
+ */
+#ifndef PX_RING_LANE_H
+#define PX_RING_LANE_H
+
+#include "../shm/layout.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+static inline uint64_t px__lane_size(struct px__lane *l)
+{
+    uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
+    uint64_t t = atomic_load_explicit(&l->tail, memory_order_acquire);
+    return t - h;
+}
+
+/* Owner only. Pushes ids[0..n); returns how many fit (all or a prefix). The
+ * publication is one release store, so a batch costs one cache-line
+ * transfer of tail. */
+static inline uint32_t px__lane_push(struct px__lane *l, _Atomic uint64_t *ent, uint32_t mask,
+                                     const uint64_t *ids, uint32_t n)
+{
+    uint64_t t = atomic_load_explicit(&l->tail, memory_order_relaxed);
+    uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
+    uint64_t room = (uint64_t)mask + 1 - (t - h);
+    if (n > room)
+        n = (uint32_t)room;
+    for (uint32_t i = 0; i < n; i++)
+        atomic_store_explicit(&ent[(t + i) & mask], ids[i], memory_order_relaxed);
+    if (n)
+        atomic_store_explicit(&l->tail, t + n, memory_order_release);
+    return n;
+}
+
+/* Reads the entry at head without taking it. Returns false if empty. */
+static inline bool px__lane_peek(struct px__lane *l, _Atomic uint64_t *ent, uint32_t mask,
+                                 uint64_t *pos, uint64_t *id)
+{
+    uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
+    uint64_t t = atomic_load_explicit(&l->tail, memory_order_acquire);
+    if (h == t)
+        return false;
+    *id = atomic_load_explicit(&ent[h & mask], memory_order_relaxed);
+    *pos = h;
+    return true;
+}
+
+/* Moves head past pos if no one has yet. */
+static inline void px__lane_advance(struct px__lane *l, uint64_t pos)
+{
+    atomic_compare_exchange_strong_explicit(&l->head, &pos, pos + 1, memory_order_seq_cst,
+                                            memory_order_relaxed);
+}
+
+#endif

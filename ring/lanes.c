@@ -1,0 +1,85 @@
+/*
+ * Lane ownership.
+ *
+ * A lane's owner is a proc index + 1 (0: free) and is changed only by CAS,
+ * so two threads never own one lane. Within a process the owning thread is
+ * the one whose per-thread state lists the lane; it releases the lane when
+ * it exits (pthread key destructor) or the handle closes, and the reaper
+ * releases the lanes of a dead process. Entries a released lane still holds
+ * stay consumable, and a new owner continues from its tail.
+ *
+ * A lane keeps its key (queue and mode) while it holds entries: an owner
+ * may take a lane of another key only when the lane is empty, so a worker
+ * never finds a task of a queue it does not serve. Since the new owner is
+ * the only producer, "empty" cannot change to "not empty" under it.
+ */
+#include "lanes.h"
+
+#include <errno.h>
+
+static void raise_hwm(px_region *r, uint32_t idx)
+{
+    uint32_t hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_relaxed);
+    while (hwm <= idx &&
+           !atomic_compare_exchange_weak_explicit(&r->hdr->lanes_hwm, &hwm, idx + 1,
+                                                  memory_order_release, memory_order_relaxed))
+        ;
+}
+
+static int acquire(px_region *r, uint32_t key)
+{
+    uint32_t me = r->self + 1;
+    for (int pass = 0; pass < 2; pass++) {
+        /* First pass: a lane that already has our key (its entries keep
+         * their order); second: any empty one. */
+        for (uint32_t i = 0; i < r->hdr->lanes; i++) {
+            struct px__lane *l = &r->lanes[i];
+            uint32_t free_owner = 0;
+            if (atomic_load_explicit(&l->owner, memory_order_relaxed) != 0)
+                continue;
+            uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
+            if (pass == 0 && k != key)
+                continue;
+            if (!atomic_compare_exchange_strong_explicit(
+                    &l->owner, &free_owner, me, memory_order_acq_rel, memory_order_relaxed))
+                continue;
+            k = atomic_load_explicit(&l->key, memory_order_relaxed);
+            if (k != key) {
+                if (px__lane_size(l) != 0) {
+                    atomic_store_explicit(&l->owner, 0, memory_order_release);
+                    continue;
+                }
+                atomic_store_explicit(&l->key, key, memory_order_release);
+            }
+            raise_hwm(r, i);
+            return (int)i;
+        }
+    }
+    return -EAGAIN;
+}
+
+int px__lane_for(px_region *r, struct px__tls *t, uint32_t key)
+{
+    for (uint32_t i = 0; i < t->nlanes; i++)
+        if (t->lane_key[i] == key)
+            return (int)t->lane_idx[i];
+    if (t->nlanes == PX__TLS_LANES)
+        return -EAGAIN;
+    int idx = acquire(r, key);
+    if (idx < 0)
+        return idx;
+    t->lane_key[t->nlanes] = key;
+    t->lane_idx[t->nlanes] = (uint32_t)idx;
+    t->nlanes++;
+    return idx;
+}
+
+void px__lanes_release_proc(px_region *r, uint32_t proc)
+{
+    uint32_t hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire);
+    for (uint32_t i = 0; i < hwm && i < r->hdr->lanes; i++) {
+        uint32_t want = proc + 1;
+        atomic_compare_exchange_strong_explicit(&r->lanes[i].owner, &want, 0, memory_order_acq_rel,
+                                                memory_order_relaxed);
+    }
+}

@@ -1,0 +1,22 @@
+/*
+ * The lane table: which thread produces into which lane.
+ */
+#ifndef PX_RING_LANES_H
+#define PX_RING_LANES_H
+
+#include "../shm/region.h"
+#include "lane.h"
+
+/* The lane the calling thread owns for key, acquiring a free one if it has
+ * none. -EAGAIN if every lane is owned. */
+int px__lane_for(px_region *r, struct px__tls *t, uint32_t key);
+
+/* Releases every lane owned by proc index `proc` (a dead process's). */
+void px__lanes_release_proc(px_region *r, uint32_t proc);
+
+static inline _Atomic uint64_t *px__lane_entries(px_region *r, uint32_t lane)
+{
+    return r->entries + (size_t)lane * r->hdr->lane_depth;
+}
+
+#endif

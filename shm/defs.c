@@ -1,0 +1,172 @@
+/*
+ * Task definitions and queue names, recorded in the region so that every
+ * attached process sees them.
+ *
+ * Both tables are append-only. Writers hold the header lock (a cold path:
+ * registration), fill an entry, then publish it with a release store
+ * (def->state = READY, or nqueues + 1). Readers take no lock: they load the
+ * publication with acquire and only then read the entry. A writer that dies
+ * before publishing leaves an entry that readers never look at and the next
+ * writer overwrites.
+ */
+#include "region.h"
+
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+static int queue_lookup(px_region *r, const char *name, uint64_t h)
+{
+    uint32_t n = atomic_load_explicit(&r->hdr->nqueues, memory_order_acquire);
+    if (n > r->hdr->max_queues)
+        n = r->hdr->max_queues;
+    for (uint32_t i = 0; i < n; i++)
+        if (r->queues[i].hash == h && strncmp(r->queues[i].name, name, PX__QNAME_MAX) == 0)
+            return (int)i;
+    return -ENOENT;
+}
+
+/* Returns the queue's index, creating the queue if asked. */
+int px__queue_find(px_region *r, const char *name, bool create)
+{
+    if (!name)
+        name = "default";
+    size_t len = strlen(name);
+    if (len == 0 || len >= PX__QNAME_MAX)
+        return -EINVAL;
+    uint64_t h = XXH3_64bits(name, len);
+    int q = queue_lookup(r, name, h);
+    if (q >= 0 || !create)
+        return q;
+    int rc = px__hdr_lock(r);
+    if (rc)
+        return rc;
+    q = queue_lookup(r, name, h);
+    if (q < 0) {
+        uint32_t n = atomic_load_explicit(&r->hdr->nqueues, memory_order_relaxed);
+        if (n >= r->hdr->max_queues) {
+            q = -ENOSPC;
+        } else {
+            memset(&r->queues[n], 0, sizeof r->queues[n]);
+            memcpy(r->queues[n].name, name, len);
+            r->queues[n].hash = h;
+            atomic_store_explicit(&r->hdr->nqueues, n + 1, memory_order_release);
+            q = (int)n;
+        }
+    }
+    px__hdr_unlock(r);
+    return q;
+}
+
+/* Probes for name; returns its index, or -(first free index) - 1 so that a
+ * writer knows where to insert, or -ENOSPC-like sentinel when full. */
+static int def_probe(px_region *r, const char *name, uint64_t h, uint32_t *free_at)
+{
+    uint32_t mask = r->hdr->max_defs - 1;
+    *free_at = UINT32_MAX;
+    for (uint32_t i = 0; i <= mask; i++) {
+        uint32_t at = (uint32_t)(h + i) & mask;
+        struct px__def *d = &r->defs[at];
+        if (atomic_load_explicit(&d->state, memory_order_acquire) != PX__DEF_READY) {
+            *free_at = at;
+            return -ENOENT;
+        }
+        if (d->hash == h && strncmp(d->name, name, PX__NAME_MAX) == 0)
+            return (int)at;
+    }
+    return -ENOENT;
+}
+
+int px__def_find(px_region *r, const char *name)
+{
+    if (!name)
+        return -EINVAL;
+    size_t len = strlen(name);
+    if (len == 0 || len >= PX__NAME_MAX)
+        return -EINVAL;
+    uint32_t free_at;
+    int d = def_probe(r, name, XXH3_64bits(name, len), &free_at);
+    return d >= 0 ? d : PX_ENOTASK;
+}
+
+const char *px__def_name(px_region *r, uint32_t def)
+{
+    if (def >= r->hdr->max_defs ||
+        atomic_load_explicit(&r->defs[def].state, memory_order_acquire) != PX__DEF_READY)
+        return "?";
+    return r->defs[def].name;
+}
+
+static int check_def(const px_task_def *def)
+{
+    if (!def || !def->name || (def->mode != PX_THREAD && def->mode != PX_PROCESS))
+        return -EINVAL;
+    size_t len = strlen(def->name);
+    if (len == 0 || len >= PX__NAME_MAX)
+        return -EINVAL;
+    if (def->max_retries < 0 || def->retry_delay_s < 0 || def->time_limit_s < 0)
+        return -EINVAL;
+    return 0;
+}
+
+static void fill_def(struct px__def *d, const px_task_def *def, uint64_t h, int queue)
+{
+    memset(d->name, 0, sizeof d->name);
+    strcpy(d->name, def->name);
+    d->hash = h;
+    d->mode = (uint32_t)def->mode;
+    d->queue = (uint32_t)queue;
+    d->flags = (def->daemon ? PX__DEF_DAEMON : 0) | (def->cancellable ? PX__DEF_CANCELLABLE : 0);
+    d->priority = def->priority;
+    d->max_retries = def->max_retries;
+    d->retry_delay_s = def->retry_delay_s;
+    d->time_limit_s = def->time_limit_s;
+}
+
+int px_task_register(px_region *r, const px_task_def *def)
+{
+    int rc = check_def(def);
+    if (!r || rc)
+        return r ? rc : -EINVAL;
+    int queue = px__queue_find(r, def->queue, true);
+    if (queue < 0)
+        return queue;
+    uint64_t h = XXH3_64bits(def->name, strlen(def->name));
+    if ((rc = px__hdr_lock(r)) != 0)
+        return rc;
+    uint32_t free_at;
+    int at = def_probe(r, def->name, h, &free_at);
+    if (at >= 0) {
+        struct px__def *d = &r->defs[at];
+        rc = (d->mode == (uint32_t)def->mode && d->queue == (uint32_t)queue) ? 0 : -EEXIST;
+    } else if (free_at == UINT32_MAX) {
+        rc = -ENOSPC;
+    } else {
+        at = (int)free_at;
+        fill_def(&r->defs[at], def, h, queue);
+        atomic_store_explicit(&r->defs[at].state, PX__DEF_READY, memory_order_release);
+        rc = 0;
+    }
+    px__hdr_unlock(r);
+    if (rc == 0 && def->fn)
+        atomic_store_explicit(&r->fns[at], def->fn, memory_order_release);
+    return rc;
+}
+
+int px_task_register_range(px_region *r, const px_task_def *begin, const px_task_def *end)
+{
+    if (!r)
+        return -EINVAL;
+    if (!begin || !end || begin == end)
+        return 0;
+    if (end < begin)
+        return -EINVAL;
+    int n = 0;
+    for (const px_task_def *d = begin; d < end; d++) {
+        int rc = px_task_register(r, d);
+        if (rc)
+            return rc;
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,121 @@
+/*
+ * Names and reports: error texts, the id text form, region information.
+ */
+#include "region.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *px_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+    case PX_ENOTASK:
+        return "no task of that name is defined in the region";
+    case PX_ETASKFAILED:
+        return "the task failed";
+    case PX_EVERSION:
+        return "the region has another layout version";
+    case PX_ECORRUPT:
+        return "not a Pollux region, or a damaged one";
+    case -ENOENT:
+        return "no such task or region";
+    case -EAGAIN:
+        return "no room: the region or the queue is full";
+    case -ETIMEDOUT:
+        return "timed out";
+    case -E2BIG:
+        return "payload larger than the region's max_payload";
+    default:
+        if (err < 0 && err > -4096)
+            return strerror(-err);
+        return "unknown error";
+    }
+}
+
+int px_id_format(px_id id, char *buf)
+{
+    if (!buf)
+        return -EINVAL;
+    snprintf(buf, PX_ID_LEN + 1, "%08x-%08x", PX__ID_GEN(id), PX__ID_IDX(id));
+    return PX_ID_LEN;
+}
+
+static int hex8(const char *s, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        char c = s[i];
+        uint32_t d;
+        if (c >= '0' && c <= '9')
+            d = (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = (uint32_t)(c - 'A' + 10);
+        else
+            return -EINVAL;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+int px_id_parse(const char *text, px_id *out)
+{
+    uint32_t gen, idx;
+    if (!text || !out || strlen(text) != PX_ID_LEN || text[8] != '-' || hex8(text, &gen) ||
+        hex8(text + 9, &idx) || gen == 0)
+        return -EINVAL;
+    *out = PX__ID(gen, idx);
+    return 0;
+}
+
+int px_region_info_get(px_region *r, px_region_info *info)
+{
+    if (!r || !info)
+        return -EINVAL;
+    struct px__hdr *h = r->hdr;
+    memset(info, 0, sizeof *info);
+    info->version = h->abi;
+    info->capacity = h->capacity;
+    info->max_payload = h->max_payload;
+    info->lanes = h->lanes;
+    info->lane_depth = h->lane_depth;
+    info->arena_bytes = (uint64_t)h->nchunks * h->chunk_size;
+    info->size_bytes = h->size;
+    info->created_ns = h->created_ns;
+    for (uint32_t i = 0; i < h->capacity; i++)
+        info->slots_used += PX__CTL_STATE(atomic_load(&r->slots[i].ctl)) != PX__S_FREE;
+    for (uint32_t i = 0; i < h->nchunks; i++)
+        info->arena_used += atomic_load(&r->tags[i]) != 0 ? h->chunk_size : 0;
+    for (uint32_t i = 0; i < h->lanes; i++) {
+        struct px__lane *l = &r->lanes[i];
+        info->lanes_used += atomic_load(&l->owner) != 0;
+        info->queued += atomic_load(&l->tail) - atomic_load(&l->head);
+    }
+    for (uint32_t i = 0; i < h->max_procs; i++)
+        info->processes += atomic_load(&r->procs[i].state) != PX__PROC_FREE;
+    for (uint32_t i = 0; i < h->max_defs; i++)
+        info->tasks_defined += atomic_load(&r->defs[i].state) == PX__DEF_READY;
+    return 0;
+}
+
+int px_region_procs(px_region *r, px_proc_info *procs, int cap)
+{
+    if (!r || cap < 0 || (cap > 0 && !procs))
+        return -EINVAL;
+    int n = 0;
+    for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
+        struct px__proc *p = &r->procs[i];
+        if (atomic_load_explicit(&p->state, memory_order_acquire) != PX__PROC_ALIVE)
+            continue;
+        if (n < cap)
+            procs[n] = (px_proc_info){
+                .pid = p->pid, .role = (px_role)p->role, .attached_ns = p->attached_ns};
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,206 @@
+/*
+ * The region's layout: an ABI shared by every process that maps it.
+ *
+ * A region is one mapping: a header, then fixed-size tables placed at
+ * offsets recorded in the header. Nothing in it is a pointer: every process
+ * maps the region at its own address and turns offsets and indices into
+ * pointers itself, after checking them against the header's sizes.
+ *
+ *   header | procs[max_procs] | queues[max_queues] | defs[max_defs]
+ *          | lanes[lanes] | lane entries[lanes * lane_depth]
+ *          | slots[capacity] | chunk tags[nchunks] | arena[nchunks * chunk]
+ *
+ * Who writes what, and the ordering that makes reads safe, is stated beside
+ * each structure below; docs/architecture.md walks through the protocols and
+ * what happens when a process dies between two steps.
+ */
+#ifndef PX_SHM_LAYOUT_H
+#define PX_SHM_LAYOUT_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define PX__MAGIC 0x31584c4c4f50ULL /* "POLLX1" */
+#define PX__ABI 1u
+#define PX__LINE 64
+
+#define PX__MAX_PROCS 1024u /* fits the 12-bit owner field of a slot */
+#define PX__MAX_QUEUES 64u  /* a worker's queue set is a 64-bit mask */
+#define PX__MAX_DEFS 1024u  /* open addressing, power of two */
+#define PX__NAME_MAX 64u    /* task names, with the NUL */
+#define PX__QNAME_MAX 32u   /* queue names, with the NUL */
+#define PX__INLINE_ARGS 64u /* args up to this size live in the slot */
+#define PX__INLINE_OUT 56u  /* results and error texts, likewise */
+#define PX__ERR_MAX 256u    /* error texts, with the NUL */
+#define PX__NO_CHUNK UINT32_MAX
+
+/*
+ * Region header. Written once by the creator before it publishes `magic`
+ * (release); attachers read `magic` (acquire) before anything else. The
+ * futex words below it are the only fields written after creation, each
+ * pair on its own cache line so that the hot path only reads them.
+ */
+struct px__hdr {
+    _Atomic uint64_t magic;
+    uint32_t abi;
+    uint32_t hdr_size;
+    uint64_t size; /* bytes of the whole mapping */
+    uint64_t nonce;
+    uint64_t created_ns;
+    uint64_t reap_interval_ns;
+    uint32_t capacity, max_payload, lanes, lane_depth;
+    uint32_t chunk_size, nchunks, max_procs, max_queues, max_defs;
+    uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
+    uint64_t off_slots, off_tags, off_arena;
+    /* Cold-path writers (attach, registration) take this robust,
+     * process-shared mutex; readers never do. */
+    pthread_mutex_t lock;
+    _Atomic uint32_t nqueues;   /* queues[0..nqueues) are published */
+    _Atomic uint32_t lanes_hwm; /* lanes[0..hwm) were ever owned */
+    /* Idle workers sleep on work_seq; a submit bumps it only if sleepers. */
+    alignas(PX__LINE) _Atomic uint32_t work_seq;
+    _Atomic uint32_t sleepers;
+    /* px_wait_any() sleeps on done_seq. */
+    alignas(PX__LINE) _Atomic uint32_t done_seq;
+    _Atomic uint32_t done_waiters;
+    /* Producers waiting for a free slot or lane entry sleep on room_seq. */
+    alignas(PX__LINE) _Atomic uint32_t room_seq;
+    _Atomic uint32_t room_waiters;
+};
+
+/*
+ * An attached process. `state` goes FREE -> ALIVE (attach, under the header
+ * lock) -> REAPING + reaper's index (one CAS by the process that found it
+ * dead) -> FREE. A reaper that dies while reaping is itself found dead and
+ * another takes the entry over (CAS again): every reaping step is
+ * idempotent.
+ */
+enum { PX__PROC_FREE = 0, PX__PROC_ALIVE = 1, PX__PROC_REAPING = 2 };
+
+struct px__proc {
+    _Atomic uint32_t state;
+    uint32_t unused;
+    int32_t pid;
+    _Atomic uint32_t role;
+    uint64_t start_time; /* clock ticks since boot, /proc/PID/stat field 22 */
+    uint64_t attached_ns;
+    char pad[32];
+};
+
+/* A queue name; append-only, published by nqueues (release). */
+struct px__queue {
+    uint64_t hash;
+    char name[PX__QNAME_MAX];
+    char pad[24];
+};
+
+/*
+ * A task definition: an open-addressing table keyed by the XXH3 hash of the
+ * name. Writers hold the header lock, fill the entry and then store
+ * state = READY (release); readers probe without the lock and read an entry
+ * only after loading READY (acquire). Entries are never removed.
+ */
+enum { PX__DEF_EMPTY = 0, PX__DEF_READY = 1 };
+
+struct px__def {
+    _Atomic uint32_t state;
+    uint32_t mode;
+    uint32_t queue;
+    uint32_t flags; /* PX__DEF_DAEMON, PX__DEF_CANCELLABLE */
+    int32_t priority;
+    int32_t max_retries;
+    uint64_t hash;
+    double retry_delay_s;
+    double time_limit_s;
+    char name[PX__NAME_MAX];
+};
+enum { PX__DEF_DAEMON = 1, PX__DEF_CANCELLABLE = 2 };
+
+/*
+ * A producer lane: a single-producer, multi-consumer ring of task ids with
+ * 64-bit counters (see ring/lane.h for the protocol). `owner` is the owning
+ * proc index + 1, or 0 while free; `key` is the queue and mode its entries
+ * belong to and changes only while the lane is owned and empty.
+ */
+struct px__lane {
+    _Atomic uint32_t owner;
+    _Atomic uint32_t key;
+    alignas(PX__LINE) _Atomic uint64_t head; /* consumers, CAS */
+    alignas(PX__LINE) _Atomic uint64_t tail; /* the owner, release store */
+    char pad[PX__LINE - sizeof(uint64_t)];
+};
+
+/*
+ * A task slot. `ctl` packs the state, owner, attempts, flags and generation
+ * so that every transition is one CAS. The other fields are written only by
+ * the process the state gives the slot to (the producer while RESERVED, the
+ * worker while RUNNING or FINISHING) and read by others after an acquire
+ * load of ctl; they are relaxed atomics so that readers that race with a
+ * transition (px_info) read stale values, never torn ones.
+ */
+struct px__slot {
+    _Atomic uint64_t ctl;
+    _Atomic uint32_t wake;    /* futex word, bumped when waiters > 0 */
+    _Atomic uint32_t waiters; /* joiners sleeping on wake */
+    _Atomic uint32_t def;
+    _Atomic uint32_t queue;
+    _Atomic uint32_t args_len;
+    _Atomic uint32_t args_chunk; /* PX__NO_CHUNK: inline */
+    _Atomic uint32_t out_len;
+    _Atomic uint32_t out_chunk; /* PX__NO_CHUNK: inline */
+    _Atomic int32_t worker_pid;
+    _Atomic uint32_t unused;
+    _Atomic uint64_t enq_ns, start_ns, fin_ns;
+    uint8_t args[PX__INLINE_ARGS];
+    uint8_t out[PX__INLINE_OUT];
+};
+
+_Static_assert(sizeof(struct px__slot) == 192, "slot is three cache lines");
+_Static_assert(sizeof(struct px__proc) == 64, "proc entry is one line");
+_Static_assert(sizeof(struct px__queue) == 64, "queue entry is one line");
+_Static_assert(sizeof(struct px__lane) == 3 * PX__LINE, "lane is three lines");
+
+/*
+ * ctl bits: state 0-3, owner 4-15 (proc index + 1, 0 none), attempts 16-27,
+ * flags 28-31, generation 32-63. The generation changes only when the slot
+ * is freed, so (generation, index) names one task for the slot's life.
+ */
+enum {
+    PX__S_FREE = 0,
+    PX__S_PENDING = 1,
+    PX__S_RUNNING = 3,
+    PX__S_SUCCESS = 6,
+    PX__S_FAILED = 7,
+    PX__S_RESERVED = 12,  /* a producer is filling it */
+    PX__S_FINISHING = 13, /* a worker is writing the result */
+    PX__S_CONSUMING = 14, /* an ephemeral join is taking the result */
+};
+enum { PX__F_DETACHED = 1, PX__F_EPHEMERAL = 2 };
+
+#define PX__CTL(gen, st, own, att, fl)                                                             \
+    (((uint64_t)(gen) << 32) | ((uint64_t)((fl)&0xf) << 28) | ((uint64_t)((att)&0xfff) << 16) |    \
+     ((uint64_t)((own)&0xfff) << 4) | (uint64_t)((st)&0xf))
+#define PX__CTL_STATE(c) ((uint32_t)((c)&0xf))
+#define PX__CTL_OWNER(c) ((uint32_t)(((c) >> 4) & 0xfff))
+#define PX__CTL_ATT(c) ((uint32_t)(((c) >> 16) & 0xfff))
+#define PX__CTL_FLAGS(c) ((uint32_t)(((c) >> 28) & 0xf))
+#define PX__CTL_GEN(c) ((uint32_t)((c) >> 32))
+#define PX__CTL_WITH(c, st, own) (((c) & ~(uint64_t)0xfff) | ((uint64_t)((own)&0xfff) << 4) | (st))
+
+#define PX__ID(gen, idx) (((uint64_t)(gen) << 32) | (uint32_t)(idx))
+#define PX__ID_GEN(id) ((uint32_t)((id) >> 32))
+#define PX__ID_IDX(id) ((uint32_t)(id))
+
+static inline int px__state_finished(uint32_t st)
+{
+    return st == PX__S_SUCCESS || st == PX__S_FAILED;
+}
+
+/* The lane key: which queue and which mode its entries are for. */
+#define PX__KEY(queue, mode) (((uint32_t)(queue) << 8) | (uint32_t)(mode))
+#define PX__KEY_QUEUE(k) ((k) >> 8)
+#define PX__KEY_MODE(k) ((k)&0xff)
+
+#endif

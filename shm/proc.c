@@ -1,0 +1,106 @@
+/*
+ * The table of attached processes, and the liveness check.
+ *
+ * A process is alive while a process with its pid exists and started at the
+ * same time (field 22 of /proc/PID/stat, in clock ticks since boot): pids
+ * are reused, start times of one pid are not. A stopped (SIGSTOP) process is
+ * alive. There is no timeout: a process is declared dead only by the
+ * operating system, so a slow or stopped one never has its tasks or lanes
+ * taken from under it.
+ */
+#define _GNU_SOURCE
+#include "region.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int px__proc_start_time(int pid, uint64_t *out)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name is in parentheses and may contain spaces: start after
+     * the last ')'. Field 3 (state) follows; start time is field 22. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -EINVAL;
+    p++;
+    for (int field = 2; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return -EINVAL;
+    unsigned long long v;
+    if (sscanf(p, " %llu", &v) != 1)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+bool px__proc_alive(const struct px__proc *p)
+{
+    if (p->pid <= 0)
+        return false;
+    if (kill(p->pid, 0) < 0 && errno == ESRCH)
+        return false;
+    uint64_t st;
+    int rc = px__proc_start_time(p->pid, &st);
+    if (rc == -ENOENT)
+        return false;
+    if (rc < 0)
+        return true; /* cannot tell: never declare dead on doubt */
+    if (st != p->start_time)
+        return false;
+    /* A zombie has exited; its parent has just not collected it yet. */
+    char path[64], state = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", p->pid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        char buf[512];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *q = strrchr(buf, ')');
+        if (q && q[1] == ' ')
+            state = q[2];
+    }
+    return state != 'Z' && state != 'X';
+}
+
+int px__proc_attach(px_region *r, px_role role)
+{
+    uint64_t st;
+    int rc = px__proc_start_time(getpid(), &st);
+    if (rc)
+        return rc;
+    if ((rc = px__hdr_lock(r)) != 0)
+        return rc;
+    rc = -EMFILE;
+    for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
+        struct px__proc *p = &r->procs[i];
+        if (atomic_load_explicit(&p->state, memory_order_acquire) != PX__PROC_FREE)
+            continue;
+        p->pid = getpid();
+        p->start_time = st;
+        p->role = role;
+        p->attached_ns = px__now_ns();
+        atomic_store_explicit(&p->state, PX__PROC_ALIVE, memory_order_release);
+        r->self = i;
+        rc = 0;
+        break;
+    }
+    px__hdr_unlock(r);
+    return rc;
+}
+
+void px__proc_detach(px_region *r)
+{
+    atomic_store_explicit(&r->procs[r->self].state, PX__PROC_FREE, memory_order_release);
+}

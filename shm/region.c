@@ -1,0 +1,453 @@
+/*
+ * Creating, attaching to and validating a region.
+ *
+ * Creation protocol: the creator opens the name with O_EXCL, sizes it, maps
+ * it, fills the header and tables, and stores the magic last (release). An
+ * attacher that finds the name waits a bounded time for the magic, then
+ * checks the ABI version and recomputes the layout from the header's
+ * parameters: every offset must match and the file must be exactly that
+ * size. So a foreign file, a truncated one, or a creator that died half-way
+ * is reported (PX_ECORRUPT / PX_EVERSION), never mapped and trusted.
+ */
+#define _GNU_SOURCE
+#include "region.h"
+#include "futex.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define DEF_CAPACITY 65536u
+#define DEF_MAX_PAYLOAD 65536u
+#define DEF_LANES 256u
+#define DEF_LANE_DEPTH 4096u
+#define DEF_REAP_NS 200000000ull
+#define MAX_CAPACITY (1u << 26)
+#define MAX_PAYLOAD_LIMIT (64u << 20)
+
+uint64_t px__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t px__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+static uint32_t pow2_at_least(uint32_t v)
+{
+    uint32_t p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+/* Places the tables after the header. Used by the creator and, to check the
+ * header, by every attacher: both must get the same answer. */
+static void layout(struct px__hdr *h)
+{
+    uint64_t off = align_up(sizeof(struct px__hdr), 4096);
+    h->off_procs = off;
+    off = align_up(off + (uint64_t)h->max_procs * sizeof(struct px__proc), PX__LINE);
+    h->off_queues = off;
+    off = align_up(off + (uint64_t)h->max_queues * sizeof(struct px__queue), PX__LINE);
+    h->off_defs = off;
+    off = align_up(off + (uint64_t)h->max_defs * sizeof(struct px__def), PX__LINE);
+    h->off_lanes = off;
+    off = align_up(off + (uint64_t)h->lanes * sizeof(struct px__lane), PX__LINE);
+    h->off_entries = off;
+    off = align_up(off + (uint64_t)h->lanes * h->lane_depth * sizeof(uint64_t), PX__LINE);
+    h->off_slots = off;
+    off = align_up(off + (uint64_t)h->capacity * sizeof(struct px__slot), PX__LINE);
+    h->off_tags = off;
+    off = align_up(off + (uint64_t)h->nchunks * sizeof(uint64_t), 4096);
+    h->off_arena = off;
+    off = align_up(off + (uint64_t)h->nchunks * h->chunk_size, 4096);
+    h->size = off;
+}
+
+static int params_from_opts(const px_region_opts *o, struct px__hdr *h)
+{
+    px_region_opts z = {0};
+    if (!o)
+        o = &z;
+    h->capacity = o->capacity ? o->capacity : DEF_CAPACITY;
+    h->max_payload = o->max_payload ? o->max_payload : DEF_MAX_PAYLOAD;
+    h->lanes = o->lanes ? o->lanes : DEF_LANES;
+    h->lane_depth = o->lane_depth ? o->lane_depth : DEF_LANE_DEPTH;
+    if (h->capacity > MAX_CAPACITY || h->max_payload > MAX_PAYLOAD_LIMIT || h->lanes > 65536 ||
+        h->lane_depth < 2 || h->lane_depth > (1u << 24) ||
+        (h->lane_depth & (h->lane_depth - 1)) != 0 || o->reap_interval_s < 0)
+        return -EINVAL;
+    /* A payload is at most 64 chunks, so that one allocation scans a short
+     * run of tags. */
+    h->chunk_size = pow2_at_least(h->max_payload) / 64;
+    if (h->chunk_size < 64)
+        h->chunk_size = 64;
+    uint64_t arena = o->arena_bytes;
+    if (arena == 0) {
+        arena = (uint64_t)64 * h->max_payload;
+        if (arena < (64ull << 20))
+            arena = 64ull << 20;
+    }
+    uint64_t n = arena / h->chunk_size;
+    if (n < 64 || n > UINT32_MAX - 1)
+        return -EINVAL;
+    h->nchunks = (uint32_t)n;
+    h->max_procs = PX__MAX_PROCS;
+    h->max_queues = PX__MAX_QUEUES;
+    h->max_defs = PX__MAX_DEFS;
+    h->reap_interval_ns =
+        o->reap_interval_s > 0 ? (uint64_t)(o->reap_interval_s * 1e9) : DEF_REAP_NS;
+    return 0;
+}
+
+static void bind_tables(px_region *r)
+{
+    struct px__hdr *h = r->hdr;
+    r->procs = (struct px__proc *)(r->base + h->off_procs);
+    r->queues = (struct px__queue *)(r->base + h->off_queues);
+    r->defs = (struct px__def *)(r->base + h->off_defs);
+    r->lanes = (struct px__lane *)(r->base + h->off_lanes);
+    r->entries = (_Atomic uint64_t *)(r->base + h->off_entries);
+    r->slots = (struct px__slot *)(r->base + h->off_slots);
+    r->tags = (_Atomic uint64_t *)(r->base + h->off_tags);
+    r->arena = r->base + h->off_arena;
+    r->lane_mask = h->lane_depth - 1;
+}
+
+/* Everything but the magic; the file is fresh, so it is all zero. */
+static int init_region(px_region *r, const struct px__hdr *params)
+{
+    struct px__hdr *h = r->hdr;
+    memcpy((char *)h + sizeof(h->magic), (const char *)params + sizeof(h->magic),
+           offsetof(struct px__hdr, lock) - sizeof(h->magic));
+    h->abi = PX__ABI;
+    h->hdr_size = sizeof(struct px__hdr);
+    h->created_ns = px__now_ns();
+    if (getrandom(&h->nonce, sizeof h->nonce, 0) != sizeof h->nonce)
+        h->nonce = px__mono_ns() ^ ((uint64_t)getpid() << 32);
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    int rc = pthread_mutex_init(&h->lock, &a);
+    pthread_mutexattr_destroy(&a);
+    if (rc)
+        return -rc;
+    bind_tables(r);
+    /* Generations start at a value derived from the region's nonce, so an id
+     * from another region is very unlikely to name a task here. */
+    for (uint32_t i = 0; i < h->capacity; i++) {
+        uint32_t gen = (uint32_t)XXH3_64bits_withSeed(&i, sizeof i, h->nonce) | 1u;
+        atomic_store_explicit(&r->slots[i].ctl, PX__CTL(gen, PX__S_FREE, 0, 0, 0),
+                              memory_order_relaxed);
+    }
+    struct px__queue *q = &r->queues[0];
+    strcpy(q->name, "default");
+    q->hash = XXH3_64bits(q->name, strlen(q->name));
+    atomic_store_explicit(&h->nqueues, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Checks a mapped header against the file size before any table is used. */
+static int validate(px_region *r, const char *name)
+{
+    struct px__hdr *h = r->hdr;
+    if (r->size < sizeof(struct px__hdr) ||
+        atomic_load_explicit(&h->magic, memory_order_acquire) != PX__MAGIC) {
+        fprintf(stderr, "pollux: %s is not a Pollux region (bad magic)\n", name);
+        return PX_ECORRUPT;
+    }
+    if (h->abi != PX__ABI || h->hdr_size != sizeof(struct px__hdr)) {
+        fprintf(stderr, "pollux: %s has layout version %u, this library reads %u\n", name, h->abi,
+                PX__ABI);
+        return PX_EVERSION;
+    }
+    struct px__hdr chk;
+    memcpy(&chk, h, offsetof(struct px__hdr, lock));
+    if (chk.capacity == 0 || chk.capacity > MAX_CAPACITY || chk.lanes == 0 || chk.lanes > 65536 ||
+        chk.lane_depth < 2 || (chk.lane_depth & (chk.lane_depth - 1)) || chk.chunk_size < 64 ||
+        chk.max_payload == 0 || chk.max_payload > 64 * chk.chunk_size ||
+        chk.max_procs != PX__MAX_PROCS || chk.max_queues != PX__MAX_QUEUES ||
+        chk.max_defs != PX__MAX_DEFS || chk.nchunks == 0 || chk.nchunks == UINT32_MAX)
+        goto corrupt;
+    layout(&chk);
+    if (chk.size != h->size || chk.size != r->size || chk.off_arena != h->off_arena ||
+        chk.off_slots != h->off_slots || chk.off_tags != h->off_tags ||
+        chk.off_lanes != h->off_lanes || chk.off_entries != h->off_entries ||
+        chk.off_defs != h->off_defs || chk.off_queues != h->off_queues ||
+        chk.off_procs != h->off_procs)
+        goto corrupt;
+    return 0;
+corrupt:
+    fprintf(stderr, "pollux: %s is damaged or truncated (layout does not match its size)\n", name);
+    return PX_ECORRUPT;
+}
+
+static bool is_shm_name(const char *name)
+{
+    return name[0] == '/' && strchr(name + 1, '/') == NULL;
+}
+
+static int open_fd(const char *name, int flags, mode_t mode)
+{
+    int fd = is_shm_name(name) ? shm_open(name, flags | O_CLOEXEC, mode)
+                               : open(name, flags | O_CLOEXEC, mode);
+    return fd < 0 ? -errno : fd;
+}
+
+/* Maps an existing region, waiting up to a second for a creator that is
+ * still initialising it. */
+static int attach_fd(px_region *r, int fd, const char *name)
+{
+    uint64_t until = px__mono_ns() + 1000000000ull;
+    for (;;) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            return -errno;
+        if (st.st_size >= (off_t)sizeof(struct px__hdr)) {
+            void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (p == MAP_FAILED)
+                return -errno;
+            r->base = p;
+            r->size = (size_t)st.st_size;
+            r->hdr = p;
+            if (atomic_load_explicit(&r->hdr->magic, memory_order_acquire) == PX__MAGIC ||
+                px__mono_ns() > until)
+                break;
+            munmap(p, r->size);
+            r->base = NULL;
+        } else if (px__mono_ns() > until) {
+            fprintf(stderr, "pollux: %s is not a Pollux region (too small)\n", name);
+            return PX_ECORRUPT;
+        }
+        usleep(1000);
+    }
+    int rc = validate(r, name);
+    if (rc == 0)
+        bind_tables(r);
+    return rc;
+}
+
+static int create_fd(px_region *r, int fd, const struct px__hdr *params)
+{
+    if (ftruncate(fd, (off_t)params->size) < 0)
+        return -errno;
+    void *p = mmap(NULL, params->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    r->base = p;
+    r->size = params->size;
+    r->hdr = p;
+    int rc = init_region(r, params);
+    if (rc == 0)
+        atomic_store_explicit(&r->hdr->magic, PX__MAGIC, memory_order_release);
+    return rc;
+}
+
+static void tls_destructor(void *p);
+
+static int map_region(px_region *r, const char *name, const px_region_opts *opts)
+{
+    struct px__hdr params = {0};
+    int rc = params_from_opts(opts, &params);
+    if (rc)
+        return rc;
+    layout(&params);
+    uint32_t flags = opts ? opts->flags : 0;
+    mode_t mode = opts && opts->file_mode ? (mode_t)opts->file_mode : 0600;
+    int fd = -1;
+    if (!(flags & PX_REGION_ATTACH)) {
+        fd = open_fd(name, O_RDWR | O_CREAT | O_EXCL, mode);
+        if (fd >= 0) {
+            rc = create_fd(r, fd, &params);
+            close(fd);
+            if (rc) {
+                if (r->base)
+                    munmap(r->base, r->size);
+                r->base = NULL;
+                is_shm_name(name) ? shm_unlink(name) : unlink(name);
+            }
+            return rc;
+        }
+        if (fd != -EEXIST || (flags & PX_REGION_CREATE))
+            return fd;
+    }
+    fd = open_fd(name, O_RDWR, 0);
+    if (fd < 0)
+        return fd;
+    rc = attach_fd(r, fd, name);
+    close(fd);
+    if (rc && r->base) {
+        munmap(r->base, r->size);
+        r->base = NULL;
+    }
+    return rc;
+}
+
+int px_region_open(const char *name, const px_region_opts *opts, px_region **out)
+{
+    if (!name || !out || name[0] == '\0' || strlen(name) >= sizeof(((px_region *)0)->name) ||
+        (name[0] == '/' && name[1] == '\0'))
+        return -EINVAL;
+    if (opts && (opts->flags & PX_REGION_CREATE) && (opts->flags & PX_REGION_ATTACH))
+        return -EINVAL;
+    px_region *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    strcpy(r->name, name);
+    int rc = map_region(r, name, opts);
+    if (rc)
+        goto fail;
+    pthread_mutex_init(&r->tls_lock, NULL);
+    if ((rc = -pthread_key_create(&r->tls_key, tls_destructor)) != 0)
+        goto fail_map;
+    if ((rc = px__proc_attach(r, PX_ROLE_CLIENT)) < 0)
+        goto fail_key;
+    px__reap(r);
+    *out = r;
+    return 0;
+fail_key:
+    pthread_key_delete(r->tls_key);
+fail_map:
+    munmap(r->base, r->size);
+fail:
+    free(r);
+    return rc;
+}
+
+int px_region_close(px_region *r)
+{
+    if (!r)
+        return -EINVAL;
+    if (atomic_load(&r->workers) > 0)
+        return -EBUSY;
+    px__tls_release_all(r);
+    pthread_key_delete(r->tls_key);
+    px__proc_detach(r);
+    munmap(r->base, r->size);
+    pthread_mutex_destroy(&r->tls_lock);
+    free(r);
+    return 0;
+}
+
+int px_region_destroy(const char *name)
+{
+    if (!name || !name[0])
+        return -EINVAL;
+    int rc = is_shm_name(name) ? shm_unlink(name) : unlink(name);
+    return rc < 0 ? -errno : 0;
+}
+
+int px__hdr_lock(px_region *r)
+{
+    int rc = pthread_mutex_lock(&r->hdr->lock);
+    if (rc == EOWNERDEAD) {
+        /* The holder died. Every cold-path writer leaves the tables valid at
+         * each step (entries are published last), so the state is usable. */
+        pthread_mutex_consistent(&r->hdr->lock);
+        rc = 0;
+    }
+    return -rc;
+}
+
+void px__hdr_unlock(px_region *r)
+{
+    pthread_mutex_unlock(&r->hdr->lock);
+}
+
+/* ---- Per-thread state ---------------------------------------------------- */
+
+static void release_lanes(px_region *r, struct px__tls *t)
+{
+    for (uint32_t i = 0; i < t->nlanes; i++)
+        atomic_store_explicit(&r->lanes[t->lane_idx[i]].owner, 0, memory_order_release);
+    t->nlanes = 0;
+}
+
+static void unlink_tls(px_region *r, struct px__tls *t)
+{
+    for (struct px__tls **pp = &r->tls_list; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            return;
+        }
+    }
+}
+
+static void tls_destructor(void *p)
+{
+    struct px__tls *t = p;
+    px_region *r = t->r;
+    pthread_mutex_lock(&r->tls_lock);
+    release_lanes(r, t);
+    unlink_tls(r, t);
+    pthread_mutex_unlock(&r->tls_lock);
+    free(t);
+}
+
+struct px__tls *px__tls_get(px_region *r)
+{
+    struct px__tls *t = pthread_getspecific(r->tls_key);
+    if (t)
+        return t;
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->r = r;
+    /* Spread threads' cursors so that they do not contend for the same
+     * slots and chunks. */
+    uint64_t seed = XXH3_64bits(&t, sizeof t);
+    t->slot_cursor = (uint32_t)(seed % r->hdr->capacity);
+    t->chunk_cursor = (uint32_t)((seed >> 32) % r->hdr->nchunks);
+    if (pthread_setspecific(r->tls_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    pthread_mutex_lock(&r->tls_lock);
+    t->next = r->tls_list;
+    r->tls_list = t;
+    pthread_mutex_unlock(&r->tls_lock);
+    return t;
+}
+
+void px__tls_release_all(px_region *r)
+{
+    pthread_mutex_lock(&r->tls_lock);
+    for (struct px__tls *t = r->tls_list, *n; t; t = n) {
+        n = t->next;
+        release_lanes(r, t);
+        free(t);
+    }
+    r->tls_list = NULL;
+    pthread_mutex_unlock(&r->tls_lock);
+    pthread_setspecific(r->tls_key, NULL);
+}
+
+void px__tls_reset_after_fork(px_region *r)
+{
+    /* The child has one thread; the lanes in these structs belong to the
+     * parent's threads, so drop the structs (leaked copies of parent memory)
+     * without touching the lanes. */
+    r->tls_list = NULL;
+    pthread_mutex_init(&r->tls_lock, NULL);
+    pthread_setspecific(r->tls_key, NULL);
+}

@@ -1,0 +1,111 @@
+/*
+ * The process-local side of a region: the handle, per-thread state, and the
+ * internal calls of shm/ that other modules use.
+ */
+#ifndef PX_SHM_REGION_H
+#define PX_SHM_REGION_H
+
+#include "layout.h"
+#include "pollux.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Lanes one thread may own at once in one region (one per queue and mode). */
+#define PX__TLS_LANES 8
+
+/*
+ * Per-thread, per-region state, found through the handle's pthread key. It
+ * holds the lanes the thread owns (single producer: only this thread pushes
+ * into them) and its allocation cursors. Released when the thread exits or
+ * the handle is closed.
+ */
+struct px__tls {
+    struct px__tls *next; /* the handle's list, under r->tls_lock */
+    px_region *r;
+    uint32_t nlanes;
+    uint32_t lane_key[PX__TLS_LANES];
+    uint32_t lane_idx[PX__TLS_LANES];
+    uint32_t slot_cursor;
+    uint32_t chunk_cursor;
+};
+
+struct px_region {
+    uint8_t *base;
+    size_t size;
+    struct px__hdr *hdr;
+    struct px__proc *procs;
+    struct px__queue *queues;
+    struct px__def *defs;
+    struct px__lane *lanes;
+    _Atomic uint64_t *entries;
+    struct px__slot *slots;
+    _Atomic uint64_t *tags;
+    uint8_t *arena;
+    uint32_t self; /* our proc index */
+    uint32_t lane_mask;
+    pthread_key_t tls_key;
+    pthread_mutex_t tls_lock;
+    struct px__tls *tls_list;
+    _Atomic(px_task_fn) fns[PX__MAX_DEFS]; /* bound bodies, by definition index */
+    _Atomic int workers;                   /* px_workers started on this handle */
+    char name[256];
+};
+
+/* region.c */
+struct px__tls *px__tls_get(px_region *r);
+void px__tls_release_all(px_region *r);
+/* Forget the calling thread's lanes without releasing them; for a child just
+ * forked, whose lanes belong to the parent's thread. */
+void px__tls_reset_after_fork(px_region *r);
+int px__hdr_lock(px_region *r);
+void px__hdr_unlock(px_region *r);
+uint64_t px__now_ns(void);  /* CLOCK_REALTIME */
+uint64_t px__mono_ns(void); /* CLOCK_MONOTONIC */
+
+/* executor/reaper.c: returns what dead processes held (see there). */
+int px__reap(px_region *r);
+
+/* proc.c */
+int px__proc_attach(px_region *r, px_role role);
+void px__proc_detach(px_region *r);
+/* True if the process recorded in procs[idx] still runs (same pid and same
+ * start time). A stopped process is alive. */
+bool px__proc_alive(const struct px__proc *p);
+int px__proc_start_time(int pid, uint64_t *out);
+
+/* defs.c */
+int px__queue_find(px_region *r, const char *name, bool create);
+int px__def_find(px_region *r, const char *name);
+const char *px__def_name(px_region *r, uint32_t def);
+
+/* arena.c */
+int px__arena_alloc(px_region *r, struct px__tls *t, uint64_t tag, size_t len, uint32_t *first);
+void px__arena_free(px_region *r, uint64_t tag, uint32_t first, size_t len);
+void px__arena_free_stray(px_region *r, uint64_t tag, uint32_t keep_first, size_t keep_len);
+void px__arena_sweep(px_region *r);
+uint32_t px__arena_chunks(px_region *r, size_t len);
+static inline uint8_t *px__arena_ptr(px_region *r, uint32_t chunk)
+{
+    return r->arena + (size_t)chunk * r->hdr->chunk_size;
+}
+
+/* slot.c */
+static inline struct px__slot *px__slot_of(px_region *r, px_id id)
+{
+    uint32_t idx = PX__ID_IDX(id);
+    if (id == 0 || idx >= r->hdr->capacity || PX__ID_GEN(id) == 0)
+        return NULL;
+    return &r->slots[idx];
+}
+int px__slot_reserve(px_region *r, struct px__tls *t, uint32_t flags, px_id *id);
+/* Frees the slot whose ctl is `seen` (CAS), with its chunks; false if ctl
+ * changed meanwhile. */
+bool px__slot_free(px_region *r, uint32_t idx, uint64_t seen);
+const uint8_t *px__slot_args(px_region *r, struct px__slot *s);
+const uint8_t *px__slot_out(px_region *r, struct px__slot *s);
+void px__wake_slot(px_region *r, struct px__slot *s);
+void px__wake_room(px_region *r);
+
+#endif

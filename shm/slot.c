@@ -1,0 +1,106 @@
+/*
+ * Task slots: reserving, freeing, locating payloads, waking waiters.
+ *
+ * A slot changes hands only by CAS on its ctl word (see layout.h), so one
+ * process holds it at a time:
+ *
+ *   FREE(g) --reserve--> RESERVED(g, producer) --publish--> PENDING(g)
+ *   PENDING --claim--> RUNNING(g, worker) --finish--> FINISHING --> SUCCESS
+ *                                                               \-> FAILED
+ *   SUCCESS/FAILED --forget, join of an ephemeral, detached--> FREE(g + 1)
+ *
+ * Freeing bumps the generation in the same CAS, so every id of the old task
+ * is stale from that instant. The chunks of the old task are released after
+ * the CAS, by tag; a process that dies in between leaves orphans that the
+ * arena sweep releases (their tag's generation no longer matches).
+ */
+#include "region.h"
+#include "futex.h"
+
+#include <errno.h>
+#include <limits.h>
+
+int px__slot_reserve(px_region *r, struct px__tls *t, uint32_t flags, px_id *id)
+{
+    uint32_t cap = r->hdr->capacity, idx = t->slot_cursor < cap ? t->slot_cursor : 0;
+    uint32_t owner = r->self + 1;
+    for (uint32_t seen = 0; seen < cap; seen++, idx = idx + 1 == cap ? 0 : idx + 1) {
+        struct px__slot *s = &r->slots[idx];
+        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_relaxed);
+        if (PX__CTL_STATE(c) != PX__S_FREE)
+            continue;
+        uint64_t want = PX__CTL(PX__CTL_GEN(c), PX__S_RESERVED, owner, 0, flags);
+        if (atomic_compare_exchange_strong_explicit(&s->ctl, &c, want, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            t->slot_cursor = idx + 1 == cap ? 0 : idx + 1;
+            *id = PX__ID(PX__CTL_GEN(c), idx);
+            return 0;
+        }
+    }
+    return -EAGAIN;
+}
+
+bool px__slot_free(px_region *r, uint32_t idx, uint64_t seen)
+{
+    struct px__slot *s = &r->slots[idx];
+    uint32_t args_chunk = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
+    uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
+    uint32_t out_chunk = atomic_load_explicit(&s->out_chunk, memory_order_relaxed);
+    uint32_t out_len = atomic_load_explicit(&s->out_len, memory_order_relaxed);
+    uint32_t gen = PX__CTL_GEN(seen) + 1;
+    if (gen == 0)
+        gen = 1;
+    if (!atomic_compare_exchange_strong(&s->ctl, &seen, PX__CTL(gen, PX__S_FREE, 0, 0, 0)))
+        return false;
+    uint64_t tag = PX__ID(PX__CTL_GEN(seen), idx);
+    px__arena_free(r, tag, args_chunk, args_len);
+    px__arena_free(r, tag, out_chunk, out_len);
+    px__wake_slot(r, s);
+    px__wake_room(r);
+    return true;
+}
+
+const uint8_t *px__slot_args(px_region *r, struct px__slot *s)
+{
+    uint32_t c = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
+    if (c == PX__NO_CHUNK)
+        return s->args;
+    if (c >= r->hdr->nchunks)
+        return NULL;
+    return px__arena_ptr(r, c);
+}
+
+const uint8_t *px__slot_out(px_region *r, struct px__slot *s)
+{
+    uint32_t c = atomic_load_explicit(&s->out_chunk, memory_order_relaxed);
+    if (c == PX__NO_CHUNK)
+        return s->out;
+    if (c >= r->hdr->nchunks)
+        return NULL;
+    return px__arena_ptr(r, c);
+}
+
+/*
+ * Called after a transition that a joiner may wait for. The transition was a
+ * seq_cst CAS and joiners increment `waiters` (seq_cst) before re-checking
+ * ctl, so either they see the new ctl or we see their count: no lost wake.
+ */
+void px__wake_slot(px_region *r, struct px__slot *s)
+{
+    if (atomic_load(&s->waiters) != 0) {
+        atomic_fetch_add(&s->wake, 1);
+        px__futex_wake(&s->wake, INT_MAX);
+    }
+    if (atomic_load(&r->hdr->done_waiters) != 0) {
+        atomic_fetch_add(&r->hdr->done_seq, 1);
+        px__futex_wake(&r->hdr->done_seq, INT_MAX);
+    }
+}
+
+void px__wake_room(px_region *r)
+{
+    if (atomic_load(&r->hdr->room_waiters) != 0) {
+        atomic_fetch_add(&r->hdr->room_seq, 1);
+        px__futex_wake(&r->hdr->room_seq, INT_MAX);
+    }
+}
