@@ -33,7 +33,7 @@ int px__proc_start_time(int pid, uint64_t *out)
     if (!p)
         return -EINVAL;
     p++;
-    for (int field = 2; field < 22 && p; field++)
+    for (int field = 3; field < 22 && p; field++)
         p = strchr(p + 1, ' ');
     if (!p)
         return -EINVAL;
