@@ -45,6 +45,21 @@ bool px__claim(px_region *r, px_id id, uint64_t *claimed)
     return false;
 }
 
+/* True if the task id names belongs to a queue in qmask and runs in mode.
+ * The lane's key says so already, but a lane can change key (when empty)
+ * between our read of the key and of an entry. */
+static bool px__serves(px_region *r, px_id id, uint64_t qmask, uint32_t mode)
+{
+    struct px__slot *s = px__slot_of(r, id);
+    if (!s)
+        return true; /* a stale entry: the claim fails and it is skipped */
+    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
+    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+    if (q >= 64 || def >= r->hdr->max_defs)
+        return true;
+    return (qmask & (1ull << q)) && r->defs[def].mode == mode;
+}
+
 px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, uint32_t *cursor, uint64_t *claimed)
 {
     uint32_t hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire);
@@ -59,6 +74,8 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, uint32_t *cursor, ui
             continue;
         uint64_t pos, id;
         while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id)) {
+            if (!px__serves(r, id, qmask, mode))
+                break; /* the lane changed key under us; leave it to others */
             bool mine = px__claim(r, id, claimed);
             px__lane_advance(l, pos);
             px__wake_room(r);

@@ -35,6 +35,8 @@ static int resolve(px_region *r, const char *task, const px_submit_opts *o, stru
     if (def < 0)
         return def;
     int queue = (int)r->defs[def].queue;
+    if ((uint32_t)queue >= r->hdr->max_queues)
+        return PX_ECORRUPT;
     if (o && o->queue && (queue = px__queue_find(r, o->queue, true)) < 0)
         return queue;
     tg->def = def;

@@ -60,24 +60,29 @@ bool px__slot_free(px_region *r, uint32_t idx, uint64_t seen)
     return true;
 }
 
-const uint8_t *px__slot_args(px_region *r, struct px__slot *s)
+/* A payload at chunk c of len bytes, or NULL if shared memory says
+ * something out of bounds. */
+static const uint8_t *payload(px_region *r, const uint8_t *inl, uint32_t c, uint32_t len,
+                              uint32_t inl_cap)
 {
-    uint32_t c = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
     if (c == PX__NO_CHUNK)
-        return s->args;
-    if (c >= r->hdr->nchunks)
+        return len <= inl_cap ? inl : NULL;
+    if (len > r->hdr->max_payload || c >= r->hdr->nchunks ||
+        px__arena_chunks(r, len) > r->hdr->nchunks - c)
         return NULL;
     return px__arena_ptr(r, c);
 }
 
+const uint8_t *px__slot_args(px_region *r, struct px__slot *s)
+{
+    return payload(r, s->args, atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
+                   atomic_load_explicit(&s->args_len, memory_order_relaxed), PX__INLINE_ARGS);
+}
+
 const uint8_t *px__slot_out(px_region *r, struct px__slot *s)
 {
-    uint32_t c = atomic_load_explicit(&s->out_chunk, memory_order_relaxed);
-    if (c == PX__NO_CHUNK)
-        return s->out;
-    if (c >= r->hdr->nchunks)
-        return NULL;
-    return px__arena_ptr(r, c);
+    return payload(r, s->out, atomic_load_explicit(&s->out_chunk, memory_order_relaxed),
+                   atomic_load_explicit(&s->out_len, memory_order_relaxed), PX__INLINE_OUT);
 }
 
 /*
