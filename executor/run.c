@@ -225,7 +225,7 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
                   .t = px__tls_get(r),
                   .out_chunk = PX__NO_CHUNK,
                   .stop = stop};
-    atomic_store_explicit(&s->worker_pid, getpid(), memory_order_relaxed);
+    atomic_store_explicit(&s->worker_pid, r->procs[r->self].pid, memory_order_relaxed);
     atomic_store_explicit(&s->start_ns, px__now_ns(), memory_order_relaxed);
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t len = atomic_load_explicit(&s->args_len, memory_order_relaxed);

@@ -54,29 +54,60 @@ bool px__wait_room(px_region *r, int64_t deadline, uint32_t seen)
     return true;
 }
 
+/* Reserves a slot and, for args that do not fit inline, arena chunks. */
+static int try_reserve(px_region *r, struct px__tls *t, size_t len, uint32_t flags, px_id *id,
+                       uint32_t *chunk)
+{
+    int rc = px__slot_reserve(r, t, flags, id);
+    if (rc == 0 && len > PX__INLINE_ARGS && (rc = px__arena_alloc(r, t, *id, len, chunk)) != 0) {
+        uint32_t idx = PX__ID_IDX(*id);
+        px__slot_free(r, idx, atomic_load_explicit(&r->slots[idx].ctl, memory_order_relaxed));
+    }
+    return rc;
+}
+
+/* Sleeps until room may have been freed; false once the deadline passed.
+ * Producers announce themselves in room_waiters only after failing once, so
+ * a submit that finds room writes nothing shared. */
+static bool await_room(px_region *r, int64_t deadline, int (*retry)(void *), void *arg)
+{
+    if (px__left(deadline, px__mono_ns()) == 0)
+        return false;
+    atomic_fetch_add(&r->hdr->room_waiters, 1);
+    uint32_t seen = atomic_load(&r->hdr->room_seq);
+    bool ok = retry(arg) == 0 || px__wait_room(r, deadline, seen);
+    atomic_fetch_sub(&r->hdr->room_waiters, 1);
+    return ok;
+}
+
+struct reserve_call {
+    px_region *r;
+    struct px__tls *t;
+    size_t len;
+    uint32_t flags;
+    px_id id;
+    uint32_t chunk;
+    int rc;
+};
+
+static int reserve_again(void *p)
+{
+    struct reserve_call *c = p;
+    return c->rc = try_reserve(c->r, c->t, c->len, c->flags, &c->id, &c->chunk);
+}
+
 /* Reserves and fills a slot, waiting for room as opts say. */
 static int fill(px_region *r, struct px__tls *t, const struct target *tg, const void *args,
                 size_t len, uint32_t flags, int64_t deadline, px_id *out)
 {
-    px_id id;
-    uint32_t chunk = PX__NO_CHUNK;
-    for (;;) {
-        atomic_fetch_add(&r->hdr->room_waiters, 1);
-        uint32_t seen = atomic_load(&r->hdr->room_seq);
-        int rc = px__slot_reserve(r, t, flags, &id);
-        if (rc == 0 && len > PX__INLINE_ARGS &&
-            (rc = px__arena_alloc(r, t, id, len, &chunk)) != 0) {
-            uint64_t c = atomic_load_explicit(&r->slots[PX__ID_IDX(id)].ctl, memory_order_relaxed);
-            px__slot_free(r, PX__ID_IDX(id), c);
-        }
-        if (rc == 0 || !px__wait_room(r, deadline, seen)) {
-            atomic_fetch_sub(&r->hdr->room_waiters, 1);
-            if (rc)
-                return -EAGAIN;
+    struct reserve_call c = {r, t, len, flags, 0, PX__NO_CHUNK, 0};
+    while (reserve_again(&c) != 0)
+        if (!await_room(r, deadline, reserve_again, &c))
+            return -EAGAIN;
+        else if (c.rc == 0)
             break;
-        }
-        atomic_fetch_sub(&r->hdr->room_waiters, 1);
-    }
+    px_id id = c.id;
+    uint32_t chunk = c.chunk;
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     atomic_store_explicit(&s->def, (uint32_t)tg->def, memory_order_relaxed);
     atomic_store_explicit(&s->queue, tg->queue, memory_order_relaxed);
@@ -90,8 +121,8 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
     atomic_store_explicit(&s->enq_ns, px__now_ns(), memory_order_relaxed);
     if (len)
         memcpy(chunk == PX__NO_CHUNK ? s->args : px__arena_ptr(r, chunk), args, len);
-    uint64_t c = atomic_load_explicit(&s->ctl, memory_order_relaxed);
-    atomic_store_explicit(&s->ctl, PX__CTL_WITH(c, PX__S_PENDING, r->self + 1),
+    uint64_t ctl = atomic_load_explicit(&s->ctl, memory_order_relaxed);
+    atomic_store_explicit(&s->ctl, PX__CTL_WITH(ctl, PX__S_PENDING, r->self + 1),
                           memory_order_release);
     *out = id;
     return 0;
@@ -119,26 +150,33 @@ static void wake_workers(px_region *r, uint32_t n)
     px__futex_wake(&r->hdr->work_seq, n < sleepers ? (int)n : (int)sleepers);
 }
 
+struct push_call {
+    struct px__lane *l;
+    _Atomic uint64_t *ent;
+    uint32_t mask;
+    const uint64_t *ids;
+    uint32_t n, done;
+};
+
+/* Pushes what is left; 0 once everything is in. */
+static int push_more(void *p)
+{
+    struct push_call *c = p;
+    c->done += px__lane_push(c->l, c->ent, c->mask, c->ids + c->done, c->n - c->done);
+    return c->done == c->n ? 0 : -EAGAIN;
+}
+
 int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *ids, uint32_t n,
                 int64_t deadline)
 {
     int lane = px__lane_for(r, t, key);
     if (lane < 0)
         return lane;
-    struct px__lane *l = &r->lanes[lane];
-    _Atomic uint64_t *ent = px__lane_entries(r, (uint32_t)lane);
-    uint32_t done = 0;
-    while (done < n) {
-        atomic_fetch_add(&r->hdr->room_waiters, 1);
-        uint32_t seen = atomic_load(&r->hdr->room_seq);
-        uint32_t k = px__lane_push(l, ent, r->lane_mask, ids + done, n - done);
-        done += k;
-        if (k == 0 && !px__wait_room(r, deadline, seen)) {
-            atomic_fetch_sub(&r->hdr->room_waiters, 1);
-            break;
-        }
-        atomic_fetch_sub(&r->hdr->room_waiters, 1);
-    }
+    struct push_call c = {&r->lanes[lane], px__lane_entries(r, (uint32_t)lane), r->lane_mask,
+                          ids, n, 0};
+    while (push_more(&c) != 0 && await_room(r, deadline, push_more, &c))
+        ;
+    uint32_t done = c.done;
     if (done)
         wake_workers(r, done);
     return done ? (int)done : -EAGAIN;
