@@ -187,11 +187,11 @@ int px_wait_any(px_region *r, const px_id *ids, size_t n, double timeout_s)
             px__cpu_relax();
             continue;
         }
-        atomic_fetch_add(&r->hdr->done_waiters, 1);
+        px__announce(r, PX__WAIT_DONE);
         uint32_t seen = atomic_load(&r->hdr->done_seq);
         if ((i = first_done(r, ids, n)) < 0)
             px__futex_wait(&r->hdr->done_seq, seen, left);
-        atomic_fetch_sub(&r->hdr->done_waiters, 1);
+        px__retract(r, PX__WAIT_DONE);
         if (i >= 0)
             return i;
     }

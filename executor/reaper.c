@@ -7,8 +7,9 @@
  * reaps it at a time, and every step below is idempotent, so a reaper that
  * dies half-way leaves work that the next one redoes:
  *
- * 1. Release its lanes (CAS owner -> 0). Their published entries stay
- *    consumable.
+ * 1. Release its lanes (CAS owner -> 0); their published entries stay
+ *    consumable. Take back its share of the waiter counts (an exchange
+ *    with 0, so it is taken once).
  * 2. For each slot it owns:
  *    RESERVED, CONSUMING -> free the slot (its submit never returned; its
  *                           ephemeral result was being taken by it).
@@ -76,6 +77,7 @@ int px__reap(px_region *r)
         if (!take_entry(r, i))
             continue;
         px__lanes_release_proc(r, i);
+        px__retract_dead(r, i);
         requeued += reap_slots(r, i);
         px__arena_sweep(r);
         atomic_store_explicit(&r->procs[i].state, PX__PROC_FREE, memory_order_release);

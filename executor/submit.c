@@ -73,10 +73,10 @@ static bool await_room(px_region *r, int64_t deadline, int (*retry)(void *), voi
 {
     if (px__left(deadline, px__mono_ns()) == 0)
         return false;
-    atomic_fetch_add(&r->hdr->room_waiters, 1);
+    px__announce(r, PX__WAIT_ROOM);
     uint32_t seen = atomic_load(&r->hdr->room_seq);
     bool ok = retry(arg) == 0 || px__wait_room(r, deadline, seen);
-    atomic_fetch_sub(&r->hdr->room_waiters, 1);
+    px__retract(r, PX__WAIT_ROOM);
     return ok;
 }
 
@@ -172,8 +172,8 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
     int lane = px__lane_for(r, t, key);
     if (lane < 0)
         return lane;
-    struct push_call c = {&r->lanes[lane], px__lane_entries(r, (uint32_t)lane), r->lane_mask,
-                          ids, n, 0};
+    struct push_call c = {
+        &r->lanes[lane], px__lane_entries(r, (uint32_t)lane), r->lane_mask, ids, n, 0};
     while (push_more(&c) != 0 && await_room(r, deadline, push_more, &c))
         ;
     uint32_t done = c.done;

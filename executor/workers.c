@@ -88,13 +88,13 @@ px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *cl
             px__cpu_relax();
             continue;
         }
-        atomic_fetch_add(&r->hdr->sleepers, 1);
+        px__announce(r, PX__WAIT_WORK);
         atomic_thread_fence(memory_order_seq_cst);
         uint32_t seen = atomic_load(&r->hdr->work_seq);
         id = px__take(r, w->qmask, mode, cursor, claimed);
         if (!id && !atomic_load(&w->stopping))
             px__futex_wait(&r->hdr->work_seq, seen, SLEEP_NS);
-        atomic_fetch_sub(&r->hdr->sleepers, 1);
+        px__retract(r, PX__WAIT_WORK);
         if (id)
             return id;
         spin_end = px__mono_ns() + (uint64_t)w->o.spin_us * 1000;

@@ -86,7 +86,11 @@ struct px__proc {
     _Atomic uint32_t role;
     uint64_t start_time; /* clock ticks since boot, /proc/PID/stat field 22 */
     uint64_t attached_ns;
-    char pad[32];
+    /* This process's share of the header's waiter counts (sleepers,
+     * done_waiters, room_waiters), so that the reaper can take back the
+     * share of a process that died while waiting. */
+    _Atomic uint32_t waiting[3];
+    char pad[20];
 };
 
 /* A queue name; append-only, published by nqueues (release). */

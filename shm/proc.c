@@ -91,6 +91,8 @@ int px__proc_attach(px_region *r, px_role role)
         p->start_time = st;
         p->role = role;
         p->attached_ns = px__now_ns();
+        for (int k = 0; k < 3; k++)
+            atomic_store_explicit(&p->waiting[k], 0, memory_order_relaxed);
         atomic_store_explicit(&p->state, PX__PROC_ALIVE, memory_order_release);
         r->self = i;
         rc = 0;
@@ -103,4 +105,37 @@ int px__proc_attach(px_region *r, px_role role)
 void px__proc_detach(px_region *r)
 {
     atomic_store_explicit(&r->procs[r->self].state, PX__PROC_FREE, memory_order_release);
+}
+
+static _Atomic uint32_t *header_count(px_region *r, enum px__wait_kind k)
+{
+    switch (k) {
+    case PX__WAIT_WORK:
+        return &r->hdr->sleepers;
+    case PX__WAIT_DONE:
+        return &r->hdr->done_waiters;
+    default:
+        return &r->hdr->room_waiters;
+    }
+}
+
+void px__announce(px_region *r, enum px__wait_kind k)
+{
+    atomic_fetch_add(header_count(r, k), 1);
+    atomic_fetch_add(&r->procs[r->self].waiting[k], 1);
+}
+
+void px__retract(px_region *r, enum px__wait_kind k)
+{
+    atomic_fetch_sub(&r->procs[r->self].waiting[k], 1);
+    atomic_fetch_sub(header_count(r, k), 1);
+}
+
+void px__retract_dead(px_region *r, uint32_t proc)
+{
+    for (int k = PX__WAIT_WORK; k <= PX__WAIT_ROOM; k++) {
+        uint32_t n = atomic_exchange(&r->procs[proc].waiting[k], 0);
+        if (n)
+            atomic_fetch_sub(header_count(r, (enum px__wait_kind)k), n);
+    }
 }

@@ -67,6 +67,17 @@ uint64_t px__mono_ns(void); /* CLOCK_MONOTONIC */
 /* executor/reaper.c: returns what dead processes held (see there). */
 int px__reap(px_region *r);
 
+/* Waiter counts in the header that wakers read before a futex wake. */
+enum px__wait_kind { PX__WAIT_WORK = 0, PX__WAIT_DONE = 1, PX__WAIT_ROOM = 2 };
+/* Counts the caller in (announce) or out (retract). The header's count is
+ * raised before and lowered after this process's share, so a process that
+ * dies in between leaves the header counting too many (a needless wake
+ * call), never too few (a lost wake). */
+void px__announce(px_region *r, enum px__wait_kind k);
+void px__retract(px_region *r, enum px__wait_kind k);
+/* Takes back a dead process's share; idempotent. */
+void px__retract_dead(px_region *r, uint32_t proc);
+
 /* proc.c */
 int px__proc_attach(px_region *r, px_role role);
 void px__proc_detach(px_region *r);
