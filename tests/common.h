@@ -41,4 +41,12 @@ static inline unsigned px_test_seed(void)
     return seed;
 }
 
+/* CLOCK_MONOTONIC in seconds, for measuring waits. */
+static inline double px_test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 #endif
