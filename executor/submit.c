@@ -140,10 +140,10 @@ static void unfill(px_region *r, const uint64_t *ids, uint32_t n)
 
 static void wake_workers(px_region *r, uint32_t n)
 {
-    /* The fence orders our tail store before the sleepers load; a worker
-     * going to sleep increments sleepers before its last scan. */
-    atomic_thread_fence(memory_order_seq_cst);
-    uint32_t sleepers = atomic_load_explicit(&r->hdr->sleepers, memory_order_relaxed);
+    /* Our tail store and this load are seq_cst; a worker going to sleep
+     * increments sleepers (seq_cst) before its last scan reads tail
+     * (seq_cst): either it sees our entry or we see it. */
+    uint32_t sleepers = atomic_load(&r->hdr->sleepers);
     if (sleepers == 0)
         return;
     atomic_fetch_add(&r->hdr->work_seq, 1);

@@ -4,9 +4,10 @@
  * A worker thread takes tasks from the lanes of its queues, spins for
  * spin_us when it finds none, then sleeps on the region's work_seq futex
  * after announcing itself in `sleepers`; a submit wakes one sleeper only if
- * there is one. The announcement and the producer's tail store are each
- * followed by a seq_cst fence, so either the worker's last scan sees the
- * new entry or the producer sees the sleeper.
+ * there is one. The announcement, the worker's reads of tail, the
+ * producer's tail store and its read of `sleepers` are all seq_cst, so
+ * either the worker's last scan sees the new entry or the producer sees the
+ * sleeper.
  *
  * Stopping: `stopping` makes every thread finish its task and exit; the
  * stop flags tell running tasks (through px_should_continue) to stop,
@@ -89,7 +90,6 @@ px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *cl
             continue;
         }
         px__announce(r, PX__WAIT_WORK);
-        atomic_thread_fence(memory_order_seq_cst);
         uint32_t seen = atomic_load(&r->hdr->work_seq);
         id = px__take(r, w->qmask, mode, cursor, claimed);
         if (!id && !atomic_load(&w->stopping))

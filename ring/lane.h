@@ -15,7 +15,7 @@
  *
  * Invariants:
  * - Only the lane's owner writes tail and the entries; it publishes entries
- *   with a release store of tail. It writes entry t only once
+ *   with a store of tail (seq_cst: see px__lane_push). It writes entry t only once
  *   t - head < depth, i.e. once every consumer has moved past entry
  *   t - depth, so an entry is never overwritten while it can still be read
  *   and then successfully claimed.
@@ -56,8 +56,11 @@ static inline uint32_t px__lane_push(struct px__lane *l, _Atomic uint64_t *ent, 
         n = (uint32_t)room;
     for (uint32_t i = 0; i < n; i++)
         atomic_store_explicit(&ent[(t + i) & mask], ids[i], memory_order_relaxed);
+    /* seq_cst rather than release: the caller then reads the sleeper count,
+     * and a worker going to sleep announces itself before reading tail
+     * (seq_cst too), so one of the two sees the other. */
     if (n)
-        atomic_store_explicit(&l->tail, t + n, memory_order_release);
+        atomic_store_explicit(&l->tail, t + n, memory_order_seq_cst);
     return n;
 }
 
@@ -66,7 +69,7 @@ static inline bool px__lane_peek(struct px__lane *l, _Atomic uint64_t *ent, uint
                                  uint64_t *pos, uint64_t *id)
 {
     uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
-    uint64_t t = atomic_load_explicit(&l->tail, memory_order_acquire);
+    uint64_t t = atomic_load_explicit(&l->tail, memory_order_seq_cst);
     if (h == t)
         return false;
     *id = atomic_load_explicit(&ent[h & mask], memory_order_relaxed);
