@@ -138,7 +138,7 @@ static void unfill(px_region *r, const uint64_t *ids, uint32_t n)
     }
 }
 
-static void wake_workers(px_region *r, uint32_t n)
+static void wake_workers(px_region *r, uint32_t key, uint32_t n)
 {
     /* Our tail store and this load are seq_cst; a worker going to sleep
      * increments sleepers (seq_cst) before its last scan reads tail
@@ -147,7 +147,9 @@ static void wake_workers(px_region *r, uint32_t n)
     if (sleepers == 0)
         return;
     atomic_fetch_add(&r->hdr->work_seq, 1);
-    px__futex_wake(&r->hdr->work_seq, n < sleepers ? (int)n : (int)sleepers);
+    bool shared_bit = atomic_load_explicit(&r->hdr->nqueues, memory_order_relaxed) > 16;
+    int nr = shared_bit ? INT_MAX : (n < sleepers ? (int)n : (int)sleepers);
+    px__futex_wake_bits(&r->hdr->work_seq, nr, px__work_bit(PX__KEY_QUEUE(key), PX__KEY_MODE(key)));
 }
 
 struct push_call {
@@ -178,7 +180,7 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
         ;
     uint32_t done = c.done;
     if (done)
-        wake_workers(r, done);
+        wake_workers(r, key, done);
     return done ? (int)done : -EAGAIN;
 }
 

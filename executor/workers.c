@@ -77,6 +77,16 @@ bool px__is_daemon(px_region *r, px_id id)
     return def < r->hdr->max_defs && (r->defs[def].flags & PX__DEF_DAEMON);
 }
 
+/* The futex bits of the (queue, mode) pairs a worker serves. */
+static uint32_t work_bits(uint64_t qmask, uint32_t mode)
+{
+    uint32_t bits = 0;
+    for (uint32_t q = 0; q < 64; q++)
+        if (qmask & (1ull << q))
+            bits |= px__work_bit(q, mode);
+    return bits;
+}
+
 px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *claimed)
 {
     px_region *r = w->r;
@@ -93,7 +103,7 @@ px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *cl
         uint32_t seen = atomic_load(&r->hdr->work_seq);
         id = px__take(r, w->qmask, mode, cursor, claimed);
         if (!id && !atomic_load(&w->stopping))
-            px__futex_wait(&r->hdr->work_seq, seen, SLEEP_NS);
+            px__futex_wait_bits(&r->hdr->work_seq, seen, SLEEP_NS, work_bits(w->qmask, mode));
         px__retract(r, PX__WAIT_WORK);
         if (id)
             return id;
@@ -271,7 +281,7 @@ void px_workers_signal_stop(px_workers *w)
         return;
     atomic_store(&w->stopping, 1);
     atomic_fetch_add(&w->r->hdr->work_seq, 1);
-    px__futex_wake(&w->r->hdr->work_seq, INT_MAX);
+    px__futex_wake_bits(&w->r->hdr->work_seq, INT_MAX, FUTEX_BITSET_MATCH_ANY);
 }
 
 static unsigned running(px_workers *w, bool daemon_too)
