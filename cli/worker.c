@@ -3,9 +3,11 @@
  *
  * SIGTERM and SIGINT are blocked in every thread and taken by the main
  * thread with sigtimedwait, which also paces the summary line. On a signal
- * the workers stop gracefully (see px_workers_stop); a second signal, or a
- * thread task that ignores px_should_continue() past the grace period,
- * ends the process at once: by then its tasks are back to PENDING.
+ * the workers stop gracefully (see px_workers_stop); a second signal ends
+ * the process at once, and so does a thread task that ignores
+ * px_should_continue() for a few seconds past the grace period. Tasks still
+ * running then are returned to PENDING by the next reaper (any other worker
+ * of the region), as for any process that dies.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -155,8 +157,19 @@ static void *stopper(void *p)
     return NULL;
 }
 
-/* Stops gracefully, but never waits on a task that ignores its stop flag
- * for more than a few seconds past the grace: its task is PENDING by then. */
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Stops gracefully, but never waits on a task that ignores its stop flag for
+ * more than a few seconds past the grace, and a second signal ends the
+ * process at once. The join is taken in short steps so that the signal is
+ * seen promptly.
+ */
 static void stop(px_workers *w, double grace, sigset_t *set)
 {
     pthread_t t;
@@ -164,17 +177,16 @@ static void stop(px_workers *w, double grace, sigset_t *set)
         px_workers_stop(w);
         return;
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)grace + 3;
+    double until = now_s() + grace + 3;
     for (;;) {
-        if (pthread_timedjoin_np(t, NULL, &until) == 0)
+        double step = now_s() + 0.1;
+        struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
+        if (pthread_timedjoin_np(t, NULL, &ts) == 0)
             return;
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
         struct timespec zero = {0, 0};
-        if (now.tv_sec >= until.tv_sec || sigtimedwait(set, NULL, &zero) > 0) {
-            fprintf(stderr, "pollux worker: exiting with tasks still running\n");
+        if (now_s() >= until || sigtimedwait(set, NULL, &zero) > 0) {
+            fprintf(stderr, "pollux worker: exiting with tasks still running; the next "
+                            "reaper returns them to PENDING\n");
             _exit(CLI_OK);
         }
     }

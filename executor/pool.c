@@ -1,14 +1,17 @@
 /*
  * The process pool: pre-forked children that run PX_PROCESS tasks.
  *
- * Each child has a dispatcher thread in the parent. The dispatcher claims a
- * task from the lanes (so the task is owned by the parent's proc entry),
- * sends (id, claimed ctl) to its child over a SOCK_SEQPACKET pair, and waits
- * for the reply. The child runs the body and finishes the task itself,
- * through the region mapping it inherited, exactly as a worker thread
- * would; its reply only reports the outcome.
+ * Each child has a dispatcher thread in the parent, which forks it (and any
+ * replacement). The dispatcher claims a task from the lanes (so the task is
+ * owned by the parent's proc entry), sends (id, claimed ctl) to its child
+ * over a SOCK_SEQPACKET pair, and waits for an acknowledgement, then for the
+ * reply. The child runs the body and finishes the task itself, through the
+ * region mapping it inherited, exactly as a worker thread would; its reply
+ * only reports the outcome.
  *
- * If the child dies (signal, exit, abort) the socket reads EOF: the
+ * If the child dies before acknowledging (it died while idle), the task
+ * never started: the dispatcher forks a replacement and hands it the task.
+ * If it dies after (signal, exit, abort), the socket reads EOF: the
  * dispatcher collects the status, marks the task FAILED with it (or, when
  * the child was killed by a shutdown, returns it to PENDING), releases any
  * result chunks the child had claimed, and forks a replacement. If the
@@ -61,7 +64,8 @@ static void child_main(px_workers *w, unsigned me, pid_t parent)
         _exit(1);
     struct msg m;
     struct reply rep;
-    while (recv(sock, &m, sizeof m, 0) == (ssize_t)sizeof m) {
+    while (recv(sock, &m, sizeof m, 0) == (ssize_t)sizeof m &&
+           send(sock, "A", 1, MSG_NOSIGNAL) == 1) {
         const _Atomic int *stop = px__is_daemon(r, m.id) ? &w->flags->daemon : &w->flags->all;
         rep.err[0] = '\0';
         rep.outcome = (uint8_t)px__run(r, m.id, m.claimed, stop, rep.err, sizeof rep.err);
@@ -112,16 +116,30 @@ static void describe(int status, char *buf, size_t cap)
         snprintf(buf, cap, "child process ended (status 0x%x)", status);
 }
 
+/* Collects a dead child; its status goes to *status. */
+static void collect(px_workers *w, unsigned i, int *status)
+{
+    struct px__child *c = &w->children[i];
+    *status = 0;
+    waitpid(atomic_load(&c->pid), status, 0);
+    close(c->sock);
+    c->sock = -1;
+    atomic_store(&c->pid, 0);
+}
+
+static void replace(px_workers *w, unsigned i)
+{
+    int rc;
+    if (!atomic_load(&w->stopping) && (rc = spawn(w, i)) != 0)
+        fprintf(stderr, "pollux: cannot replace child process %u: %s\n", i, strerror(-rc));
+}
+
 /* The child died while running id: record why, then replace it. */
 static enum px__outcome child_died(px_workers *w, unsigned i, px_id id, uint64_t claimed, char *err,
                                    size_t cap)
 {
-    struct px__child *c = &w->children[i];
-    int status = 0;
-    waitpid(atomic_load(&c->pid), &status, 0);
-    close(c->sock);
-    c->sock = -1;
-    atomic_store(&c->pid, 0);
+    int status;
+    collect(w, i, &status);
     describe(status, err, cap);
     bool stopped =
         atomic_load(&w->flags->all) || (atomic_load(&w->flags->daemon) && px__is_daemon(w->r, id));
@@ -133,9 +151,37 @@ static enum px__outcome child_died(px_workers *w, unsigned i, px_id id, uint64_t
     } else {
         out = px__fail_claimed(w->r, id, claimed, err) ? PX__DONE_FAILED : PX__DONE_REVOKED;
     }
-    if (!atomic_load(&w->stopping) && spawn(w, i) != 0)
-        fprintf(stderr, "pollux: cannot replace child process %u: %s\n", i, strerror(errno));
+    replace(w, i);
     return out;
+}
+
+/*
+ * Hands a claimed task to child i and waits for the outcome. The child
+ * acknowledges a task before it runs it: a child found dead before the
+ * acknowledgement died while idle, the task never started, and it goes to a
+ * replacement child instead of failing.
+ */
+static enum px__outcome dispatch(px_workers *w, unsigned i, px_id id, uint64_t claimed,
+                                 struct reply *rep)
+{
+    struct msg m = {id, claimed};
+    for (int tries = 0; tries < 3; tries++) {
+        struct px__child *c = &w->children[i];
+        if (c->sock < 0)
+            replace(w, i);
+        if (c->sock < 0)
+            break;
+        char ack;
+        if (send(c->sock, &m, sizeof m, MSG_NOSIGNAL) == (ssize_t)sizeof m &&
+            recv(c->sock, &ack, 1, 0) == 1) {
+            if (recv(c->sock, rep, sizeof *rep, 0) == (ssize_t)sizeof *rep)
+                return (enum px__outcome)rep->outcome;
+            return child_died(w, i, id, claimed, rep->err, sizeof rep->err);
+        }
+        int status;
+        collect(w, i, &status);
+    }
+    return px__requeue(w->r, PX__ID_IDX(id), claimed) ? PX__DONE_REQUEUED : PX__DONE_REVOKED;
 }
 
 struct dispatch_arg {
@@ -143,6 +189,22 @@ struct dispatch_arg {
     unsigned i;
 };
 
+/* Tells px__pool_start() that this dispatcher forked its first child. */
+static void report_spawn(px_workers *w, int rc)
+{
+    pthread_mutex_lock(&w->mu);
+    if (rc && !w->spawn_error)
+        w->spawn_error = rc;
+    w->spawned++;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/*
+ * A dispatcher forks its own child, and its replacements: PR_SET_PDEATHSIG
+ * fires when the forking *thread* exits, so children must be forked by a
+ * thread that lives as long as the pool.
+ */
 static void *dispatch_main(void *p)
 {
     struct dispatch_arg *a = p;
@@ -153,24 +215,23 @@ static void *dispatch_main(void *p)
     uint64_t claimed;
     px_id id;
     struct reply rep;
+    int rc = spawn(w, i);
+    report_spawn(w, rc);
+    if (rc)
+        return a;
     while ((id = px__next_task(w, PX_PROCESS, &cursor, &claimed)) != 0) {
         atomic_store(&ws->claimed, claimed);
         atomic_store(&ws->current, id);
         px__emit(w, PX_EV_START, id, NULL);
-        struct msg m = {id, claimed};
-        struct px__child *c = &w->children[i];
-        enum px__outcome out;
         rep.err[0] = '\0';
-        if (c->sock >= 0 && send(c->sock, &m, sizeof m, MSG_NOSIGNAL) == (ssize_t)sizeof m &&
-            recv(c->sock, &rep, sizeof rep, 0) == (ssize_t)sizeof rep)
-            out = (enum px__outcome)rep.outcome;
-        else if (c->sock >= 0)
-            out = child_died(w, i, id, claimed, rep.err, sizeof rep.err);
-        else
-            out = px__requeue(w->r, PX__ID_IDX(id), claimed) ? PX__DONE_REQUEUED : PX__DONE_REVOKED;
-        px__account(w, ws, id, out, rep.err);
-        if (w->children[i].sock < 0 && !atomic_load(&w->stopping) && spawn(w, i) != 0)
-            break;
+        px__account(w, ws, id, dispatch(w, i, id, claimed, &rep), rep.err);
+    }
+    /* Stopping: the child reads EOF, detaches and exits. */
+    struct px__child *c = &w->children[i];
+    if (c->sock >= 0) {
+        int status;
+        shutdown(c->sock, SHUT_RDWR);
+        collect(w, i, &status);
     }
     return a;
 }
@@ -181,25 +242,28 @@ int px__pool_start(px_workers *w)
         w->children[i].sock = -1;
         atomic_store(&w->children[i].pid, 0);
     }
-    for (unsigned i = 0; i < w->o.processes; i++) {
-        int rc = spawn(w, i);
-        if (rc)
-            return rc;
-        w->nchildren++;
-    }
-    for (unsigned i = 0; i < w->nchildren; i++) {
+    int rc = 0;
+    for (unsigned i = 0; i < w->o.processes && rc == 0; i++) {
         struct dispatch_arg *a = malloc(sizeof *a);
-        if (!a)
-            return -ENOMEM;
+        if (!a) {
+            rc = -ENOMEM;
+            break;
+        }
         *a = (struct dispatch_arg){w, i};
-        int rc = pthread_create(&w->children[i].thread, NULL, dispatch_main, a);
-        if (rc) {
+        if ((rc = -pthread_create(&w->children[i].thread, NULL, dispatch_main, a)) != 0) {
             free(a);
-            return -rc;
+            break;
         }
         w->children[i].started = true;
+        w->nchildren++;
     }
-    return 0;
+    pthread_mutex_lock(&w->mu);
+    while (w->spawned < w->nchildren)
+        pthread_cond_wait(&w->cond, &w->mu);
+    if (rc == 0)
+        rc = w->spawn_error;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
 }
 
 void px__pool_kill(px_workers *w, bool daemon_only)
@@ -215,16 +279,8 @@ void px__pool_kill(px_workers *w, bool daemon_only)
 void px__pool_join(px_workers *w)
 {
     for (unsigned i = 0; i < w->nchildren; i++) {
-        struct px__child *c = &w->children[i];
-        if (c->started) {
-            void *a;
-            pthread_join(c->thread, &a);
-            free(a);
-        }
-        if (c->sock >= 0)
-            close(c->sock);
-        pid_t pid = atomic_load(&c->pid);
-        if (pid > 0)
-            waitpid(pid, NULL, 0);
+        void *a;
+        pthread_join(w->children[i].thread, &a);
+        free(a);
     }
 }

@@ -28,7 +28,7 @@ struct px__stopflags {
 struct px__child {
     _Atomic pid_t pid; /* 0 while being replaced */
     int sock;          /* parent's end of a socketpair; the dispatcher's */
-    pthread_t thread;
+    pthread_t thread;  /* the dispatcher; it forks the child */
     bool started;
 };
 
@@ -45,6 +45,8 @@ struct px_workers {
     struct px__child *children;
     pthread_t super;
     bool super_started;
+    unsigned spawned; /* dispatchers that forked their first child; under mu */
+    int spawn_error;
     pthread_mutex_t mu; /* guards the cond below; not on the task path */
     pthread_cond_t cond;
     _Atomic uint64_t reaped;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -81,6 +82,51 @@ static inline void *it_shared(size_t bytes)
 
 /* ---- child processes ------------------------------------------------------ */
 
+/* Children and the region of the running test, so that .fini = it_cleanup
+ * leaves nothing behind when an assertion ends the test early. */
+static pid_t it_children[512];
+static int it_nchildren;
+static char it_region[64];
+
+static inline void it_track(pid_t pid)
+{
+    if (it_nchildren < (int)(sizeof it_children / sizeof it_children[0]))
+        it_children[it_nchildren++] = pid;
+}
+
+static inline void it_untrack(pid_t pid)
+{
+    for (int i = 0; i < it_nchildren; i++)
+        if (it_children[i] == pid)
+            it_children[i] = it_children[--it_nchildren];
+}
+
+static inline void it_cleanup(void)
+{
+    for (int i = 0; i < it_nchildren; i++) {
+        kill(it_children[i], SIGKILL);
+        kill(it_children[i], SIGCONT);
+        waitpid(it_children[i], NULL, 0);
+    }
+    it_nchildren = 0;
+    if (it_region[0])
+        px_region_destroy(it_region);
+    it_region[0] = '\0';
+}
+
+/* A fresh region whose name it_cleanup() removes. */
+static inline px_region *it_region_new(const px_region_opts *o)
+{
+    px_region *r = px_test_region(it_region, sizeof it_region, o);
+    return r;
+}
+
+/* In a forked child: die with the test process. */
+static inline void it_child_init(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 /* Waits up to timeout_s for pid; returns 0 and *status, or -ETIMEDOUT. */
 static inline int it_wait(pid_t pid, double timeout_s, int *status)
 {
@@ -89,6 +135,7 @@ static inline int it_wait(pid_t pid, double timeout_s, int *status)
         int st;
         pid_t got = waitpid(pid, &st, WNOHANG);
         if (got == pid) {
+            it_untrack(pid);
             if (status)
                 *status = st;
             return 0;
@@ -101,6 +148,36 @@ static inline int it_wait(pid_t pid, double timeout_s, int *status)
     }
 }
 
+/* fork() for a test's child process: tracked, and dies with the test. */
+static inline pid_t it_fork(void)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        it_child_init();
+        return 0;
+    }
+    it_track(pid);
+    return pid;
+}
+
+/* SIGSTOPs a child of ours and waits until all its threads are stopped. */
+static inline void it_stop(pid_t pid)
+{
+    kill(pid, SIGSTOP);
+    double until = it_now() + 5;
+    int st;
+    for (;;) {
+        pid_t got = waitpid(pid, &st, WUNTRACED | WNOHANG);
+        if (got == pid && WIFSTOPPED(st))
+            return;
+        cr_assert(got == 0 || (got < 0 && errno == EINTR), "waiting for %d to stop: %d", (int)pid,
+                  (int)got);
+        cr_assert(it_now() < until, "process %d did not stop", (int)pid);
+        it_sleep(0.001);
+    }
+}
+
 /* Kills pid with SIGKILL and collects it. */
 static inline void it_kill_wait(pid_t pid)
 {
@@ -109,6 +186,7 @@ static inline void it_kill_wait(pid_t pid)
     kill(pid, SIGKILL);
     kill(pid, SIGCONT);
     waitpid(pid, NULL, 0);
+    it_untrack(pid);
 }
 
 /* Text of a wait status, for messages. */
@@ -141,8 +219,10 @@ static inline pid_t it_worker_spawn(const char *region, const px_task_def *defs,
     if (pid != 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         cr_assert_gt(pid, 0, "fork: %s", strerror(errno));
+        it_track(pid);
         return pid;
     }
+    it_child_init();
     px_region *r;
     if (px_region_open(region, &(px_region_opts){.flags = PX_REGION_ATTACH}, &r) != 0)
         _exit(11);
@@ -198,6 +278,7 @@ static inline pid_t it_spawn(char *const argv[], int *out_fd, bool err_too)
     pid_t pid = fork();
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
     if (pid == 0) {
+        it_child_init();
         if (out_fd) {
             dup2(p[1], 1);
             if (err_too)
@@ -209,6 +290,7 @@ static inline pid_t it_spawn(char *const argv[], int *out_fd, bool err_too)
         execv(argv[0], argv);
         _exit(127);
     }
+    it_track(pid);
     if (out_fd) {
         close(p[1]);
         *out_fd = p[0];
@@ -299,9 +381,9 @@ static inline void it_dump(px_region *r, int max_lines)
                 "  slot %u: %s owner %u (pid %d) attempts %u flags %u gen %08x args %u@%u "
                 "out %u@%u\n",
                 i, it_state_name(PX__CTL_STATE(c)), own, own ? r->procs[own - 1].pid : 0,
-                PX__CTL_ATT(c), PX__CTL_FLAGS(c), PX__CTL_GEN(c), atomic_load(&r->slots[i].args_len),
-                atomic_load(&r->slots[i].args_chunk), atomic_load(&r->slots[i].out_len),
-                atomic_load(&r->slots[i].out_chunk));
+                PX__CTL_ATT(c), PX__CTL_FLAGS(c), PX__CTL_GEN(c),
+                atomic_load(&r->slots[i].args_len), atomic_load(&r->slots[i].args_chunk),
+                atomic_load(&r->slots[i].out_len), atomic_load(&r->slots[i].out_chunk));
         lines++;
     }
     for (uint32_t i = 0; i < h->nchunks && lines < max_lines; i++) {
@@ -336,8 +418,8 @@ static inline void it_dump(px_region *r, int max_lines)
  * bytes, no queued entry. `collect` (may be NULL) is called on every round
  * to free what the test still holds. Fills *info with the last reading.
  */
-static inline bool it_wait_empty(px_region *r, double timeout_s, void (*collect)(void *),
-                                 void *arg, px_region_info *info)
+static inline bool it_wait_empty(px_region *r, double timeout_s, void (*collect)(void *), void *arg,
+                                 px_region_info *info)
 {
     double until = it_now() + timeout_s;
     for (;;) {
