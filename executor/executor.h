@@ -62,8 +62,4 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
  * many tasks it put back to PENDING. */
 int px__reap(px_region *r);
 
-/* Waits on the region's room futex for a slot, chunk or lane entry to be
- * freed; false once deadline has passed. */
-bool px__wait_room(px_region *r, int64_t deadline, uint32_t seen);
-
 #endif

@@ -53,6 +53,9 @@ static bool px__serves(px_region *r, px_id id, uint64_t qmask, uint32_t mode)
     struct px__slot *s = px__slot_of(r, id);
     if (!s)
         return true; /* a stale entry: the claim fails and it is skipped */
+    uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+    if (PX__CTL_GEN(c) != PX__ID_GEN(id) || PX__CTL_STATE(c) != PX__S_PENDING)
+        return true; /* likewise: a duplicate of a task that moved on */
     uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     if (q >= 64 || def >= r->hdr->max_defs)
@@ -78,7 +81,7 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, uint32_t *cursor, ui
                 break; /* the lane changed key under us; leave it to others */
             bool mine = px__claim(r, id, claimed);
             px__lane_advance(l, pos);
-            px__wake_room(r);
+            px__wake_lane(r, l);
             if (mine) {
                 /* Stay on this lane next time: its producer is active. */
                 *cursor = i;
@@ -106,8 +109,10 @@ int px_result(px_ctx *ctx, const void *data, size_t len)
     } else if (len) {
         memcpy(ctx->out_inline, data, len);
     }
-    if (ctx->out_chunk != PX__NO_CHUNK)
+    if (ctx->out_chunk != PX__NO_CHUNK) {
         px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
+        px__wake_room(r);
+    }
     ctx->out_chunk = chunk;
     ctx->out_len = (uint32_t)len;
     return 0;
@@ -156,6 +161,8 @@ static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint
     atomic_store(&s->ctl, final);
     /* The args are not needed once the task is finished. */
     px__arena_free(r, tag, args_chunk, args_len);
+    if (args_chunk != PX__NO_CHUNK)
+        px__wake_room(r);
     if (PX__CTL_FLAGS(fin) & PX__F_DETACHED)
         px__slot_free(r, (uint32_t)(s - r->slots), final);
     else

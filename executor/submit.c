@@ -45,38 +45,37 @@ static int resolve(px_region *r, const char *task, const px_submit_opts *o, stru
     return 0;
 }
 
-bool px__wait_room(px_region *r, int64_t deadline, uint32_t seen)
-{
-    int64_t left = px__left(deadline, px__mono_ns());
-    if (left == 0)
-        return false;
-    px__futex_wait(&r->hdr->room_seq, seen, left);
-    return true;
-}
-
-/* Reserves a slot and, for args that do not fit inline, arena chunks. */
+/* Reserves a slot and, for args that do not fit inline, arena chunks. A
+ * slot taken without chunks is given back quietly: waking room waiters for
+ * room we took ourselves a moment ago would wake us too, in a loop. */
 static int try_reserve(px_region *r, struct px__tls *t, size_t len, uint32_t flags, px_id *id,
                        uint32_t *chunk)
 {
     int rc = px__slot_reserve(r, t, flags, id);
-    if (rc == 0 && len > PX__INLINE_ARGS && (rc = px__arena_alloc(r, t, *id, len, chunk)) != 0) {
-        uint32_t idx = PX__ID_IDX(*id);
-        px__slot_free(r, idx, atomic_load_explicit(&r->slots[idx].ctl, memory_order_relaxed));
-    }
+    if (rc == 0 && len > PX__INLINE_ARGS && (rc = px__arena_alloc(r, t, *id, len, chunk)) != 0)
+        px__slot_unreserve(r, *id);
     return rc;
 }
 
 /* Sleeps until room may have been freed; false once the deadline passed.
- * Producers announce themselves in room_waiters only after failing once, so
- * a submit that finds room writes nothing shared. */
-static bool await_room(px_region *r, int64_t deadline, int (*retry)(void *), void *arg)
+ * Producers announce themselves only after failing once, so a submit that
+ * finds room writes nothing shared. */
+static bool await_room(px_region *r, enum px__wait_kind k, int64_t deadline, int (*retry)(void *),
+                       void *arg)
 {
-    if (px__left(deadline, px__mono_ns()) == 0)
+    uint64_t now = px__mono_ns();
+    if (px__left(deadline, now) == 0)
         return false;
-    px__announce(r, PX__WAIT_ROOM);
-    uint32_t seen = atomic_load(&r->hdr->room_seq);
-    bool ok = retry(arg) == 0 || px__wait_room(r, deadline, seen);
-    px__retract(r, PX__WAIT_ROOM);
+    _Atomic uint32_t *seq = k == PX__WAIT_LANE ? &r->hdr->lane_seq : &r->hdr->room_seq;
+    px__announce(r, k);
+    uint32_t seen = atomic_load(seq);
+    bool ok = retry(arg) == 0;
+    if (!ok) {
+        int64_t left = px__left(deadline, px__mono_ns());
+        if ((ok = left != 0))
+            px__futex_wait(seq, seen, left);
+    }
+    px__retract(r, k);
     return ok;
 }
 
@@ -102,7 +101,7 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
 {
     struct reserve_call c = {r, t, len, flags, 0, PX__NO_CHUNK, 0};
     while (reserve_again(&c) != 0)
-        if (!await_room(r, deadline, reserve_again, &c))
+        if (!await_room(r, PX__WAIT_ROOM, deadline, reserve_again, &c))
             return -EAGAIN;
         else if (c.rc == 0)
             break;
@@ -141,15 +140,16 @@ static void unfill(px_region *r, const uint64_t *ids, uint32_t n)
 static void wake_workers(px_region *r, uint32_t key, uint32_t n)
 {
     /* Our tail store and this load are seq_cst; a worker going to sleep
-     * increments sleepers (seq_cst) before its last scan reads tail
-     * (seq_cst): either it sees our entry or we see it. */
-    uint32_t sleepers = atomic_load(&r->hdr->sleepers);
+     * increments its bits' sleepers (seq_cst) before its last scan reads
+     * tail (seq_cst): either it sees our entry or we see it. */
+    uint32_t bit = px__work_bit(PX__KEY_QUEUE(key), PX__KEY_MODE(key));
+    uint32_t sleepers = atomic_load(&r->hdr->sleepers[__builtin_ctz(bit)]);
     if (sleepers == 0)
         return;
     atomic_fetch_add(&r->hdr->work_seq, 1);
     bool shared_bit = atomic_load_explicit(&r->hdr->nqueues, memory_order_relaxed) > 16;
     int nr = shared_bit ? INT_MAX : (n < sleepers ? (int)n : (int)sleepers);
-    px__futex_wake_bits(&r->hdr->work_seq, nr, px__work_bit(PX__KEY_QUEUE(key), PX__KEY_MODE(key)));
+    px__futex_wake_bits(&r->hdr->work_seq, nr, bit);
 }
 
 struct push_call {
@@ -176,7 +176,7 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
         return lane;
     struct push_call c = {
         &r->lanes[lane], px__lane_entries(r, (uint32_t)lane), r->lane_mask, ids, n, 0};
-    while (push_more(&c) != 0 && await_room(r, deadline, push_more, &c))
+    while (push_more(&c) != 0 && await_room(r, PX__WAIT_LANE, deadline, push_more, &c))
         ;
     uint32_t done = c.done;
     if (done)

@@ -3,11 +3,10 @@
  *
  * A worker thread takes tasks from the lanes of its queues, spins for
  * spin_us when it finds none, then sleeps on the region's work_seq futex
- * after announcing itself in `sleepers`; a submit wakes one sleeper only if
- * there is one. The announcement, the worker's reads of tail, the
- * producer's tail store and its read of `sleepers` are all seq_cst, so
- * either the worker's last scan sees the new entry or the producer sees the
- * sleeper.
+ * after announcing itself in `sleepers` (one count per bit of its futex
+ * bitset); a submit wakes a sleeper only if one counts in its bit. The announcement, the worker's
+ * reads of tail, the producer's tail store and its read of `sleepers` are all seq_cst, so either
+ * the worker's last scan sees the new entry or the producer sees the sleeper.
  *
  * Stopping: `stopping` makes every thread finish its task and exit; the
  * stop flags tell running tasks (through px_should_continue) to stop,
@@ -90,7 +89,11 @@ static uint32_t work_bits(uint64_t qmask, uint32_t mode)
 px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *claimed)
 {
     px_region *r = w->r;
-    uint64_t spin_end = px__mono_ns() + (uint64_t)w->o.spin_us * 1000;
+    uint32_t bits = work_bits(w->qmask, mode);
+    /* Process tasks cost a fork-free round trip to a child anyway; their
+     * dispatchers sleep at once instead of spinning. */
+    uint64_t spin_ns = mode == PX_THREAD ? (uint64_t)w->o.spin_us * 1000 : 0;
+    uint64_t spin_end = px__mono_ns() + spin_ns;
     while (!atomic_load_explicit(&w->stopping, memory_order_acquire)) {
         px_id id = px__take(r, w->qmask, mode, cursor, claimed);
         if (id)
@@ -99,15 +102,15 @@ px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *cl
             px__cpu_relax();
             continue;
         }
-        px__announce(r, PX__WAIT_WORK);
+        px__announce_sleep(r, bits);
         uint32_t seen = atomic_load(&r->hdr->work_seq);
         id = px__take(r, w->qmask, mode, cursor, claimed);
         if (!id && !atomic_load(&w->stopping))
-            px__futex_wait_bits(&r->hdr->work_seq, seen, SLEEP_NS, work_bits(w->qmask, mode));
-        px__retract(r, PX__WAIT_WORK);
+            px__futex_wait_bits(&r->hdr->work_seq, seen, SLEEP_NS, bits);
+        px__retract_sleep(r, bits);
         if (id)
             return id;
-        spin_end = px__mono_ns() + (uint64_t)w->o.spin_us * 1000;
+        spin_end = px__mono_ns() + spin_ns;
     }
     return 0;
 }

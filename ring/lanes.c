@@ -26,25 +26,36 @@ static void raise_hwm(px_region *r, uint32_t idx)
         ;
 }
 
+/*
+ * Picks a free lane, in order of preference: one with our key that is at
+ * most half full (its entries keep their order, and it has room), then an
+ * empty one of any key, then one with our key and any room at all.
+ */
+static bool wanted(px_region *r, struct px__lane *l, uint32_t key, int pass)
+{
+    uint64_t size = px__lane_size(l), depth = (uint64_t)r->lane_mask + 1;
+    uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
+    if (pass == 0)
+        return k == key && size <= depth / 2;
+    if (pass == 1)
+        return size == 0;
+    return k == key && size < depth;
+}
+
 static int acquire(px_region *r, uint32_t key)
 {
     uint32_t me = r->self + 1;
-    for (int pass = 0; pass < 2; pass++) {
-        /* First pass: a lane that already has our key (its entries keep
-         * their order); second: any empty one. */
+    for (int pass = 0; pass < 3; pass++) {
         for (uint32_t i = 0; i < r->hdr->lanes; i++) {
             struct px__lane *l = &r->lanes[i];
             uint32_t free_owner = 0;
-            if (atomic_load_explicit(&l->owner, memory_order_relaxed) != 0)
-                continue;
-            uint32_t k = atomic_load_explicit(&l->key, memory_order_relaxed);
-            if (pass == 0 && k != key)
+            if (atomic_load_explicit(&l->owner, memory_order_relaxed) != 0 ||
+                !wanted(r, l, key, pass))
                 continue;
             if (!atomic_compare_exchange_strong_explicit(
                     &l->owner, &free_owner, me, memory_order_acq_rel, memory_order_relaxed))
                 continue;
-            k = atomic_load_explicit(&l->key, memory_order_relaxed);
-            if (k != key) {
+            if (atomic_load_explicit(&l->key, memory_order_relaxed) != key) {
                 if (px__lane_size(l) != 0) {
                     atomic_store_explicit(&l->owner, 0, memory_order_release);
                     continue;

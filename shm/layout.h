@@ -59,15 +59,22 @@ struct px__hdr {
     pthread_mutex_t lock;
     _Atomic uint32_t nqueues;   /* queues[0..nqueues) are published */
     _Atomic uint32_t lanes_hwm; /* lanes[0..hwm) were ever owned */
-    /* Idle workers sleep on work_seq; a submit bumps it only if sleepers. */
+    /* Idle workers sleep on work_seq with a bitset of the (queue, mode)
+     * pairs they serve (see futex.h), counted per bit in sleepers; a submit
+     * wakes only if its bit counts a sleeper. */
     alignas(PX__LINE) _Atomic uint32_t work_seq;
-    _Atomic uint32_t sleepers;
+    _Atomic uint32_t sleepers[32];
     /* px_wait_any() sleeps on done_seq. */
     alignas(PX__LINE) _Atomic uint32_t done_seq;
     _Atomic uint32_t done_waiters;
-    /* Producers waiting for a free slot or lane entry sleep on room_seq. */
+    /* Producers waiting for a free slot or arena chunk sleep on room_seq. */
     alignas(PX__LINE) _Atomic uint32_t room_seq;
     _Atomic uint32_t room_waiters;
+    /* Producers waiting for room in their full lane sleep on lane_seq; a
+     * consumer wakes them once a lane is at most half full, not on every
+     * entry it takes. */
+    alignas(PX__LINE) _Atomic uint32_t lane_seq;
+    _Atomic uint32_t lane_waiters;
 };
 
 /*
@@ -86,10 +93,11 @@ struct px__proc {
     _Atomic uint32_t role;
     uint64_t start_time; /* clock ticks since boot, /proc/PID/stat field 22 */
     uint64_t attached_ns;
-    /* This process's share of the header's waiter counts (sleepers,
-     * done_waiters, room_waiters), so that the reaper can take back the
-     * share of a process that died while waiting. */
+    /* This process's share of the header's waiter counts (done_waiters,
+     * room_waiters, sleepers[]), so that the reaper can take back the share
+     * of a process that died while waiting. */
     _Atomic uint32_t waiting[3];
+    _Atomic uint32_t sleeping[32];
     char pad[20];
 };
 
@@ -97,7 +105,7 @@ struct px__proc {
 struct px__queue {
     uint64_t hash;
     char name[PX__QNAME_MAX];
-    char pad[24];
+    char pad[20];
 };
 
 /*
@@ -162,7 +170,7 @@ struct px__slot {
 };
 
 _Static_assert(sizeof(struct px__slot) == 192, "slot is three cache lines");
-_Static_assert(sizeof(struct px__proc) == 64, "proc entry is one line");
+_Static_assert(sizeof(struct px__proc) == 3 * PX__LINE, "proc entry is three lines");
 _Static_assert(sizeof(struct px__queue) == 64, "queue entry is one line");
 _Static_assert(sizeof(struct px__lane) == 3 * PX__LINE, "lane is three lines");
 

@@ -93,6 +93,8 @@ int px__proc_attach(px_region *r, px_role role)
         p->attached_ns = px__now_ns();
         for (int k = 0; k < 3; k++)
             atomic_store_explicit(&p->waiting[k], 0, memory_order_relaxed);
+        for (int b = 0; b < 32; b++)
+            atomic_store_explicit(&p->sleeping[b], 0, memory_order_relaxed);
         atomic_store_explicit(&p->state, PX__PROC_ALIVE, memory_order_release);
         r->self = i;
         rc = 0;
@@ -109,14 +111,9 @@ void px__proc_detach(px_region *r)
 
 static _Atomic uint32_t *header_count(px_region *r, enum px__wait_kind k)
 {
-    switch (k) {
-    case PX__WAIT_WORK:
-        return &r->hdr->sleepers;
-    case PX__WAIT_DONE:
+    if (k == PX__WAIT_DONE)
         return &r->hdr->done_waiters;
-    default:
-        return &r->hdr->room_waiters;
-    }
+    return k == PX__WAIT_ROOM ? &r->hdr->room_waiters : &r->hdr->lane_waiters;
 }
 
 void px__announce(px_region *r, enum px__wait_kind k)
@@ -131,11 +128,37 @@ void px__retract(px_region *r, enum px__wait_kind k)
     atomic_fetch_sub(header_count(r, k), 1);
 }
 
+void px__announce_sleep(px_region *r, uint32_t bits)
+{
+    for (uint32_t b = 0; b < 32; b++) {
+        if (!(bits & (1u << b)))
+            continue;
+        atomic_fetch_add(&r->hdr->sleepers[b], 1);
+        atomic_fetch_add(&r->procs[r->self].sleeping[b], 1);
+    }
+}
+
+void px__retract_sleep(px_region *r, uint32_t bits)
+{
+    for (uint32_t b = 0; b < 32; b++) {
+        if (!(bits & (1u << b)))
+            continue;
+        atomic_fetch_sub(&r->procs[r->self].sleeping[b], 1);
+        atomic_fetch_sub(&r->hdr->sleepers[b], 1);
+    }
+}
+
 void px__retract_dead(px_region *r, uint32_t proc)
 {
-    for (int k = PX__WAIT_WORK; k <= PX__WAIT_ROOM; k++) {
-        uint32_t n = atomic_exchange(&r->procs[proc].waiting[k], 0);
+    struct px__proc *p = &r->procs[proc];
+    for (int k = PX__WAIT_DONE; k <= PX__WAIT_LANE; k++) {
+        uint32_t n = atomic_exchange(&p->waiting[k], 0);
         if (n)
             atomic_fetch_sub(header_count(r, (enum px__wait_kind)k), n);
+    }
+    for (uint32_t b = 0; b < 32; b++) {
+        uint32_t n = atomic_exchange(&p->sleeping[b], 0);
+        if (n)
+            atomic_fetch_sub(&r->hdr->sleepers[b], n);
     }
 }

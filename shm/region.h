@@ -68,13 +68,16 @@ uint64_t px__mono_ns(void); /* CLOCK_MONOTONIC */
 int px__reap(px_region *r);
 
 /* Waiter counts in the header that wakers read before a futex wake. */
-enum px__wait_kind { PX__WAIT_WORK = 0, PX__WAIT_DONE = 1, PX__WAIT_ROOM = 2 };
+enum px__wait_kind { PX__WAIT_DONE = 0, PX__WAIT_ROOM = 1, PX__WAIT_LANE = 2 };
 /* Counts the caller in (announce) or out (retract). The header's count is
  * raised before and lowered after this process's share, so a process that
  * dies in between leaves the header counting too many (a needless wake
  * call), never too few (a lost wake). */
 void px__announce(px_region *r, enum px__wait_kind k);
 void px__retract(px_region *r, enum px__wait_kind k);
+/* The same for an idle worker, once per bit of its futex bitset. */
+void px__announce_sleep(px_region *r, uint32_t bits);
+void px__retract_sleep(px_region *r, uint32_t bits);
 /* Takes back a dead process's share; idempotent. */
 void px__retract_dead(px_region *r, uint32_t proc);
 
@@ -114,9 +117,14 @@ int px__slot_reserve(px_region *r, struct px__tls *t, uint32_t flags, px_id *id)
 /* Frees the slot whose ctl is `seen` (CAS), with its chunks; false if ctl
  * changed meanwhile. */
 bool px__slot_free(px_region *r, uint32_t idx, uint64_t seen);
+/* Gives back a slot we reserved and never published, without waking room
+ * waiters. */
+void px__slot_unreserve(px_region *r, px_id id);
 const uint8_t *px__slot_args(px_region *r, struct px__slot *s);
 const uint8_t *px__slot_out(px_region *r, struct px__slot *s);
 void px__wake_slot(px_region *r, struct px__slot *s);
 void px__wake_room(px_region *r);
+/* Wakes producers waiting for lane room if lane l is at most half full. */
+void px__wake_lane(px_region *r, struct px__lane *l);
 
 #endif

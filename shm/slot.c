@@ -16,6 +16,7 @@
  */
 #include "region.h"
 #include "futex.h"
+#include "../ring/lane.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -58,6 +59,13 @@ bool px__slot_free(px_region *r, uint32_t idx, uint64_t seen)
     px__wake_slot(r, s);
     px__wake_room(r);
     return true;
+}
+
+void px__slot_unreserve(px_region *r, px_id id)
+{
+    uint32_t gen = PX__ID_GEN(id) + 1;
+    atomic_store_explicit(&r->slots[PX__ID_IDX(id)].ctl,
+                          PX__CTL(gen ? gen : 1, PX__S_FREE, 0, 0, 0), memory_order_release);
 }
 
 /* A payload at chunk c of len bytes, or NULL if shared memory says
@@ -107,5 +115,13 @@ void px__wake_room(px_region *r)
     if (atomic_load(&r->hdr->room_waiters) != 0) {
         atomic_fetch_add(&r->hdr->room_seq, 1);
         px__futex_wake(&r->hdr->room_seq, INT_MAX);
+    }
+}
+
+void px__wake_lane(px_region *r, struct px__lane *l)
+{
+    if (atomic_load(&r->hdr->lane_waiters) != 0 && px__lane_size(l) <= (r->lane_mask + 1) / 2) {
+        atomic_fetch_add(&r->hdr->lane_seq, 1);
+        px__futex_wake(&r->hdr->lane_seq, INT_MAX);
     }
 }
