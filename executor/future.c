@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SPIN_NS 20000
+#define SPIN_NS 100000
 
 static bool done(uint32_t st)
 {

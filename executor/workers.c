@@ -94,11 +94,12 @@ px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *cl
      * dispatchers sleep at once instead of spinning. */
     uint64_t spin_ns = mode == PX_THREAD ? (uint64_t)w->o.spin_us * 1000 : 0;
     uint64_t spin_end = px__mono_ns() + spin_ns;
-    while (!atomic_load_explicit(&w->stopping, memory_order_acquire)) {
+    for (uint32_t spins = 1; !atomic_load_explicit(&w->stopping, memory_order_acquire); spins++) {
         px_id id = px__take(r, w->qmask, mode, cursor, claimed);
         if (id)
             return id;
-        if (px__mono_ns() < spin_end) {
+        /* Read the clock every 32 empty scans, not on each. */
+        if (spins % 32 != 0 || px__mono_ns() < spin_end) {
             px__cpu_relax();
             continue;
         }
