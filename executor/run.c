@@ -7,7 +7,8 @@
  * PENDING succeeds.
  *
  * Finish: CAS RUNNING(ours) -> FINISHING(ours); write the result fields;
- * store SUCCESS or FAILED (seq_cst, then wake). FINISHING exists so that
+ * store SUCCESS or FAILED (seq_cst, then wake). A detached task's outcome is
+ * read by no one: its slot is freed by one CAS from RUNNING(ours). FINISHING exists so that
  * nobody can take the task back (a shutdown requeue is a CAS from RUNNING)
  * while its result is being written. If that first CAS fails, the run was
  * revoked: our result chunks are released and nothing else is touched.
@@ -204,19 +205,28 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
         return px__requeue(r, PX__ID_IDX(ctx->id), ctx->claimed) ? PX__DONE_REQUEUED
                                                                  : PX__DONE_REVOKED;
     }
+    bool ok = rc == 0 && !ctx->failed;
+    if (!ok && !ctx->failed)
+        snprintf(ctx->err, sizeof ctx->err, "task returned %d", rc);
+    if (!ok && err_out && err_cap)
+        snprintf(err_out, err_cap, "%s", ctx->err);
+    if (PX__CTL_FLAGS(ctx->claimed) & PX__F_DETACHED) {
+        /* No one will read the outcome: free the slot in the one CAS that
+         * ends our claim. */
+        px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
+        if (!px__slot_free(r, PX__ID_IDX(ctx->id), ctx->claimed))
+            return PX__DONE_REVOKED;
+        return ok ? PX__DONE_OK : PX__DONE_FAILED;
+    }
     if (!to_finishing(s, ctx->claimed, &fin)) {
         px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
         return PX__DONE_REVOKED;
     }
-    if (rc == 0 && !ctx->failed) {
+    if (ok) {
         publish_outcome(r, s, fin, PX__S_SUCCESS, ctx->out_chunk, ctx->out_len, ctx->out_inline);
         return PX__DONE_OK;
     }
     px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
-    if (!ctx->failed)
-        snprintf(ctx->err, sizeof ctx->err, "task returned %d", rc);
-    if (err_out && err_cap)
-        snprintf(err_out, err_cap, "%s", ctx->err);
     publish_error(r, ctx->t, s, fin, ctx->err);
     return PX__DONE_FAILED;
 }

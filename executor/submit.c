@@ -158,13 +158,15 @@ struct push_call {
     uint32_t mask;
     const uint64_t *ids;
     uint32_t n, done;
+    uint64_t *head_seen;
 };
 
 /* Pushes what is left; 0 once everything is in. */
 static int push_more(void *p)
 {
     struct push_call *c = p;
-    c->done += px__lane_push(c->l, c->ent, c->mask, c->ids + c->done, c->n - c->done);
+    c->done +=
+        px__lane_push_cached(c->l, c->ent, c->mask, c->ids + c->done, c->n - c->done, c->head_seen);
     return c->done == c->n ? 0 : -EAGAIN;
 }
 
@@ -174,8 +176,13 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
     int lane = px__lane_for(r, t, key);
     if (lane < 0)
         return lane;
-    struct push_call c = {
-        &r->lanes[lane], px__lane_entries(r, (uint32_t)lane), r->lane_mask, ids, n, 0};
+    struct push_call c = {&r->lanes[lane],
+                          px__lane_entries(r, (uint32_t)lane),
+                          r->lane_mask,
+                          ids,
+                          n,
+                          0,
+                          px__lane_head_seen(t, (uint32_t)lane)};
     while (push_more(&c) != 0 && await_room(r, PX__WAIT_LANE, deadline, push_more, &c))
         ;
     uint32_t done = c.done;

@@ -44,14 +44,19 @@ static inline uint64_t px__lane_size(struct px__lane *l)
 }
 
 /* Owner only. Pushes ids[0..n); returns how many fit (all or a prefix). The
- * publication is one release store, so a batch costs one cache-line
- * transfer of tail. */
-static inline uint32_t px__lane_push(struct px__lane *l, _Atomic uint64_t *ent, uint32_t mask,
-                                     const uint64_t *ids, uint32_t n)
+ * publication is one store, so a batch costs one cache-line transfer of
+ * tail. *head_seen is the owner's last reading of head, a lower bound of it
+ * (head only grows): head, a line that consumers write, is read again only
+ * when that bound says there is not enough room. */
+static inline uint32_t px__lane_push_cached(struct px__lane *l, _Atomic uint64_t *ent,
+                                            uint32_t mask, const uint64_t *ids, uint32_t n,
+                                            uint64_t *head_seen)
 {
     uint64_t t = atomic_load_explicit(&l->tail, memory_order_relaxed);
-    uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
-    uint64_t room = (uint64_t)mask + 1 - (t - h);
+    uint64_t depth = (uint64_t)mask + 1;
+    if (t - *head_seen > depth || depth - (t - *head_seen) < n)
+        *head_seen = atomic_load_explicit(&l->head, memory_order_acquire);
+    uint64_t room = depth - (t - *head_seen);
     if (n > room)
         n = (uint32_t)room;
     for (uint32_t i = 0; i < n; i++)
@@ -62,6 +67,13 @@ static inline uint32_t px__lane_push(struct px__lane *l, _Atomic uint64_t *ent, 
     if (n)
         atomic_store_explicit(&l->tail, t + n, memory_order_seq_cst);
     return n;
+}
+
+static inline uint32_t px__lane_push(struct px__lane *l, _Atomic uint64_t *ent, uint32_t mask,
+                                     const uint64_t *ids, uint32_t n)
+{
+    uint64_t head_seen = atomic_load_explicit(&l->head, memory_order_acquire);
+    return px__lane_push_cached(l, ent, mask, ids, n, &head_seen);
 }
 
 /* Reads the entry at head without taking it. Returns false if empty. */

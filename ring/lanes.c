@@ -81,6 +81,7 @@ int px__lane_for(px_region *r, struct px__tls *t, uint32_t key)
         return idx;
     t->lane_key[t->nlanes] = key;
     t->lane_idx[t->nlanes] = (uint32_t)idx;
+    t->lane_head[t->nlanes] = atomic_load_explicit(&r->lanes[idx].head, memory_order_acquire);
     t->nlanes++;
     return idx;
 }
@@ -93,4 +94,12 @@ void px__lanes_release_proc(px_region *r, uint32_t proc)
         atomic_compare_exchange_strong_explicit(&r->lanes[i].owner, &want, 0, memory_order_acq_rel,
                                                 memory_order_relaxed);
     }
+}
+
+uint64_t *px__lane_head_seen(struct px__tls *t, uint32_t lane)
+{
+    for (uint32_t i = 0; i < t->nlanes; i++)
+        if (t->lane_idx[i] == lane)
+            return &t->lane_head[i];
+    return NULL;
 }

@@ -11,6 +11,9 @@
  * none. -EAGAIN if every lane is owned. */
 int px__lane_for(px_region *r, struct px__tls *t, uint32_t key);
 
+/* The calling thread's cached reading of its lane's head. */
+uint64_t *px__lane_head_seen(struct px__tls *t, uint32_t lane);
+
 /* Releases every lane owned by proc index `proc` (a dead process's). */
 void px__lanes_release_proc(px_region *r, uint32_t proc);
 

@@ -27,6 +27,7 @@ struct px__tls {
     uint32_t nlanes;
     uint32_t lane_key[PX__TLS_LANES];
     uint32_t lane_idx[PX__TLS_LANES];
+    uint64_t lane_head[PX__TLS_LANES]; /* last head read, see px__lane_push_cached */
     uint32_t slot_cursor;
     uint32_t chunk_cursor;
 };
