@@ -220,6 +220,16 @@ static int start_threads(px_workers *w)
     return -rc;
 }
 
+static void free_workers(px_workers *w)
+{
+    if (w->flags)
+        munmap(w->flags, 4096);
+    free(w->threads);
+    free(w->ws);
+    free(w->children);
+    free(w);
+}
+
 static px_workers *alloc_workers(px_region *r, const px_workers_opts *opts)
 {
     px_workers *w = calloc(1, sizeof *w);
@@ -234,12 +244,7 @@ static px_workers *alloc_workers(px_region *r, const px_workers_opts *opts)
     void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     w->flags = page == MAP_FAILED ? NULL : page;
     if (!w->threads || !w->ws || !w->children || !w->flags) {
-        if (w->flags)
-            munmap(w->flags, 4096);
-        free(w->threads);
-        free(w->ws);
-        free(w->children);
-        free(w);
+        free_workers(w);
         return NULL;
     }
     memset(w->ws, 0, sizeof(struct px__wslot) * (w->o.threads + w->o.processes));
@@ -258,24 +263,20 @@ int px_workers_start(px_region *r, const px_workers_opts *opts, px_workers **out
         return -ENOMEM;
     int rc = parse_queues(r, w->o.queues, &w->qmask);
     if (rc) {
-        w->nthreads = 0;
-        goto fail;
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cond);
+        free_workers(w);
+        return rc;
     }
     atomic_store(&r->procs[r->self].role, PX_ROLE_WORKER);
     atomic_fetch_add(&r->workers, 1);
-    /* Children first, while this process may still have few threads. */
+    /* The pool first: its dispatchers fork the children before any worker
+     * thread takes a task. */
     if ((rc = px__pool_start(w)) == 0 && (rc = start_threads(w)) == 0) {
         *out = w;
         return 0;
     }
     px_workers_stop(w);
-    return rc;
-fail:
-    munmap(w->flags, 4096);
-    free(w->threads);
-    free(w->ws);
-    free(w->children);
-    free(w);
     return rc;
 }
 
@@ -349,13 +350,9 @@ int px_workers_stop(px_workers *w)
         pthread_join(w->super, NULL);
     px__pool_join(w);
     atomic_fetch_sub(&w->r->workers, 1);
-    munmap(w->flags, 4096);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
-    free(w->threads);
-    free(w->ws);
-    free(w->children);
-    free(w);
+    free_workers(w);
     return 0;
 }
 

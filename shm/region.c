@@ -445,8 +445,12 @@ void px__tls_release_all(px_region *r)
 void px__tls_reset_after_fork(px_region *r)
 {
     /* The child has one thread; the lanes in these structs belong to the
-     * parent's threads, so drop the structs (leaked copies of parent memory)
-     * without touching the lanes. */
+     * parent's threads, so free the child's copies of the structs without
+     * touching the lanes. */
+    for (struct px__tls *t = r->tls_list, *n; t; t = n) {
+        n = t->next;
+        free(t);
+    }
     r->tls_list = NULL;
     pthread_mutex_init(&r->tls_lock, NULL);
     pthread_setspecific(r->tls_key, NULL);

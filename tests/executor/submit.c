@@ -301,8 +301,11 @@ Test(submit, many_partial_when_the_lane_fills)
     px_region *r = open_r(64, 4);
     px_job jobs[6];
     px_id ids[6] = {0};
-    for (int i = 0; i < 6; i++)
-        jobs[i] = (px_job){"echo", &i, sizeof i};
+    int vals[6];
+    for (int i = 0; i < 6; i++) {
+        vals[i] = i;
+        jobs[i] = (px_job){"echo", &vals[i], sizeof vals[i]};
+    }
     cr_assert_eq(px_submit_many(r, jobs, 6, NULL, ids), 4);
     px_region_info info = info_of(r);
     cr_assert_eq(info.slots_used, 4, "the two that could not be pushed were freed");
