@@ -15,18 +15,36 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
+
+/* Reads /proc/PID/stat with open and read, not stdio: this runs in a child
+ * just forked from a multi-threaded process, where only async-signal-safe
+ * calls are sure not to find a lock held by a thread that no longer
+ * exists. */
+static int read_stat(int pid, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, cap - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    buf[n] = '\0';
+    return 0;
+}
 
 int px__proc_start_time(int pid, uint64_t *out)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -errno;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
+    char buf[1024];
+    int rc = read_stat(pid, buf, sizeof buf);
+    if (rc)
+        return rc;
     /* The command name is in parentheses and may contain spaces: start after
      * the last ')'. Field 3 (state) follows; start time is field 22. */
     char *p = strrchr(buf, ')');
@@ -37,8 +55,10 @@ int px__proc_start_time(int pid, uint64_t *out)
         p = strchr(p + 1, ' ');
     if (!p)
         return -EINVAL;
-    unsigned long long v;
-    if (sscanf(p, " %llu", &v) != 1)
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p + 1, &end, 10);
+    if (errno || end == p + 1)
         return -EINVAL;
     *out = v;
     return 0;
@@ -59,18 +79,11 @@ bool px__proc_alive(const struct px__proc *p)
     if (st != p->start_time)
         return false;
     /* A zombie has exited; its parent has just not collected it yet. */
-    char path[64], state = 0;
-    snprintf(path, sizeof path, "/proc/%d/stat", p->pid);
-    FILE *f = fopen(path, "re");
-    if (f) {
-        char buf[512];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *q = strrchr(buf, ')');
-        if (q && q[1] == ' ')
-            state = q[2];
-    }
+    char buf[1024];
+    if (read_stat(p->pid, buf, sizeof buf) != 0)
+        return true;
+    char *q = strrchr(buf, ')');
+    char state = q && q[1] == ' ' ? q[2] : 0;
     return state != 'Z' && state != 'X';
 }
 

@@ -788,6 +788,16 @@ static double idle_latency(px_region *r, const char *task, const char *queue)
     double t0 = px_test_now();
     cr_assert_eq(px_submit(r, task, "z", 1, &(px_submit_opts){.queue = queue}, &id), 0);
     int rc = px_join(r, id, 10, NULL, 0, NULL);
+    if (rc) {
+        /* Say where the task was stuck. */
+        px_task_info ti = {0};
+        px_region_info ri = {0};
+        px_info(r, id, &ti);
+        px_region_info_get(r, &ri);
+        fprintf(stderr, "%s on %s: state %d, attempts %u, worker %d, %llu queued\n", task,
+                queue ? queue : "default", ti.state, ti.attempts, ti.worker_pid,
+                (unsigned long long)ri.queued);
+    }
     cr_assert_eq(rc, 0, "%s", px_strerror(rc));
     return px_test_now() - t0;
 }
