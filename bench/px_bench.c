@@ -16,6 +16,10 @@
  *                ops/s is the median over the rounds; ratio_to_baseline is
  *                the median of the per-round ratios to ring_spsc.
  *
+ * futex          futex_wake_baseline: one thread asleep in FUTEX_WAIT woken
+ *                by another, a wake every 200 us on a fixed schedule: the
+ *                floor under the sleeping-worker rows on this machine.
+ *
  * latency_spin   submit-to-start and submit-to-join of a task that returns
  *                its start time; one in-process worker thread (threads = 1,
  *                processes = 1) spinning between tasks (spin_us = 1 s); a task
@@ -66,6 +70,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -73,6 +78,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -639,6 +647,64 @@ static void bench_latency(const struct config *c, const struct lat_case *lc)
     free(run.join);
 }
 
+/* ---- Baseline: a bare futex wake-up --------------------------------------- */
+
+/* What the sleeping-worker rows cannot beat on this machine: one thread
+ * sleeping in FUTEX_WAIT, another waking it on the same schedule (one every
+ * 200 us); the sample is the sleeper's wake-up stamp minus the intended send
+ * time. */
+struct futex_ping {
+    _Atomic uint32_t word;
+    _Atomic uint64_t woke_ns;
+    _Atomic int stop;
+};
+
+static void *futex_sleeper(void *p)
+{
+    struct futex_ping *f = p;
+    uint32_t seen = 0;
+    while (!atomic_load(&f->stop)) {
+        while (atomic_load(&f->word) == seen && !atomic_load(&f->stop))
+            syscall(SYS_futex, &f->word, FUTEX_WAIT, seen, NULL, NULL, 0);
+        seen = atomic_load(&f->word);
+        atomic_store(&f->woke_ns, bench_now_ns());
+    }
+    return NULL;
+}
+
+static void futex_poke(struct futex_ping *f)
+{
+    atomic_fetch_add(&f->word, 1);
+    syscall(SYS_futex, &f->word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static void bench_futex(const struct config *c)
+{
+    uint64_t n = 50000 / c->lat_div, interval = 200000;
+    uint64_t *samples = calloc(n, sizeof *samples);
+    struct futex_ping f = {0};
+    pthread_t t;
+    if (!samples || pthread_create(&t, NULL, futex_sleeper, &f) != 0)
+        die("futex baseline", -ENOMEM);
+    uint64_t t0 = bench_now_ns() + 1000000;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t intended = t0 + i * interval, woke;
+        wait_until(intended);
+        atomic_store(&f.woke_ns, 0);
+        futex_poke(&f);
+        /* Yield rather than spin: the sleeper may be woken on this CPU. */
+        while ((woke = atomic_load(&f.woke_ns)) == 0)
+            sched_yield();
+        samples[i] = since(woke, intended);
+    }
+    double elapsed = (double)(bench_now_ns() - t0);
+    atomic_store(&f.stop, 1);
+    futex_poke(&f);
+    pthread_join(t, NULL);
+    set_latency(add_result("futex_wake_baseline", n, (double)n * 1e9 / elapsed), samples, n);
+    free(samples);
+}
+
 /* ---- Output --------------------------------------------------------------- */
 
 /* Formats nanoseconds with a unit that keeps 3-4 significant digits. */
@@ -771,7 +837,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: px_bench [--json] [--quick] [--only GROUP]\n"
                "  --json        one JSON object per result line\n"
                "  --quick       smaller counts (a few seconds)\n"
-               "  --only GROUP  run the groups whose name starts with GROUP: throughput,\n"
+               "  --only GROUP  run the groups whose name starts with GROUP: throughput, futex,\n"
                "                latency_spin, latency_spin1ms, latency_sleep, xproc_spin,\n"
                "                xproc_sleep (\"latency\" runs the three latency_*)\n");
 }
@@ -818,6 +884,8 @@ int main(int argc, char **argv)
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     if (wanted(&c, "throughput"))
         bench_throughput(&c);
+    if (wanted(&c, "futex"))
+        bench_futex(&c);
     for (size_t i = 0; i < sizeof lat_cases / sizeof lat_cases[0]; i++)
         if (wanted(&c, lat_cases[i].group))
             bench_latency(&c, &lat_cases[i]);
