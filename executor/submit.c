@@ -191,9 +191,15 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
     return done ? (int)done : -EAGAIN;
 }
 
+/* The submit's deadline. Only a positive timeout reads the clock: "never"
+ * is 0 and "at once" is 1, a moment always past. */
 static int64_t deadline_of(const px_submit_opts *o)
 {
     double timeout = o ? o->timeout_s : 0;
+    if (timeout < 0)
+        return 0;
+    if (timeout == 0)
+        return 1;
     return px__deadline(timeout, px__mono_ns());
 }
 
