@@ -7,7 +7,8 @@
  *   FREE(g) --reserve--> RESERVED(g, producer) --publish--> PENDING(g)
  *   PENDING --claim--> RUNNING(g, worker) --finish--> FINISHING --> SUCCESS
  *                                                               \-> FAILED
- *   SUCCESS/FAILED --forget, join of an ephemeral, detached--> FREE(g + 1)
+ *   SUCCESS/FAILED --forget, join of an ephemeral--> FREE(g + 1)
+ *   RUNNING --finish of a detached task--> FREE(g + 1)
  *
  * Freeing bumps the generation in the same CAS, so every id of the old task
  * is stale from that instant. The chunks of the old task are released after
