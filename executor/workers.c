@@ -28,11 +28,6 @@
 
 #define SLEEP_NS 1000000000ll
 
-struct px__wslot *px__wslot_of(px_workers *w, unsigned i)
-{
-    return &w->ws[i];
-}
-
 void px__emit(px_workers *w, px_event_kind kind, px_id id, const char *error)
 {
     if (!w->o.on_event)

@@ -52,7 +52,6 @@ struct px_workers {
     _Atomic uint64_t reaped;
 };
 
-struct px__wslot *px__wslot_of(px_workers *w, unsigned i);
 void px__emit(px_workers *w, px_event_kind kind, px_id id, const char *error);
 /* After a task: count it, report it, signal a stopping px_workers_stop(). */
 void px__account(px_workers *w, struct px__wslot *ws, px_id id, enum px__outcome out,

@@ -18,10 +18,9 @@ static int body_run(px_ctx *ctx, const void *args, size_t len)
 {
     struct targs a;
     int rc = 0;
-    struct trace *t = trace_of(ctx, args, len, &a, &rc);
+    struct trace *t = trace_begin(ctx, args, len, &a, &rc);
     if (!t)
         return rc;
-    note_start(t, ctx);
     it_spin_ns(a.spin_ns);
     uint8_t out[128];
     size_t n = make_result(out, a.seq);
@@ -328,10 +327,9 @@ static int body_quick(px_ctx *ctx, const void *args, size_t len)
 {
     struct targs a;
     int rc = 0;
-    struct trace *t = trace_of(ctx, args, len, &a, &rc);
+    struct trace *t = trace_begin(ctx, args, len, &a, &rc);
     if (!t)
         return rc;
-    note_start(t, ctx);
     it_spin_ns(a.spin_ns);
     uint64_t v = a.seq * 7 + 1;
     px_result(ctx, &v, sizeof v);

@@ -13,10 +13,9 @@ static int body_nap(px_ctx *ctx, const void *args, size_t len)
 {
     struct targs a;
     int rc = 0;
-    struct trace *t = trace_of(ctx, args, len, &a, &rc);
+    struct trace *t = trace_begin(ctx, args, len, &a, &rc);
     if (!t)
         return rc;
-    note_start(t, ctx);
     if (a.spin_ns >= 100000)
         it_sleep((double)a.spin_ns / 1e9);
     else

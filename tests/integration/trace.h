@@ -50,9 +50,12 @@ static inline size_t make_args(struct targs *a, uint64_t seq, uint64_t spin_ns, 
     return sizeof *a;
 }
 
-/* Checks the args; returns the trace or NULL after px_fail(). */
-static inline struct trace *trace_of(px_ctx *ctx, const void *args, size_t len, struct targs *a,
-                                     int *rc)
+static inline void note_start(struct trace *t, px_ctx *ctx);
+
+/* Checks the args and records the start of a run; returns the trace, or
+ * NULL after px_fail(). */
+static inline struct trace *trace_begin(px_ctx *ctx, const void *args, size_t len, struct targs *a,
+                                        int *rc)
 {
     memset(a, 0, sizeof *a);
     if (len < TARGS_SMALL || len > sizeof *a) {
@@ -71,6 +74,7 @@ static inline struct trace *trace_of(px_ctx *ctx, const void *args, size_t len, 
             return NULL;
         }
     }
+    note_start(&g_trace[a->seq], ctx);
     return &g_trace[a->seq];
 }
 
