@@ -32,9 +32,17 @@ enum px__outcome { PX__DONE_OK, PX__DONE_FAILED, PX__DONE_REVOKED, PX__DONE_REQU
  * On success *claimed is the new ctl. */
 bool px__claim(px_region *r, px_id id, uint64_t *claimed);
 
+/* Where a consumer's scan of the lanes resumes: the lane it last took from,
+ * and that lane's tail as it last read it (see px__lane_peek; 0: none). */
+struct px__scan {
+    uint32_t lane;
+    uint64_t tail_seen;
+};
+
 /* Takes one task from the lanes whose key is in (qmask, mode), starting the
- * scan at *cursor. Returns its id and claimed ctl, or 0. */
-px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, uint32_t *cursor, uint64_t *claimed);
+ * scan at scan->lane. Returns its id and claimed ctl, or 0. */
+px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *scan,
+               uint64_t *claimed);
 
 /* Runs a claimed task on this thread and finishes it (writes the outcome
  * into the slot and wakes joiners). `stop` is the flag px_should_continue()

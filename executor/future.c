@@ -223,9 +223,13 @@ static void fill_info(px_region *r, struct px__slot *s, uint64_t c, px_task_info
         info->mode = (px_mode)r->defs[def].mode;
     info->attempts = PX__CTL_ATT(c);
     info->worker_pid = atomic_load_explicit(&s->worker_pid, memory_order_relaxed);
-    info->enqueued_ns = atomic_load_explicit(&s->enq_ns, memory_order_relaxed);
-    info->started_ns = atomic_load_explicit(&s->start_ns, memory_order_relaxed);
-    info->finished_ns = atomic_load_explicit(&s->fin_ns, memory_order_relaxed);
+    const struct px__clock *clk = &r->hdr->clock;
+    info->enqueued_ns =
+        px__clock_real(clk, atomic_load_explicit(&s->enq_tick, memory_order_relaxed));
+    info->started_ns =
+        px__clock_real(clk, atomic_load_explicit(&s->start_tick, memory_order_relaxed));
+    info->finished_ns =
+        px__clock_real(clk, atomic_load_explicit(&s->fin_tick, memory_order_relaxed));
     if (PX__CTL_STATE(c) == PX__S_FAILED)
         copy_out(r, s, c, info->error, sizeof info->error, NULL, true);
     else if (PX__CTL_STATE(c) == PX__S_SUCCESS)

@@ -211,7 +211,7 @@ static void *dispatch_main(void *p)
     px_workers *w = a->w;
     unsigned i = a->i;
     struct px__wslot *ws = &w->ws[w->o.threads + i];
-    uint32_t cursor = i;
+    struct px__scan scan = {.lane = i};
     uint64_t claimed;
     px_id id;
     struct reply rep;
@@ -219,7 +219,7 @@ static void *dispatch_main(void *p)
     report_spawn(w, rc);
     if (rc)
         return a;
-    while ((id = px__next_task(w, PX_PROCESS, &cursor, &claimed)) != 0) {
+    while ((id = px__next_task(w, PX_PROCESS, &scan, &claimed)) != 0) {
         atomic_store(&ws->claimed, claimed);
         atomic_store(&ws->current, id);
         px__emit(w, PX_EV_START, id, NULL);

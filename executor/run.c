@@ -64,20 +64,24 @@ static bool px__serves(px_region *r, px_id id, uint64_t qmask, uint32_t mode)
     return (qmask & (1ull << q)) && r->defs[def].mode == mode;
 }
 
-px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, uint32_t *cursor, uint64_t *claimed)
+px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *scan,
+               uint64_t *claimed)
 {
     uint32_t hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire);
     if (hwm > r->hdr->lanes)
         hwm = r->hdr->lanes;
     for (uint32_t n = 0; n < hwm; n++) {
-        uint32_t i = (*cursor + n) % hwm;
+        uint32_t i = (scan->lane + n) % hwm;
         struct px__lane *l = &r->lanes[i];
         uint32_t key = atomic_load_explicit(&l->key, memory_order_acquire);
         if (PX__KEY_MODE(key) != mode || PX__KEY_QUEUE(key) >= 64 ||
             !(qmask & (1ull << PX__KEY_QUEUE(key))))
             continue;
         uint64_t pos, id;
-        while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id)) {
+        uint64_t seen = i == scan->lane && scan->tail_seen
+                            ? scan->tail_seen
+                            : atomic_load_explicit(&l->head, memory_order_relaxed);
+        while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id, &seen)) {
             if (!px__serves(r, id, qmask, mode))
                 break; /* the lane changed key under us; leave it to others */
             bool mine = px__claim(r, id, claimed);
@@ -85,12 +89,14 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, uint32_t *cursor, ui
             px__wake_lane(r, l);
             if (mine) {
                 /* Stay on this lane next time: its producer is active. */
-                *cursor = i;
+                scan->lane = i;
+                scan->tail_seen = seen;
                 return id;
             }
         }
     }
-    *cursor = *cursor + 1;
+    scan->lane = hwm ? (scan->lane + 1) % hwm : 0;
+    scan->tail_seen = 0;
     return 0;
 }
 
@@ -154,7 +160,7 @@ static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint
         memcpy(s->out, inl, out_len);
     atomic_store_explicit(&s->out_chunk, out_chunk, memory_order_relaxed);
     atomic_store_explicit(&s->out_len, out_len, memory_order_relaxed);
-    atomic_store_explicit(&s->fin_ns, px__now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&s->fin_tick, px__ticks(r->tsc), memory_order_relaxed);
     uint32_t args_chunk = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
     uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
     uint64_t tag = PX__ID(PX__CTL_GEN(fin), (uint32_t)(s - r->slots));
@@ -235,15 +241,19 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
                          char *err_out, size_t err_cap)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
-    px_ctx ctx = {.r = r,
-                  .id = id,
-                  .s = s,
-                  .claimed = claimed,
-                  .t = px__tls_get(r),
-                  .out_chunk = PX__NO_CHUNK,
-                  .stop = stop};
+    px_ctx ctx;
+    ctx.r = r;
+    ctx.id = id;
+    ctx.s = s;
+    ctx.claimed = claimed;
+    ctx.t = px__tls_get(r);
+    ctx.out_chunk = PX__NO_CHUNK;
+    ctx.out_len = 0;
+    ctx.failed = false;
+    ctx.err[0] = '\0';
+    ctx.stop = stop;
     atomic_store_explicit(&s->worker_pid, r->procs[r->self].pid, memory_order_relaxed);
-    atomic_store_explicit(&s->start_ns, px__now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&s->start_tick, px__ticks(r->tsc), memory_order_relaxed);
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
     const uint8_t *args = px__slot_args(r, s);

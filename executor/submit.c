@@ -115,9 +115,9 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
     atomic_store_explicit(&s->out_len, 0, memory_order_relaxed);
     atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
     atomic_store_explicit(&s->worker_pid, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->start_ns, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->fin_ns, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->enq_ns, px__now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&s->start_tick, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->fin_tick, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->enq_tick, px__ticks(r->tsc), memory_order_relaxed);
     if (len)
         memcpy(chunk == PX__NO_CHUNK ? s->args : px__arena_ptr(r, chunk), args, len);
     uint64_t ctl = atomic_load_explicit(&s->ctl, memory_order_relaxed);

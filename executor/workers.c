@@ -81,26 +81,32 @@ static uint32_t work_bits(uint64_t qmask, uint32_t mode)
     return bits;
 }
 
-px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *claimed)
+px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_t *claimed)
 {
     px_region *r = w->r;
-    uint32_t bits = work_bits(w->qmask, mode);
     /* Process tasks cost a fork-free round trip to a child anyway; their
      * dispatchers sleep at once instead of spinning. */
     uint64_t spin_ns = mode == PX_THREAD ? (uint64_t)w->o.spin_us * 1000 : 0;
-    uint64_t spin_end = px__mono_ns() + spin_ns;
+    uint64_t spin_end = 0; /* read lazily: a busy worker never needs it */
     for (uint32_t spins = 1; !atomic_load_explicit(&w->stopping, memory_order_acquire); spins++) {
-        px_id id = px__take(r, w->qmask, mode, cursor, claimed);
+        px_id id = px__take(r, w->qmask, mode, scan, claimed);
         if (id)
             return id;
         /* Read the clock every 32 empty scans, not on each. */
-        if (spins % 32 != 0 || px__mono_ns() < spin_end) {
+        if (spins % 32 != 0) {
             px__cpu_relax();
             continue;
         }
+        if (spin_end == 0)
+            spin_end = px__mono_ns() + spin_ns;
+        if (px__mono_ns() < spin_end) {
+            px__cpu_relax();
+            continue;
+        }
+        uint32_t bits = work_bits(w->qmask, mode);
         px__announce_sleep(r, bits);
         uint32_t seen = atomic_load(&r->hdr->work_seq);
-        id = px__take(r, w->qmask, mode, cursor, claimed);
+        id = px__take(r, w->qmask, mode, scan, claimed);
         if (!id && !atomic_load(&w->stopping))
             px__futex_wait_bits(&r->hdr->work_seq, seen, SLEEP_NS, bits);
         px__retract_sleep(r, bits);
@@ -121,12 +127,12 @@ static void *thread_main(void *p)
     struct thread_arg *a = p;
     px_workers *w = a->w;
     struct px__wslot *ws = &w->ws[a->i];
-    uint32_t cursor = a->i;
+    struct px__scan scan = {.lane = a->i};
     free(a);
     uint64_t claimed;
     char err[PX__ERR_MAX];
     px_id id;
-    while ((id = px__next_task(w, PX_THREAD, &cursor, &claimed)) != 0) {
+    while ((id = px__next_task(w, PX_THREAD, &scan, &claimed)) != 0) {
         atomic_store_explicit(&ws->claimed, claimed, memory_order_relaxed);
         atomic_store_explicit(&ws->current, id, memory_order_release);
         px__emit(w, PX_EV_START, id, NULL);

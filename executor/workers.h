@@ -58,7 +58,7 @@ void px__account(px_workers *w, struct px__wslot *ws, px_id id, enum px__outcome
                  const char *err);
 bool px__is_daemon(px_region *r, px_id id);
 /* Idle wait for work: returns a claimed task or 0 when stopping. */
-px_id px__next_task(px_workers *w, uint32_t mode, uint32_t *cursor, uint64_t *claimed);
+px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_t *claimed);
 
 /* pool.c */
 int px__pool_start(px_workers *w);

@@ -76,14 +76,26 @@ static inline uint32_t px__lane_push(struct px__lane *l, _Atomic uint64_t *ent, 
     return px__lane_push_cached(l, ent, mask, ids, n, &head_seen);
 }
 
-/* Reads the entry at head without taking it. Returns false if empty. */
+/* Reads the entry at head without taking it. Returns false if empty.
+ * *tail_seen is the caller's last reading of this lane's tail, or a reading
+ * of its head if it has none:
+ * tail is read again, a line the owner writes on every push, only when that
+ * lower bound says the lane may be empty. A consumer behind the producer
+ * thus takes a run of entries for one transfer of tail. An entry below a
+ * tail this thread read with acquire is published, and tail only grows, so
+ * the bound is always safe to use. */
 static inline bool px__lane_peek(struct px__lane *l, _Atomic uint64_t *ent, uint32_t mask,
-                                 uint64_t *pos, uint64_t *id)
+                                 uint64_t *pos, uint64_t *id, uint64_t *tail_seen)
 {
     uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
-    uint64_t t = atomic_load_explicit(&l->tail, memory_order_seq_cst);
-    if (h == t)
-        return false;
+    /* The bound is usable while 1 <= bound - head <= depth; differences,
+     * not comparisons, so that counters may wrap. Other consumers may have
+     * moved head past it, which makes the difference huge. */
+    if (*tail_seen - h - 1 > mask) {
+        *tail_seen = atomic_load_explicit(&l->tail, memory_order_seq_cst);
+        if (*tail_seen == h)
+            return false;
+    }
     *id = atomic_load_explicit(&ent[h & mask], memory_order_relaxed);
     *pos = h;
     return true;

@@ -17,13 +17,15 @@
 #ifndef PX_SHM_LAYOUT_H
 #define PX_SHM_LAYOUT_H
 
+#include "clock.h"
+
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #define PX__MAGIC 0x31584c4c4f50ULL /* "POLLX1" */
-#define PX__ABI 1u
+#define PX__ABI 2u
 #define PX__LINE 64
 
 #define PX__MAX_PROCS 1024u /* fits the 12-bit owner field of a slot */
@@ -54,6 +56,7 @@ struct px__hdr {
     uint32_t chunk_size, nchunks, max_procs, max_queues, max_defs;
     uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
     uint64_t off_slots, off_tags, off_arena;
+    struct px__clock clock; /* what task stamps count in (clock.h) */
     /* Cold-path writers (attach, registration) take this robust,
      * process-shared mutex; readers never do. */
     pthread_mutex_t lock;
@@ -164,7 +167,7 @@ struct px__slot {
     _Atomic uint32_t out_chunk; /* PX__NO_CHUNK: inline */
     _Atomic int32_t worker_pid;
     _Atomic uint32_t unused;
-    _Atomic uint64_t enq_ns, start_ns, fin_ns;
+    _Atomic uint64_t enq_tick, start_tick, fin_tick; /* stamps in the header's clock */
     uint8_t args[PX__INLINE_ARGS];
     uint8_t out[PX__INLINE_OUT];
 };

@@ -32,20 +32,6 @@
 #define MAX_CAPACITY (1u << 26)
 #define MAX_PAYLOAD_LIMIT (64u << 20)
 
-uint64_t px__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t px__mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
     return (v + a - 1) / a * a;
@@ -131,6 +117,7 @@ static void bind_tables(px_region *r)
     r->tags = (_Atomic uint64_t *)(r->base + h->off_tags);
     r->arena = r->base + h->off_arena;
     r->lane_mask = h->lane_depth - 1;
+    r->tsc = h->clock.kind == PX__CLOCK_TSC;
 }
 
 /* Everything but the magic; the file is fresh, so it is all zero. */
@@ -142,6 +129,7 @@ static int init_region(px_region *r, const struct px__hdr *params)
     h->abi = PX__ABI;
     h->hdr_size = sizeof(struct px__hdr);
     h->created_ns = px__now_ns();
+    px__clock_init(&h->clock);
     if (getrandom(&h->nonce, sizeof h->nonce, 0) != sizeof h->nonce)
         h->nonce = px__mono_ns() ^ ((uint64_t)getpid() << 32);
     pthread_mutexattr_t a;
@@ -188,6 +176,13 @@ static int validate(px_region *r, const char *name)
         chk.max_payload == 0 || chk.max_payload > 64 * chk.chunk_size ||
         chk.max_procs != PX__MAX_PROCS || chk.max_queues != PX__MAX_QUEUES ||
         chk.max_defs != PX__MAX_DEFS || chk.nchunks == 0 || chk.nchunks == UINT32_MAX)
+        goto corrupt;
+    int rc = px__clock_check(&chk.clock);
+    if (rc == PX_EVERSION) {
+        fprintf(stderr, "pollux: %s counts time in TSC ticks, which this machine lacks\n", name);
+        return rc;
+    }
+    if (rc)
         goto corrupt;
     layout(&chk);
     if (chk.size != h->size || chk.size != r->size || chk.off_arena != h->off_arena ||

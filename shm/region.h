@@ -46,6 +46,7 @@ struct px_region {
     uint8_t *arena;
     uint32_t self; /* our proc index */
     uint32_t lane_mask;
+    bool tsc; /* task stamps are TSC ticks (the header's clock) */
     pthread_key_t tls_key;
     pthread_mutex_t tls_lock;
     struct px__tls *tls_list;
@@ -62,8 +63,6 @@ void px__tls_release_all(px_region *r);
 void px__tls_reset_after_fork(px_region *r);
 int px__hdr_lock(px_region *r);
 void px__hdr_unlock(px_region *r);
-uint64_t px__now_ns(void);  /* CLOCK_REALTIME */
-uint64_t px__mono_ns(void); /* CLOCK_MONOTONIC */
 
 /* executor/reaper.c: returns what dead processes held (see there). */
 int px__reap(px_region *r);

@@ -93,11 +93,11 @@ static px_region_info info_of(px_region *r)
 /* Takes and runs every task the lanes hold; returns how many ran. */
 static int run_all(px_region *r)
 {
-    uint32_t cursor = 0;
+    struct px__scan scan = {0};
     uint64_t claimed;
     px_id id;
     int n = 0;
-    while ((id = px__take(r, 1, PX_THREAD, &cursor, &claimed)) != 0) {
+    while ((id = px__take(r, 1, PX_THREAD, &scan, &claimed)) != 0) {
         cr_assert_eq(px__run(r, id, claimed, &no_stop, NULL, 0), PX__DONE_OK);
         n++;
     }

@@ -56,12 +56,12 @@ static _Atomic int no_stop;
 /* Runs every pending task of mode on this thread; returns how many. */
 static int run_all(px_region *r, uint32_t mode)
 {
-    uint32_t cursor = 0;
+    struct px__scan scan = {0};
     uint64_t claimed;
     char err[PX__ERR_MAX];
     int n = 0;
     px_id id;
-    while ((id = px__take(r, ~0ull, mode, &cursor, &claimed)) != 0) {
+    while ((id = px__take(r, ~0ull, mode, &scan, &claimed)) != 0) {
         px__run(r, id, claimed, &no_stop, err, sizeof err);
         n++;
     }
@@ -220,12 +220,12 @@ Test(submit, queue_override)
     cr_assert_str_eq(ti.queue, "default");
     cr_assert_eq(info_of(r).lanes_used, 2, "one lane per queue");
     /* A consumer of "default" only does not take the "fast" one. */
-    uint32_t cursor = 0;
+    struct px__scan scan = {0};
     uint64_t claimed;
-    cr_assert_eq(px__take(r, 1ull << 0, PX_THREAD, &cursor, &claimed), b);
-    cr_assert_eq(px__take(r, 1ull << 0, PX_THREAD, &cursor, &claimed), 0);
+    cr_assert_eq(px__take(r, 1ull << 0, PX_THREAD, &scan, &claimed), b);
+    cr_assert_eq(px__take(r, 1ull << 0, PX_THREAD, &scan, &claimed), 0);
     int q = px__queue_find(r, "fast", false);
-    cr_assert_eq(px__take(r, 1ull << q, PX_THREAD, &cursor, &claimed), a);
+    cr_assert_eq(px__take(r, 1ull << q, PX_THREAD, &scan, &claimed), a);
     px_region_close(r);
 }
 
@@ -382,9 +382,9 @@ static void stale_duplicate_case(const char *reuser, const px_submit_opts *reuse
     uint32_t idx = PX__ID_IDX(x);
     cr_assert(px__requeue(r, idx, atomic_load(&r->slots[idx].ctl)), "pushed a second time");
     cr_assert_eq(info_of(r).queued, 2);
-    uint32_t cursor = 0;
+    struct px__scan scan = {0};
     uint64_t claimed;
-    cr_assert_eq(px__take(r, 1ull << 0, PX_THREAD, &cursor, &claimed), x);
+    cr_assert_eq(px__take(r, 1ull << 0, PX_THREAD, &scan, &claimed), x);
     px__run(r, x, claimed, &no_stop, NULL, 0);
     cr_assert_eq(px_forget(r, x), 0);
 
@@ -393,8 +393,8 @@ static void stale_duplicate_case(const char *reuser, const px_submit_opts *reuse
     cr_assert_eq(px_submit(r, reuser, "y", 1, reuse_opts, &y), 0);
     cr_assert_eq(PX__ID_IDX(y), idx, "the slot was reused");
     cr_assert_eq(px_submit(r, "echo", "z", 1, NULL, &z), 0);
-    cursor = 0;
-    px_id got = px__take(r, 1ull << 0, PX_THREAD, &cursor, &claimed);
+    scan = (struct px__scan){0};
+    px_id got = px__take(r, 1ull << 0, PX_THREAD, &scan, &claimed);
     cr_assert_eq(got, z, "the task behind the stale entry is taken (got %016lx)",
                  (unsigned long)got);
     px_region_close(r);

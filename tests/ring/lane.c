@@ -28,11 +28,19 @@ static uint32_t lane_init(uint32_t depth, uint64_t base)
     return depth - 1;
 }
 
+/* A tail bound for a consumer that has none: a reading of head. */
+static uint64_t *no_bound(void)
+{
+    static _Thread_local uint64_t b;
+    b = atomic_load(&lane.head);
+    return &b;
+}
+
 /* Peek, then advance: what one consumer does when it wins. */
 static bool pop(uint32_t mask, uint64_t *id)
 {
     uint64_t pos;
-    if (!px__lane_peek(&lane, ent, mask, &pos, id))
+    if (!px__lane_peek(&lane, ent, mask, &pos, id, no_bound()))
         return false;
     px__lane_advance(&lane, pos);
     return true;
@@ -42,10 +50,44 @@ Test(lane, empty_peek_fails)
 {
     uint32_t mask = lane_init(8, 0);
     uint64_t pos = 77, id = 77;
-    cr_assert_not(px__lane_peek(&lane, ent, mask, &pos, &id));
+    cr_assert_not(px__lane_peek(&lane, ent, mask, &pos, &id, no_bound()));
     cr_assert_eq(pos, 77, "a failed peek leaves pos alone");
     cr_assert_eq(id, 77);
     cr_assert_eq(px__lane_size(&lane), 0);
+}
+
+/* A consumer's tail bound spares it reading tail while entries remain
+ * below the bound, and is refreshed, never trusted past, once it is used up. */
+Test(lane, peek_uses_the_tail_bound_until_caught_up)
+{
+    uint32_t mask = lane_init(8, 5);
+    uint64_t ids[2] = {11, 22}, pos, id, seen = 0;
+    cr_assert_eq(px__lane_push(&lane, ent, mask, ids, 2), 2);
+    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id, &seen));
+    cr_assert_eq(seen, 7, "the first peek reads tail");
+    cr_assert_eq(id, 11);
+    px__lane_advance(&lane, pos);
+
+    /* Tail moves but the bound says an entry is left: tail is not read. */
+    uint64_t more = 33;
+    cr_assert_eq(px__lane_push(&lane, ent, mask, &more, 1), 1);
+    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id, &seen));
+    cr_assert_eq(seen, 7, "tail was not read again");
+    cr_assert_eq(id, 22);
+    px__lane_advance(&lane, pos);
+
+    /* Caught up with the bound: tail is read and the new entry found. */
+    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id, &seen));
+    cr_assert_eq(seen, 8);
+    cr_assert_eq(id, 33);
+    px__lane_advance(&lane, pos);
+    cr_assert_not(px__lane_peek(&lane, ent, mask, &pos, &id, &seen));
+    cr_assert_eq(atomic_load(&lane.head), 8, "head never passes tail");
+
+    /* A bound left behind by other consumers is refreshed, not used. */
+    seen = 6;
+    cr_assert_not(px__lane_peek(&lane, ent, mask, &pos, &id, &seen));
+    cr_assert_eq(seen, 8);
 }
 
 Test(lane, push_peek_advance)
@@ -57,10 +99,10 @@ Test(lane, push_peek_advance)
     cr_assert_eq(atomic_load(&lane.tail), 3, "one publication for the batch");
 
     /* Peeking does not take. */
-    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id));
+    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id, no_bound()));
     cr_assert_eq(pos, 0);
     cr_assert_eq(id, 11);
-    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id));
+    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id, no_bound()));
     cr_assert_eq(id, 11, "peek twice reads the same entry");
     cr_assert_eq(px__lane_size(&lane), 3);
 
@@ -74,7 +116,7 @@ Test(lane, push_peek_advance)
     px__lane_advance(&lane, 2);
     cr_assert_eq(atomic_load(&lane.head), 1);
 
-    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id));
+    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id, no_bound()));
     cr_assert_eq(pos, 1);
     cr_assert_eq(id, 22);
     px__lane_advance(&lane, pos);
@@ -178,7 +220,7 @@ Test(lane, stale_position_one_32bit_epoch_later_is_refused)
     uint32_t mask = lane_init(8, 0);
     uint64_t ids[2] = {1, 2}, pos, id;
     cr_assert_eq(px__lane_push(&lane, ent, mask, ids, 1), 1);
-    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id));
+    cr_assert(px__lane_peek(&lane, ent, mask, &pos, &id, no_bound()));
     cr_assert_eq(pos, 0);
     atomic_store(&lane.head, pos + (1ull << 32));
     atomic_store(&lane.tail, pos + (1ull << 32));
@@ -214,13 +256,13 @@ Test(lane, consumer_stopped_between_peek_and_advance_blocks_no_one)
     uint64_t next_in = 1, pos_a, id_a, id;
     uint64_t one = next_in++;
     cr_assert_eq(px__lane_push(&lane, ent, mask, &one, 1), 1);
-    cr_assert(px__lane_peek(&lane, ent, mask, &pos_a, &id_a));
+    cr_assert(px__lane_peek(&lane, ent, mask, &pos_a, &id_a, no_bound()));
     uint8_t zero = 0;
     cr_assert(atomic_compare_exchange_strong(&taken[id_a], &zero, 1), "A claims entry 0");
 
     /* B: the entry A claimed fails B's claim; B advances past it. */
     uint64_t pos_b;
-    cr_assert(px__lane_peek(&lane, ent, mask, &pos_b, &id));
+    cr_assert(px__lane_peek(&lane, ent, mask, &pos_b, &id, no_bound()));
     cr_assert_eq(id, id_a);
     zero = 0;
     cr_assert_not(atomic_compare_exchange_strong(&taken[id], &zero, 1));
@@ -235,7 +277,7 @@ Test(lane, consumer_stopped_between_peek_and_advance_blocks_no_one)
         cr_assert_eq(px__lane_push(&lane, ent, mask, batch, 4), 4, "the producer never waits");
         next_in += 4;
         for (int i = 0; i < 4; i++) {
-            cr_assert(px__lane_peek(&lane, ent, mask, &pos_b, &id));
+            cr_assert(px__lane_peek(&lane, ent, mask, &pos_b, &id, no_bound()));
             zero = 0;
             b_took += atomic_compare_exchange_strong(&taken[id], &zero, 1);
             px__lane_advance(&lane, pos_b);
@@ -309,9 +351,9 @@ static void *consumer(void *p)
 {
     struct consumer_arg *a = p;
     struct stress *st = a->st;
-    uint64_t pos, id;
+    uint64_t pos, id, tail_seen = atomic_load(&lane.head);
     for (;;) {
-        if (!px__lane_peek(&lane, ent, st->mask, &pos, &id)) {
+        if (!px__lane_peek(&lane, ent, st->mask, &pos, &id, &tail_seen)) {
             if (atomic_load(&st->producer_done) && px__lane_size(&lane) == 0)
                 return NULL;
             sched_yield();
@@ -329,7 +371,7 @@ static void *staller(void *p)
     struct consumer_arg *a = p;
     struct stress *st = a->st;
     uint64_t pos, id;
-    while (!px__lane_peek(&lane, ent, st->mask, &pos, &id))
+    while (!px__lane_peek(&lane, ent, st->mask, &pos, &id, no_bound()))
         sched_yield();
     bool mine = false;
     if (st->stall_kind == 2)
@@ -532,11 +574,11 @@ Test(lanes, a_lane_keeps_its_key_while_it_holds_entries)
     /* The same key continues in the released lane, after its entries. */
     int same = px__lane_for(r, t, PX__KEY(3, PX_THREAD));
     cr_assert_eq(same, l);
-    uint64_t id = 43, pos, got;
+    uint64_t id = 43, pos, got, bound = atomic_load(&r->lanes[l].head);
     cr_assert_eq(
         px__lane_push(&r->lanes[l], px__lane_entries(r, (uint32_t)l), r->lane_mask, &id, 1), 1);
-    cr_assert(
-        px__lane_peek(&r->lanes[l], px__lane_entries(r, (uint32_t)l), r->lane_mask, &pos, &got));
+    cr_assert(px__lane_peek(&r->lanes[l], px__lane_entries(r, (uint32_t)l), r->lane_mask, &pos,
+                            &got, &bound));
     cr_assert_eq(got, 42, "the earlier entry keeps its place");
     px_region_close(r);
 }

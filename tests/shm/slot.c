@@ -42,10 +42,10 @@ static _Atomic int no_stop;
 /* Takes and runs one task on the calling thread; returns its id or 0. */
 static px_id run_one(px_region *r)
 {
-    uint32_t cursor = 0;
+    struct px__scan scan = {0};
     uint64_t claimed;
     char err[PX__ERR_MAX];
-    px_id id = px__take(r, ~0ull, PX_THREAD, &cursor, &claimed);
+    px_id id = px__take(r, ~0ull, PX_THREAD, &scan, &claimed);
     if (id)
         px__run(r, id, claimed, &no_stop, err, sizeof err);
     return id;
