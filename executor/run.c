@@ -70,8 +70,10 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *sca
     uint32_t hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire);
     if (hwm > r->hdr->lanes)
         hwm = r->hdr->lanes;
-    for (uint32_t n = 0; n < hwm; n++) {
-        uint32_t i = (scan->lane + n) % hwm;
+    if (scan->lane >= hwm)
+        scan->lane = 0;
+    /* i walks [lane, hwm) then [0, lane), wrapping without a division. */
+    for (uint32_t n = 0, i = scan->lane; n < hwm; n++, i = i + 1 == hwm ? 0 : i + 1) {
         struct px__lane *l = &r->lanes[i];
         uint32_t key = atomic_load_explicit(&l->key, memory_order_acquire);
         if (PX__KEY_MODE(key) != mode || PX__KEY_QUEUE(key) >= 64 ||
@@ -95,7 +97,7 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *sca
             }
         }
     }
-    scan->lane = hwm ? (scan->lane + 1) % hwm : 0;
+    scan->lane = scan->lane + 1 < hwm ? scan->lane + 1 : 0;
     scan->tail_seen = 0;
     return 0;
 }

@@ -29,9 +29,24 @@ struct target {
     uint32_t queue;
 };
 
-static int resolve(px_region *r, const char *task, const px_submit_opts *o, struct target *tg)
+/* px__def_find through the thread's one-entry cache. */
+static int find_def(px_region *r, struct px__tls *t, const char *task)
 {
+    if (t->def_cached && task && strcmp(task, t->def_name) == 0)
+        return (int)t->def_cached - 1;
     int def = px__def_find(r, task);
+    if (def >= 0) {
+        /* px__def_find checked that the name fits. */
+        strcpy(t->def_name, task);
+        t->def_cached = (uint32_t)def + 1;
+    }
+    return def;
+}
+
+static int resolve(px_region *r, struct px__tls *t, const char *task, const px_submit_opts *o,
+                   struct target *tg)
+{
+    int def = find_def(r, t, task);
     if (def < 0)
         return def;
     int queue = (int)r->defs[def].queue;
@@ -240,12 +255,12 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
         return -EINVAL;
     if (len > r->hdr->max_payload)
         return -E2BIG;
-    struct target tg;
-    if ((rc = resolve(r, task, opts, &tg)) != 0)
-        return rc;
     struct px__tls *t = px__tls_get(r);
     if (!t)
         return -ENOMEM;
+    struct target tg;
+    if ((rc = resolve(r, t, task, opts, &tg)) != 0)
+        return rc;
     int64_t deadline = deadline_of(opts);
     px_id id;
     if ((rc = fill(r, t, &tg, args, len, slot_flags(opts), deadline, &id)) != 0)
@@ -292,7 +307,7 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
         else if (j->len > r->hdr->max_payload)
             rc = -E2BIG;
         else
-            rc = resolve(r, j->task, opts, &next);
+            rc = resolve(r, t, j->task, opts, &next);
         if (rc == 0 && batch && (next.key != tg.key || batch == BATCH)) {
             rc = flush(r, t, tg.key, ids + done, batch, deadline, &pushed);
             done += pushed;

@@ -30,6 +30,11 @@ struct px__tls {
     uint64_t lane_head[PX__TLS_LANES]; /* last head read, see px__lane_push_cached */
     uint32_t slot_cursor;
     uint32_t chunk_cursor;
+    /* The last task name this thread submitted and its definition's index
+     * + 1 (0: none). Definitions never change once published, so a submit
+     * of the same name again needs no hash and no probe. */
+    uint32_t def_cached;
+    char def_name[PX__NAME_MAX];
 };
 
 struct px_region {

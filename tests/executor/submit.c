@@ -207,6 +207,33 @@ Test(submit, a_submitted_task_is_pending)
     px_region_close(r);
 }
 
+/* The thread's cache of its last task name follows the name's text, not the
+ * pointer: a buffer rewritten between submits names another task. */
+Test(submit, a_reused_name_buffer_names_the_new_task)
+{
+    px_region *r = open_r(64, 64);
+    char name[16];
+    px_id a, b, c;
+    strcpy(name, "echo");
+    cr_assert_eq(px_submit(r, name, "x", 1, NULL, &a), 0);
+    strcpy(name, "other");
+    cr_assert_eq(px_submit(r, name, "x", 1, NULL, &b), 0);
+    strcpy(name, "echo");
+    cr_assert_eq(px_submit(r, name, "x", 1, NULL, &c), 0);
+    strcpy(name, "nope");
+    cr_assert_eq(px_submit(r, name, "x", 1, NULL, NULL), PX_ENOTASK);
+    cr_assert_eq(px_submit(r, NULL, "x", 1, NULL, NULL), -EINVAL);
+    const char *want[3] = {"echo", "other", "echo"};
+    px_id ids[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        px_task_info ti;
+        cr_assert_eq(px_info(r, ids[i], &ti), 0);
+        cr_assert_str_eq(ti.name, want[i], "task %d", i);
+    }
+    cr_assert_eq(run_all(r, PX_THREAD), 3, "nothing was queued for the bad names");
+    px_region_close(r);
+}
+
 Test(submit, queue_override)
 {
     px_region *r = open_r(64, 64);
