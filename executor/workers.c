@@ -100,7 +100,10 @@ px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_
         if (spin_end == 0)
             spin_end = px__mono_ns() + spin_ns;
         if (px__mono_ns() < spin_end) {
-            px__cpu_relax();
+            /* A producer waiting for our result may share this CPU (the
+             * kernel tends to wake a worker on its waker's CPU): let it
+             * run rather than spin it out of its time. */
+            sched_yield();
             continue;
         }
         uint32_t bits = work_bits(w->qmask, mode);
