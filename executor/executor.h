@@ -44,6 +44,10 @@ struct px__scan {
 px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *scan,
                uint64_t *claimed);
 
+/* Frees a task's slot (px__slot_free) and, if that was ours to do, logs
+ * it, so that recovery does not bring the task back. */
+bool px__task_free(px_region *r, uint32_t idx, uint64_t seen);
+
 /* Runs a claimed task on this thread and finishes it (writes the outcome
  * into the slot and wakes joiners). `stop` is the flag px_should_continue()
  * reads; if it is set when the body returns non-zero, the task goes back to

@@ -147,7 +147,7 @@ static int take_result(px_region *r, struct px__slot *s, px_id id, uint64_t c, v
     }
     int rc = copy_out(r, s, c, buf, cap, len, failed);
     if (ephemeral)
-        px__slot_free(r, PX__ID_IDX(id), c);
+        px__task_free(r, PX__ID_IDX(id), c);
     if (rc)
         return rc;
     return failed ? PX_ETASKFAILED : 0;
@@ -272,7 +272,7 @@ int px_forget(px_region *r, px_id id)
             return -ENOENT;
         if (!px__state_finished(PX__CTL_STATE(c)))
             return -EBUSY;
-        if (px__slot_free(r, PX__ID_IDX(id), c))
+        if (px__task_free(r, PX__ID_IDX(id), c))
             return 0;
     }
 }

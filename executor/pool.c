@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "workers.h"
+#include "../persist/durable.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -60,7 +61,7 @@ static void child_main(px_workers *w, unsigned me, pid_t parent)
             close(w->children[i].sock);
     int sock = w->children[me].sock;
     px__tls_reset_after_fork(r);
-    if (px__proc_attach(r, PX_ROLE_WORKER) != 0)
+    if (px__proc_attach(r, PX_ROLE_WORKER) != 0 || px__durable_after_fork(r) != 0)
         _exit(1);
     struct msg m;
     struct reply rep;
@@ -72,6 +73,7 @@ static void child_main(px_workers *w, unsigned me, pid_t parent)
         if (send(sock, &rep, sizeof rep, MSG_NOSIGNAL) < 0)
             break;
     }
+    px__durable_detach(r);
     px__proc_detach(r);
     _exit(0);
 }

@@ -20,12 +20,21 @@
 #define _GNU_SOURCE
 #include "executor.h"
 #include "../shm/futex.h"
+#include "../persist/journal.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+bool px__task_free(px_region *r, uint32_t idx, uint64_t seen)
+{
+    if (!px__slot_free(r, idx, seen))
+        return false;
+    px__journal_free(r, PX__ID(PX__CTL_GEN(seen), idx));
+    return true;
+}
 
 bool px__claim(px_region *r, px_id id, uint64_t *claimed)
 {
@@ -167,13 +176,17 @@ static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint
     uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
     uint64_t tag = PX__ID(PX__CTL_GEN(fin), (uint32_t)(s - r->slots));
     uint64_t final = PX__CTL_WITH(fin, state, PX__CTL_OWNER(fin));
+    if (!(PX__CTL_FLAGS(fin) & PX__F_DETACHED))
+        px__journal_finish(r, tag, state,
+                           out_chunk == PX__NO_CHUNK ? s->out : px__arena_ptr(r, out_chunk),
+                           out_len);
     atomic_store(&s->ctl, final);
     /* The args are not needed once the task is finished. */
     px__arena_free(r, tag, args_chunk, args_len);
     if (args_chunk != PX__NO_CHUNK)
         px__wake_room(r);
     if (PX__CTL_FLAGS(fin) & PX__F_DETACHED)
-        px__slot_free(r, (uint32_t)(s - r->slots), final);
+        px__task_free(r, (uint32_t)(s - r->slots), final);
     else
         px__wake_slot(r, s);
 }
@@ -222,7 +235,7 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
         /* No one will read the outcome: free the slot in the one CAS that
          * ends our claim. */
         px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
-        if (!px__slot_free(r, PX__ID_IDX(ctx->id), ctx->claimed))
+        if (!px__task_free(r, PX__ID_IDX(ctx->id), ctx->claimed))
             return PX__DONE_REVOKED;
         return ok ? PX__DONE_OK : PX__DONE_FAILED;
     }
@@ -255,6 +268,7 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
     ctx.err[0] = '\0';
     ctx.stop = stop;
     atomic_store_explicit(&s->worker_pid, r->procs[r->self].pid, memory_order_relaxed);
+    px__journal_start(r, id, PX__CTL_ATT(claimed));
     atomic_store_explicit(&s->start_tick, px__ticks(r->tsc), memory_order_relaxed);
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t len = atomic_load_explicit(&s->args_len, memory_order_relaxed);

@@ -16,6 +16,7 @@
  */
 #include "executor.h"
 #include "../shm/futex.h"
+#include "../persist/journal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -143,12 +144,13 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
 }
 
 /* Undoes fill() for tasks that could not be pushed: they are PENDING but in
- * no lane, so no one else can have claimed them. */
+ * no lane, so no one else can have claimed them. Their submit records may
+ * be in the log: the frees are logged too. */
 static void unfill(px_region *r, const uint64_t *ids, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         uint32_t idx = PX__ID_IDX(ids[i]);
-        px__slot_free(r, idx, atomic_load(&r->slots[idx].ctl));
+        px__task_free(r, idx, atomic_load(&r->slots[idx].ctl));
     }
 }
 
@@ -263,8 +265,14 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
         return rc;
     int64_t deadline = deadline_of(opts);
     px_id id;
-    if ((rc = fill(r, t, &tg, args, len, slot_flags(opts), deadline, &id)) != 0)
+    uint32_t flags = slot_flags(opts);
+    if ((rc = fill(r, t, &tg, args, len, flags, deadline, &id)) != 0)
         return no_room(opts, rc);
+    /* Durable before anyone can run it (journal.h). */
+    if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len))) != 0) {
+        unfill(r, &id, 1);
+        return rc;
+    }
     if ((rc = px__publish(r, t, tg.key, &id, 1, deadline)) < 0) {
         unfill(r, &id, 1);
         return no_room(opts, rc);
@@ -274,11 +282,19 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
     return 0;
 }
 
-/* Pushes the batch gathered so far; undoes what could not be pushed. */
+/* Pushes the batch gathered so far, once its submit records are durable
+ * (in sync mode; ticket is the last one's); undoes what could not be
+ * pushed. */
 static int flush(px_region *r, struct px__tls *t, uint32_t key, uint64_t *ids, uint32_t n,
-                 int64_t deadline, uint32_t *pushed)
+                 int64_t deadline, int64_t ticket, uint32_t *pushed)
 {
-    int rc = px__publish(r, t, key, ids, n, deadline);
+    int rc = px__journal_wait(r, ticket);
+    if (rc) {
+        unfill(r, ids, n);
+        *pushed = 0;
+        return rc;
+    }
+    rc = px__publish(r, t, key, ids, n, deadline);
     uint32_t k = rc > 0 ? (uint32_t)rc : 0;
     unfill(r, ids + k, n - k);
     *pushed = k;
@@ -298,6 +314,7 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
         return -ENOMEM;
     int64_t deadline = deadline_of(opts);
     uint32_t flags = slot_flags(opts), batch = 0, pushed;
+    int64_t ticket = 0;
     size_t done = 0;
     struct target tg = {0}, next;
     for (size_t i = 0; i < n; i++) {
@@ -309,7 +326,7 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
         else
             rc = resolve(r, t, j->task, opts, &next);
         if (rc == 0 && batch && (next.key != tg.key || batch == BATCH)) {
-            rc = flush(r, t, tg.key, ids + done, batch, deadline, &pushed);
+            rc = flush(r, t, tg.key, ids + done, batch, deadline, ticket, &pushed);
             done += pushed;
             batch = 0;
         }
@@ -319,10 +336,15 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
         }
         if (rc)
             break;
+        ticket = px__journal_submit(r, ids[done + batch], flags, j->args, (uint32_t)j->len);
         batch++;
+        if (ticket < 0) {
+            rc = (int)ticket;
+            break;
+        }
     }
     if (batch) {
-        int frc = flush(r, t, tg.key, ids + done, batch, deadline, &pushed);
+        int frc = flush(r, t, tg.key, ids + done, batch, deadline, ticket, &pushed);
         done += pushed;
         if (rc == 0)
             rc = frc;

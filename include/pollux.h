@@ -79,28 +79,65 @@ enum {
     PX_REGION_ATTACH = 1u << 1, /* fail with -ENOENT if it does not exist */
 };
 
+/* What survives what (see the README's guarantees). */
+typedef enum px_durability {
+    PX_DURABLE_NONE = 0,  /* shared memory only: survives process crashes */
+    PX_DURABLE_ASYNC = 1, /* and a log written within async_ms: a power
+                             loss loses at most the last async_ms of it */
+    PX_DURABLE_SYNC = 2,  /* px_submit returns once its record is on stable
+                             storage (group commit) */
+} px_durability;
+
 typedef struct px_region_opts {
-    uint32_t capacity;      /* task slots; 0: 65536 */
-    uint32_t max_payload;   /* largest args or result in bytes; 0: 65536 */
-    uint64_t arena_bytes;   /* payload arena; 0: max(64 MiB, 64 * max_payload) */
-    uint32_t lanes;         /* producer lanes (one per producing thread and
-                               queue); 0: 256 */
-    uint32_t lane_depth;    /* entries per lane, a power of two; 0: 4096 */
-    uint32_t file_mode;     /* permissions of a new region; 0: 0600 */
-    uint32_t flags;         /* PX_REGION_* */
-    double reap_interval_s; /* how often workers look for dead processes;
-                               0: 0.2 */
+    uint32_t capacity;        /* task slots; 0: 65536 */
+    uint32_t max_payload;     /* largest args or result in bytes; 0: 65536 */
+    uint64_t arena_bytes;     /* payload arena; 0: max(64 MiB, 64 * max_payload) */
+    uint32_t lanes;           /* producer lanes (one per producing thread and
+                                 queue); 0: 256 */
+    uint32_t lane_depth;      /* entries per lane, a power of two; 0: 4096 */
+    uint32_t file_mode;       /* permissions of a new region; 0: 0600 */
+    uint32_t flags;           /* PX_REGION_* */
+    double reap_interval_s;   /* how often workers look for dead processes;
+                                 0: 0.2 */
+    px_durability durability; /* of a new region; an existing region keeps
+                                 its own */
+    const char *log_dir;      /* where the log is; NULL: "<name>.wal" beside a
+                                 file region, or in the working directory for
+                                 a "/name" one (/dev/shm does not survive a
+                                 reboot) */
+    unsigned async_ms;        /* PX_DURABLE_ASYNC's window; 0: 10 */
+    uint64_t segment_bytes;   /* log segment size; 0: 64 MiB */
 } px_region_opts;
 
 /*
- * Creates the region, or attaches to it if it exists (sizing options are then
- * ignored: the region's own are used). A name of the form "/app" is a POSIX
+ * Creates the region, or attaches to it if it exists (sizing and durability
+ * options are then ignored: the region's own are used). Creating a durable
+ * region whose log directory holds a log recovers it: the region gets the
+ * log's sizes, and every task the log knows and had not forgotten comes back
+ * under its old id (PENDING and RUNNING ones as PENDING, attempts counted;
+ * finished ones with their results). A name of the form "/app" is a POSIX
  * shared-memory object in /dev/shm; a name with another '/' in it is a file
  * path that is mmap'd. On success *out is a handle that px_region_close()
  * releases. Attaching to something that is not a Pollux region returns
  * PX_ECORRUPT; to a region of another layout version, PX_EVERSION.
  */
 PX_API int px_region_open(const char *name, const px_region_opts *opts, px_region **out);
+
+/* What creating a durable region recovered from its log. */
+typedef struct px_recovery_info {
+    uint64_t segments;  /* log segment files read */
+    uint64_t records;   /* valid records replayed */
+    uint64_t bytes_cut; /* damaged or torn bytes not replayed */
+    uint64_t last_lsn;  /* the highest log sequence number found */
+    uint64_t restored;  /* tasks put back under their ids */
+    uint64_t pending;   /* of which queued again (were PENDING or RUNNING) */
+    uint64_t finished;  /* of which finished, with their results */
+    uint64_t orphans;   /* records about tasks the log does not hold */
+} px_recovery_info;
+
+/* Fills *out with what this handle's px_region_open recovered from the log
+ * (all zero if it recovered nothing). */
+PX_API int px_region_recovery(px_region *r, px_recovery_info *out);
 
 /* Detaches and frees the handle. Tasks stay in the region. Workers started on
  * this handle must be stopped first (-EBUSY otherwise). */

@@ -103,3 +103,21 @@ uint64_t *px__lane_head_seen(struct px__tls *t, uint32_t lane)
             return &t->lane_head[i];
     return NULL;
 }
+
+uint32_t px__lanes_fill(px_region *r, uint32_t key, const uint64_t *ids, uint32_t n)
+{
+    uint32_t done = 0;
+    while (done < n) {
+        int i = acquire(r, key);
+        if (i < 0)
+            break;
+        struct px__lane *l = &r->lanes[i];
+        uint32_t k =
+            px__lane_push(l, px__lane_entries(r, (uint32_t)i), r->lane_mask, ids + done, n - done);
+        atomic_store_explicit(&l->owner, 0, memory_order_release);
+        if (k == 0)
+            break;
+        done += k;
+    }
+    return done;
+}

@@ -32,6 +32,7 @@
 #define PX__MAX_QUEUES 64u  /* a worker's queue set is a 64-bit mask */
 #define PX__MAX_DEFS 1024u  /* open addressing, power of two */
 #define PX__NAME_MAX 64u    /* task names, with the NUL */
+#define PX__PATH_MAX 512u   /* the log directory, with the NUL */
 #define PX__QNAME_MAX 32u   /* queue names, with the NUL */
 #define PX__INLINE_ARGS 64u /* args up to this size live in the slot */
 #define PX__INLINE_OUT 56u  /* results and error texts, likewise */
@@ -57,6 +58,10 @@ struct px__hdr {
     uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
     uint64_t off_slots, off_tags, off_arena;
     struct px__clock clock; /* what task stamps count in (clock.h) */
+    uint32_t durability;    /* px_durability */
+    uint32_t async_ms;
+    uint64_t segment_bytes;
+    char log_dir[PX__PATH_MAX]; /* absolute; "" when not durable */
     /* Cold-path writers (attach, registration) take this robust,
      * process-shared mutex; readers never do. */
     pthread_mutex_t lock;
@@ -78,6 +83,8 @@ struct px__hdr {
      * entry it takes. */
     alignas(PX__LINE) _Atomic uint32_t lane_seq;
     _Atomic uint32_t lane_waiters;
+    /* The last log sequence number handed out (persist/wal.h). */
+    alignas(PX__LINE) _Atomic uint64_t lsn;
 };
 
 /*

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "region.h"
 #include "futex.h"
+#include "../persist/durable.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,6 +156,16 @@ static int init_region(px_region *r, const struct px__hdr *params)
     return 0;
 }
 
+/* Sizes that a layout can be computed from and trusted. */
+static bool sane(const struct px__hdr *h)
+{
+    return h->capacity != 0 && h->capacity <= MAX_CAPACITY && h->lanes != 0 && h->lanes <= 65536 &&
+           h->lane_depth >= 2 && (h->lane_depth & (h->lane_depth - 1)) == 0 &&
+           h->chunk_size >= 64 && h->max_payload != 0 && h->max_payload <= 64 * h->chunk_size &&
+           h->max_procs == PX__MAX_PROCS && h->max_queues == PX__MAX_QUEUES &&
+           h->max_defs == PX__MAX_DEFS && h->nchunks != 0 && h->nchunks != UINT32_MAX;
+}
+
 /* Checks a mapped header against the file size before any table is used. */
 static int validate(px_region *r, const char *name)
 {
@@ -171,11 +182,8 @@ static int validate(px_region *r, const char *name)
     }
     struct px__hdr chk;
     memcpy(&chk, h, offsetof(struct px__hdr, lock));
-    if (chk.capacity == 0 || chk.capacity > MAX_CAPACITY || chk.lanes == 0 || chk.lanes > 65536 ||
-        chk.lane_depth < 2 || (chk.lane_depth & (chk.lane_depth - 1)) || chk.chunk_size < 64 ||
-        chk.max_payload == 0 || chk.max_payload > 64 * chk.chunk_size ||
-        chk.max_procs != PX__MAX_PROCS || chk.max_queues != PX__MAX_QUEUES ||
-        chk.max_defs != PX__MAX_DEFS || chk.nchunks == 0 || chk.nchunks == UINT32_MAX)
+    if (!sane(&chk) || chk.durability > PX_DURABLE_SYNC ||
+        (chk.durability && !memchr(chk.log_dir, '\0', sizeof chk.log_dir)))
         goto corrupt;
     int rc = px__clock_check(&chk.clock);
     if (rc == PX_EVERSION) {
@@ -242,7 +250,9 @@ static int attach_fd(px_region *r, int fd, const char *name)
     return rc;
 }
 
-static int create_fd(px_region *r, int fd, const struct px__hdr *params)
+/* Sizes, fills and (unless a recovery must come first) publishes a new
+ * region. */
+static int create_fd(px_region *r, int fd, const struct px__hdr *params, bool publish)
 {
     if (ftruncate(fd, (off_t)params->size) < 0)
         return -errno;
@@ -254,18 +264,28 @@ static int create_fd(px_region *r, int fd, const struct px__hdr *params)
     r->hdr = p;
     int rc = init_region(r, params);
     if (rc == 0)
+        bind_tables(r);
+    if (rc == 0 && publish)
         atomic_store_explicit(&r->hdr->magic, PX__MAGIC, memory_order_release);
     return rc;
 }
 
 static void tls_destructor(void *p);
 
-static int map_region(px_region *r, const char *name, const px_region_opts *opts)
+/* Maps the region, creating it if it does not exist (and may be created).
+ * *created says which; a created region that must first be recovered from
+ * plan's log is not yet published. */
+static int map_region(px_region *r, const char *name, const px_region_opts *opts,
+                      const struct px__durable_plan *plan, bool *created)
 {
     struct px__hdr params = {0};
     int rc = params_from_opts(opts, &params);
     if (rc)
         return rc;
+    px__durable_params(plan, &params);
+    px__durable_init(plan, &params);
+    if (!sane(&params))
+        return PX_ECORRUPT; /* the log's sizes make no sense */
     layout(&params);
     uint32_t flags = opts ? opts->flags : 0;
     mode_t mode = opts && opts->file_mode ? (mode_t)opts->file_mode : 0600;
@@ -273,7 +293,8 @@ static int map_region(px_region *r, const char *name, const px_region_opts *opts
     if (!(flags & PX_REGION_ATTACH)) {
         fd = open_fd(name, O_RDWR | O_CREAT | O_EXCL, mode);
         if (fd >= 0) {
-            rc = create_fd(r, fd, &params);
+            *created = true;
+            rc = create_fd(r, fd, &params, !plan->have_log);
             close(fd);
             if (rc) {
                 if (r->base)
@@ -298,6 +319,21 @@ static int map_region(px_region *r, const char *name, const px_region_opts *opts
     return rc;
 }
 
+/* Rebuilds a region just created from its log, then publishes it. Nobody
+ * else can attach before the magic is stored, so nothing races the
+ * restored slots. */
+static int recover(px_region *r, const struct px__durable_plan *plan)
+{
+    int rc = px__recover(r, &plan->log, &r->recovery);
+    if (rc) {
+        fprintf(stderr, "pollux: cannot recover %s from %s: %s\n", r->name, plan->dir,
+                px_strerror(rc));
+        return rc;
+    }
+    atomic_store_explicit(&r->hdr->magic, PX__MAGIC, memory_order_release);
+    return 0;
+}
+
 int px_region_open(const char *name, const px_region_opts *opts, px_region **out)
 {
     if (!name || !out || name[0] == '\0' || strlen(name) >= sizeof(((px_region *)0)->name) ||
@@ -309,7 +345,11 @@ int px_region_open(const char *name, const px_region_opts *opts, px_region **out
     if (!r)
         return -ENOMEM;
     strcpy(r->name, name);
-    int rc = map_region(r, name, opts);
+    struct px__durable_plan plan;
+    bool created = false;
+    int rc = px__durable_plan(name, opts, &plan);
+    if (rc == 0)
+        rc = map_region(r, name, opts, &plan, &created);
     if (rc)
         goto fail;
     pthread_mutex_init(&r->tls_lock, NULL);
@@ -317,16 +357,36 @@ int px_region_open(const char *name, const px_region_opts *opts, px_region **out
         goto fail_map;
     if ((rc = px__proc_attach(r, PX_ROLE_CLIENT)) < 0)
         goto fail_key;
+    if (created && plan.have_log && (rc = recover(r, &plan)) != 0)
+        goto fail_proc;
+    if ((rc = px__durable_attach(r)) != 0)
+        goto fail_proc;
+    px__durable_plan_free(&plan);
     px__reap(r);
     *out = r;
     return 0;
+fail_proc:
+    px__tls_release_all(r);
+    px__proc_detach(r);
 fail_key:
     pthread_key_delete(r->tls_key);
 fail_map:
+    /* A region we created but never published is nobody's: remove it. */
+    if (created && atomic_load(&r->hdr->magic) != PX__MAGIC)
+        is_shm_name(name) ? shm_unlink(name) : unlink(name);
     munmap(r->base, r->size);
 fail:
+    px__durable_plan_free(&plan);
     free(r);
     return rc;
+}
+
+int px_region_recovery(px_region *r, px_recovery_info *out)
+{
+    if (!r || !out)
+        return -EINVAL;
+    *out = r->recovery;
+    return 0;
 }
 
 int px_region_close(px_region *r)
@@ -335,6 +395,7 @@ int px_region_close(px_region *r)
         return -EINVAL;
     if (atomic_load(&r->workers) > 0)
         return -EBUSY;
+    px__durable_detach(r);
     px__tls_release_all(r);
     pthread_key_delete(r->tls_key);
     px__proc_detach(r);

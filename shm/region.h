@@ -51,7 +51,9 @@ struct px_region {
     uint8_t *arena;
     uint32_t self; /* our proc index */
     uint32_t lane_mask;
-    bool tsc; /* task stamps are TSC ticks (the header's clock) */
+    bool tsc;                  /* task stamps are TSC ticks (the header's clock) */
+    struct px__wal *wal;       /* this process's log writer; NULL: not durable */
+    px_recovery_info recovery; /* what opening recovered from the log */
     pthread_key_t tls_key;
     pthread_mutex_t tls_lock;
     struct px__tls *tls_list;
@@ -59,6 +61,8 @@ struct px_region {
     _Atomic int workers;                   /* px_workers started on this handle */
     char name[256];
 };
+
+struct px__wal;
 
 /* region.c */
 struct px__tls *px__tls_get(px_region *r);

@@ -1,0 +1,76 @@
+/*
+ * Task events as log records; see journal.h.
+ */
+#include "journal.h"
+#include "wal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len)
+{
+    if (!r->wal)
+        return 0;
+    struct px__slot *s = &r->slots[PX__ID_IDX(id)];
+    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
+    struct px__rec_submit rec = {.id = id,
+                                 .flags = flags,
+                                 .mode = (uint8_t)r->defs[def].mode,
+                                 .args = args,
+                                 .args_len = len};
+    memcpy(rec.name, r->defs[def].name, sizeof rec.name);
+    rec.name[sizeof rec.name - 1] = '\0';
+    snprintf(rec.queue, sizeof rec.queue, "%s", r->queues[q].name);
+    uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len;
+    uint8_t *dst = px__wal_begin(r->wal, max);
+    if (!dst)
+        return -ENOMEM;
+    struct px__put p = {dst, 0, max, false};
+    px__rec_submit_put(&p, &rec);
+    return (int64_t)px__wal_end(r->wal, PX__REC_SUBMIT, (uint32_t)p.len);
+}
+
+void px__journal_start(px_region *r, px_id id, uint32_t attempts)
+{
+    if (!r->wal)
+        return;
+    uint8_t body[12];
+    struct px__put p = {body, 0, sizeof body, false};
+    px__rec_id_put(&p, id, attempts);
+    px__wal_append(r->wal, PX__REC_START, body, (uint32_t)p.len);
+}
+
+void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len)
+{
+    if (!r->wal)
+        return;
+    uint32_t max = 8 + 1 + 4 + len;
+    uint8_t *dst = px__wal_begin(r->wal, max);
+    if (!dst)
+        return;
+    struct px__put p = {dst, 0, max, false};
+    struct px__rec_finish f = {.id = id, .state = (uint8_t)state, .out = out, .out_len = len};
+    px__rec_finish_put(&p, &f);
+    px__wal_end(r->wal, PX__REC_FINISH, (uint32_t)p.len);
+}
+
+void px__journal_free(px_region *r, px_id id)
+{
+    if (!r->wal)
+        return;
+    uint8_t body[12];
+    struct px__put p = {body, 0, sizeof body, false};
+    px__rec_id_put(&p, id, 0);
+    px__wal_append(r->wal, PX__REC_FREE, body, (uint32_t)p.len);
+}
+
+int px__journal_wait(px_region *r, int64_t ticket)
+{
+    if (ticket < 0)
+        return (int)ticket;
+    if (!r->wal || r->hdr->durability != PX_DURABLE_SYNC)
+        return 0;
+    return px__wal_wait(r->wal, (uint64_t)ticket);
+}

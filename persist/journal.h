@@ -1,0 +1,29 @@
+/*
+ * What the executor tells the log: one call per task event. Each is a no-op
+ * (and costs one branch) in a region that is not durable.
+ *
+ * Order matters and is the executor's to keep: a SUBMIT is appended before
+ * its task is pushed to a lane (so a START, appended after a claim, always
+ * has a larger LSN), and in sync mode px_submit waits for it before the
+ * push, so a task never runs before its submit is durable and a submit
+ * whose flush failed can be undone without anyone having seen it.
+ */
+#ifndef PX_PERSIST_JOURNAL_H
+#define PX_PERSIST_JOURNAL_H
+
+#include "../shm/region.h"
+
+#include <stdint.h>
+
+/* Returns the record's ticket for px__journal_wait (0 when not durable),
+ * or a negative errno if it could not be appended. */
+int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len);
+void px__journal_start(px_region *r, px_id id, uint32_t attempts);
+void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len);
+void px__journal_free(px_region *r, px_id id);
+
+/* In sync mode, waits until the record with this ticket is on stable
+ * storage; 0 at once otherwise. */
+int px__journal_wait(px_region *r, int64_t ticket);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * Reading a log directory; see log.h.
+ *
+ * A segment's records are replayed up to its first invalid frame, and not
+ * past a cut its writer's next segment names (a group whose write or flush
+ * failed). Records of all segments are then ordered by LSN. Duplicated
+ * LSNs cannot come from a sound log; the later copy is dropped.
+ */
+#define _GNU_SOURCE
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int read_file(int dirfd, const char *name, uint8_t **data, size_t *size)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    uint8_t *p = malloc(n ? n : 1);
+    if (!p) {
+        close(fd);
+        return -ENOMEM;
+    }
+    while (got < n) {
+        ssize_t k = pread(fd, p + got, n - got, (off_t)got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            int rc = k < 0 ? -errno : -EIO;
+            free(p);
+            close(fd);
+            return rc;
+        }
+        got += (size_t)k;
+    }
+    close(fd);
+    *data = p;
+    *size = n;
+    return 0;
+}
+
+static void scan_segment(struct px__seg *s)
+{
+    size_t off = 0, k;
+    struct px__rec r;
+    while ((k = px__rec_read(s->data, s->size, off, &r)) > 0) {
+        if (off == 0) {
+            /* A segment must open with its SEGMENT record. */
+            if (!px__rec_segment_get(&r, &s->head))
+                break;
+            s->has_head = 1;
+        } else if (r.type == PX__REC_SEGMENT) {
+            break;
+        }
+        off += k;
+        s->records++;
+    }
+    s->valid = s->used = off;
+    s->bad_at = off;
+    for (size_t i = off; i < s->size; i++)
+        if (s->data[i]) {
+            s->nonzero_tail = 1;
+            break;
+        }
+}
+
+static bool is_segment_name(const char *n)
+{
+    size_t len = strlen(n);
+    return len > 4 && len < 64 && strcmp(n + len - 4, ".wal") == 0;
+}
+
+static int load_segments(const char *dir, struct px__log *l)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    int rc = 0;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_segment_name(e->d_name))
+            continue;
+        if (l->nsegs == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct px__seg *n = realloc(l->segs, cap * sizeof *n);
+            if (!n) {
+                rc = -ENOMEM;
+                break;
+            }
+            l->segs = n;
+        }
+        struct px__seg *s = &l->segs[l->nsegs];
+        memset(s, 0, sizeof *s);
+        snprintf(s->name, sizeof s->name, "%s", e->d_name);
+        if ((rc = read_file(dirfd(d), s->name, &s->data, &s->size)) != 0)
+            break;
+        l->nsegs++;
+        scan_segment(s);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Applies each segment's cut_prev to its writer's previous segment. */
+static void apply_cuts(struct px__log *l)
+{
+    for (size_t i = 0; i < l->nsegs; i++) {
+        struct px__seg *s = &l->segs[i];
+        if (!s->has_head || s->head.cut_prev == UINT64_MAX || s->head.seq < 2)
+            continue;
+        for (size_t j = 0; j < l->nsegs; j++) {
+            struct px__seg *p = &l->segs[j];
+            if (p->has_head && p->head.writer == s->head.writer && p->head.seq == s->head.seq - 1 &&
+                s->head.cut_prev < p->used)
+                p->used = s->head.cut_prev < PX__REC_HDR ? 0 : s->head.cut_prev;
+        }
+    }
+}
+
+static int by_lsn(const void *a, const void *b)
+{
+    const struct px__rec *x = *(const struct px__rec *const *)a;
+    const struct px__rec *y = *(const struct px__rec *const *)b;
+    return x->lsn < y->lsn ? -1 : x->lsn > y->lsn;
+}
+
+static int collect(struct px__log *l)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->nsegs; i++)
+        n += l->segs[i].records;
+    struct px__rec *all = l->all = calloc(n ? n : 1, sizeof *all);
+    l->recs = calloc(n ? n : 1, sizeof *l->recs);
+    if (!all || !l->recs)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < l->nsegs; i++) {
+        struct px__seg *s = &l->segs[i];
+        size_t off = 0, f;
+        while (off < s->used && (f = px__rec_read(s->data, s->used, off, &all[k])) > 0) {
+            if (all[k].lsn > l->max_lsn)
+                l->max_lsn = all[k].lsn;
+            off += f;
+            k++;
+        }
+        for (size_t b = s->used; b < s->size; b++)
+            l->bytes_cut += s->data[b] != 0;
+    }
+    for (size_t i = 0; i < k; i++)
+        l->recs[i] = &all[i];
+    qsort(l->recs, k, sizeof *l->recs, by_lsn);
+    size_t out = 0;
+    for (size_t i = 0; i < k; i++)
+        if (out == 0 || l->recs[out - 1]->lsn != l->recs[i]->lsn)
+            l->recs[out++] = l->recs[i];
+    l->nrecs = out;
+    return 0;
+}
+
+int px__log_load(const char *dir, struct px__log *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = load_segments(dir, out);
+    if (rc == 0) {
+        apply_cuts(out);
+        rc = collect(out);
+    }
+    if (rc)
+        px__log_free(out);
+    return rc;
+}
+
+void px__log_free(struct px__log *l)
+{
+    free(l->all);
+    free(l->recs);
+    for (size_t i = 0; i < l->nsegs; i++)
+        free(l->segs[i].data);
+    free(l->segs);
+    memset(l, 0, sizeof *l);
+}

@@ -1,0 +1,42 @@
+/*
+ * Reading a log directory: every segment's valid prefix, the cuts that
+ * failed groups left, and the records in LSN order. Used by recovery,
+ * `pollux wal dump|verify` and the tests. Reading never changes a file.
+ */
+#ifndef PX_PERSIST_LOG_H
+#define PX_PERSIST_LOG_H
+
+#include "record.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct px__seg {
+    char name[64];
+    uint8_t *data;
+    size_t size;  /* bytes in the file */
+    size_t valid; /* bytes of the valid frames from the start */
+    size_t used;  /* valid, or less where a later segment cut it */
+    uint64_t records;
+    struct px__rec_segment head; /* from its first record, if valid */
+    int has_head;
+    /* Where the first invalid frame is, what was wrong with it. */
+    size_t bad_at;
+    int nonzero_tail; /* bytes after valid that are not zero: damage, not just preallocation */
+};
+
+struct px__log {
+    struct px__seg *segs;
+    size_t nsegs;
+    struct px__rec *all;         /* every replayable record, segment by segment */
+    const struct px__rec **recs; /* the same, in LSN order */
+    size_t nrecs;
+    uint64_t max_lsn;
+    uint64_t bytes_cut; /* non-zero bytes past the valid prefixes and cut points */
+};
+
+/* Loads every *.wal file in dir. -ENOENT if dir does not exist. */
+int px__log_load(const char *dir, struct px__log *out);
+void px__log_free(struct px__log *l);
+
+#endif

@@ -1,0 +1,243 @@
+/*
+ * Log records: see record.h for the frame format.
+ */
+#include "record.h"
+
+#include <endian.h>
+#include <string.h>
+#include <xxhash.h>
+
+static uint64_t frame_sum(const uint8_t *frame, uint32_t len)
+{
+    return XXH3_64bits_withSeed(frame + 8, PX__REC_HDR - 8 + (size_t)len, PX__REC_SEED);
+}
+
+size_t px__rec_seal(uint8_t *dst, uint16_t type, uint64_t lsn, uint32_t len)
+{
+    uint32_t len_le = htole32(len);
+    uint16_t type_le = htole16(type), zero = 0;
+    uint64_t lsn_le = htole64(lsn);
+    memcpy(dst + 8, &len_le, 4);
+    memcpy(dst + 12, &type_le, 2);
+    memcpy(dst + 14, &zero, 2);
+    memcpy(dst + 16, &lsn_le, 8);
+    size_t size = px__rec_size(len);
+    memset(dst + PX__REC_HDR + len, 0, size - PX__REC_HDR - len);
+    uint64_t sum = htole64(frame_sum(dst, len));
+    memcpy(dst, &sum, 8);
+    return size;
+}
+
+static bool known_type(uint16_t t)
+{
+    return t >= PX__REC_SEGMENT && t <= PX__REC_FREE;
+}
+
+size_t px__rec_read(const uint8_t *buf, size_t size, size_t off, struct px__rec *out)
+{
+    if (off > size || size - off < PX__REC_HDR)
+        return 0;
+    const uint8_t *f = buf + off;
+    uint64_t sum, lsn;
+    uint32_t len;
+    uint16_t type, zero;
+    memcpy(&sum, f, 8);
+    memcpy(&len, f + 8, 4);
+    memcpy(&type, f + 12, 2);
+    memcpy(&zero, f + 14, 2);
+    memcpy(&lsn, f + 16, 8);
+    len = le32toh(len);
+    type = le16toh(type);
+    if (zero != 0 || !known_type(type) || len > PX__REC_MAX_BODY)
+        return 0;
+    size_t fsize = px__rec_size(len);
+    if (size - off < fsize)
+        return 0;
+    for (size_t i = PX__REC_HDR + len; i < fsize; i++)
+        if (f[i] != 0)
+            return 0;
+    if (le64toh(sum) != frame_sum(f, len))
+        return 0;
+    out->type = type;
+    out->len = len;
+    out->lsn = le64toh(lsn);
+    out->body = f + PX__REC_HDR;
+    return fsize;
+}
+
+static void put(struct px__put *w, const void *p, size_t n)
+{
+    if (w->overflow || w->cap - w->len < n) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->p + w->len, p, n);
+    w->len += n;
+}
+
+void px__put_u8(struct px__put *w, uint8_t v)
+{
+    put(w, &v, 1);
+}
+
+void px__put_u32(struct px__put *w, uint32_t v)
+{
+    v = htole32(v);
+    put(w, &v, 4);
+}
+
+void px__put_u64(struct px__put *w, uint64_t v)
+{
+    v = htole64(v);
+    put(w, &v, 8);
+}
+
+void px__put_bytes(struct px__put *w, const void *p, uint32_t n)
+{
+    px__put_u32(w, n);
+    if (n)
+        put(w, p, n);
+}
+
+void px__put_str(struct px__put *w, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 255) {
+        w->overflow = true;
+        return;
+    }
+    px__put_u8(w, (uint8_t)n);
+    put(w, s, n);
+}
+
+static bool get(struct px__get *g, void *dst, size_t n)
+{
+    if (g->len - g->at < n)
+        return false;
+    memcpy(dst, g->p + g->at, n);
+    g->at += n;
+    return true;
+}
+
+bool px__get_u8(struct px__get *g, uint8_t *v)
+{
+    return get(g, v, 1);
+}
+
+bool px__get_u32(struct px__get *g, uint32_t *v)
+{
+    if (!get(g, v, 4))
+        return false;
+    *v = le32toh(*v);
+    return true;
+}
+
+bool px__get_u64(struct px__get *g, uint64_t *v)
+{
+    if (!get(g, v, 8))
+        return false;
+    *v = le64toh(*v);
+    return true;
+}
+
+bool px__get_bytes(struct px__get *g, const uint8_t **p, uint32_t *n)
+{
+    if (!px__get_u32(g, n) || g->len - g->at < *n)
+        return false;
+    *p = g->p + g->at;
+    g->at += *n;
+    return true;
+}
+
+bool px__get_str(struct px__get *g, char *dst, size_t cap)
+{
+    uint8_t n;
+    if (!px__get_u8(g, &n) || n >= cap || g->len - g->at < n)
+        return false;
+    memcpy(dst, g->p + g->at, n);
+    dst[n] = '\0';
+    g->at += n;
+    return memchr(dst, '\0', n) == NULL; /* a name with a NUL inside is damage */
+}
+
+static struct px__get body_of(const struct px__rec *r)
+{
+    return (struct px__get){r->body, r->len, 0};
+}
+
+void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s)
+{
+    px__put_u64(w, s->id);
+    px__put_u32(w, s->flags);
+    px__put_u8(w, s->mode);
+    px__put_str(w, s->name);
+    px__put_str(w, s->queue);
+    px__put_bytes(w, s->args, s->args_len);
+}
+
+bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s)
+{
+    struct px__get g = body_of(r);
+    return r->type == PX__REC_SUBMIT && px__get_u64(&g, &s->id) && px__get_u32(&g, &s->flags) &&
+           px__get_u8(&g, &s->mode) && px__get_str(&g, s->name, sizeof s->name) &&
+           px__get_str(&g, s->queue, sizeof s->queue) &&
+           px__get_bytes(&g, &s->args, &s->args_len) && g.at == g.len;
+}
+
+void px__rec_finish_put(struct px__put *w, const struct px__rec_finish *f)
+{
+    px__put_u64(w, f->id);
+    px__put_u8(w, f->state);
+    px__put_bytes(w, f->out, f->out_len);
+}
+
+bool px__rec_finish_get(const struct px__rec *r, struct px__rec_finish *f)
+{
+    struct px__get g = body_of(r);
+    return r->type == PX__REC_FINISH && px__get_u64(&g, &f->id) && px__get_u8(&g, &f->state) &&
+           px__get_bytes(&g, &f->out, &f->out_len) && g.at == g.len;
+}
+
+void px__rec_segment_put(struct px__put *w, const struct px__rec_segment *s)
+{
+    px__put_u64(w, s->writer);
+    px__put_u32(w, s->seq);
+    px__put_u32(w, (uint32_t)s->pid);
+    px__put_u64(w, s->cut_prev);
+    px__put_u64(w, s->nonce);
+    px__put_u32(w, s->capacity);
+    px__put_u32(w, s->max_payload);
+    px__put_u32(w, s->lanes);
+    px__put_u32(w, s->lane_depth);
+    px__put_u32(w, s->chunk_size);
+    px__put_u32(w, s->nchunks);
+    px__put_u64(w, s->reap_interval_ns);
+}
+
+bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s)
+{
+    struct px__get g = body_of(r);
+    uint32_t pid = 0;
+    bool ok = r->type == PX__REC_SEGMENT && px__get_u64(&g, &s->writer) &&
+              px__get_u32(&g, &s->seq) && px__get_u32(&g, &pid) && px__get_u64(&g, &s->cut_prev) &&
+              px__get_u64(&g, &s->nonce) && px__get_u32(&g, &s->capacity) &&
+              px__get_u32(&g, &s->max_payload) && px__get_u32(&g, &s->lanes) &&
+              px__get_u32(&g, &s->lane_depth) && px__get_u32(&g, &s->chunk_size) &&
+              px__get_u32(&g, &s->nchunks) && px__get_u64(&g, &s->reap_interval_ns) &&
+              g.at == g.len;
+    s->pid = (int32_t)pid;
+    return ok;
+}
+
+void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts)
+{
+    px__put_u64(w, id);
+    px__put_u32(w, attempts);
+}
+
+bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts)
+{
+    struct px__get g = body_of(r);
+    return (r->type == PX__REC_START || r->type == PX__REC_FREE) && px__get_u64(&g, id) &&
+           px__get_u32(&g, attempts) && g.at == g.len;
+}

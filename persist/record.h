@@ -1,0 +1,132 @@
+/*
+ * Log records: framing, checksums and the record bodies.
+ *
+ * A frame is a 24-byte header and a body, padded with zeros to a multiple
+ * of 8 bytes, all little-endian:
+ *
+ *   0   u64 sum   XXH3-64 of bytes 8 .. 24 + len (the rest of the header
+ *                 and the body), seeded with PX__REC_SEED
+ *   8   u32 len   body bytes, at most PX__REC_MAX_BODY
+ *   12  u16 type  PX__REC_*
+ *   14  u16 zero
+ *   16  u64 lsn   log sequence number, unique across the region's processes
+ *   24  body, then padding to the next multiple of 8
+ *
+ * A reader accepts a frame only if its length is in bounds, its type is
+ * known, its reserved field and padding are zero and its sum matches. The
+ * first frame that fails ends the segment: everything from it on is a torn
+ * or damaged tail, cut and never replayed. Zeroes (a preallocated, unwritten
+ * tail) never form a valid frame, since the sum of a zero header and body is
+ * not zero.
+ */
+#ifndef PX_PERSIST_RECORD_H
+#define PX_PERSIST_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PX__REC_HDR 24u
+#define PX__REC_MAX_BODY (1u << 24)
+#define PX__REC_SEED 0x706f6c6c75780001ull /* "pollux", format 1 */
+
+enum px__rec_type {
+    PX__REC_SEGMENT = 1, /* first frame of every segment: who wrote it, region params */
+    PX__REC_SUBMIT = 2,  /* a task was submitted: id, definition, queue, flags, args */
+    PX__REC_START = 3,   /* a worker claimed it: attempts so far */
+    PX__REC_FINISH = 4,  /* it finished: outcome and result or error text */
+    PX__REC_FREE = 5,    /* its slot was freed (forgotten, consumed, detached) */
+};
+
+/* A decoded frame; body points into the buffer it was read from. */
+struct px__rec {
+    uint16_t type;
+    uint32_t len;
+    uint64_t lsn;
+    const uint8_t *body;
+};
+
+/* Bytes a frame with a body of len bytes takes. */
+static inline size_t px__rec_size(size_t len)
+{
+    return PX__REC_HDR + ((len + 7) & ~(size_t)7);
+}
+
+/* Writes a frame header for a body already at dst + PX__REC_HDR, pads it
+ * and seals it with its sum. Returns the frame's size. */
+size_t px__rec_seal(uint8_t *dst, uint16_t type, uint64_t lsn, uint32_t len);
+
+/* Decodes the frame at buf[off, size). Returns its size, or 0 if there is
+ * no valid frame there (end of data, torn or damaged). */
+size_t px__rec_read(const uint8_t *buf, size_t size, size_t off, struct px__rec *out);
+
+/*
+ * Bodies. Writers append fields with px__put_*; readers take them with
+ * px__get_*, which fail (return false) rather than read past the body.
+ */
+struct px__put {
+    uint8_t *p;
+    size_t len, cap;
+    bool overflow;
+};
+void px__put_u8(struct px__put *w, uint8_t v);
+void px__put_u32(struct px__put *w, uint32_t v);
+void px__put_u64(struct px__put *w, uint64_t v);
+void px__put_bytes(struct px__put *w, const void *p, uint32_t n); /* u32 length, bytes */
+void px__put_str(struct px__put *w, const char *s);               /* u8 length, bytes */
+
+struct px__get {
+    const uint8_t *p;
+    size_t len, at;
+};
+bool px__get_u8(struct px__get *g, uint8_t *v);
+bool px__get_u32(struct px__get *g, uint32_t *v);
+bool px__get_u64(struct px__get *g, uint64_t *v);
+bool px__get_bytes(struct px__get *g, const uint8_t **p, uint32_t *n);
+bool px__get_str(struct px__get *g, char *dst, size_t cap); /* NUL-terminated */
+
+/* The body of a SUBMIT record. */
+struct px__rec_submit {
+    uint64_t id;
+    uint32_t flags; /* PX__F_* of the slot */
+    uint8_t mode;   /* px_mode */
+    char name[64];
+    char queue[64];
+    const uint8_t *args;
+    uint32_t args_len;
+};
+
+/* The body of a FINISH record. */
+struct px__rec_finish {
+    uint64_t id;
+    uint8_t state; /* PX__S_SUCCESS or PX__S_FAILED */
+    const uint8_t *out;
+    uint32_t out_len;
+};
+
+/* The body of a SEGMENT record: who wrote the segment, and the parameters
+ * a region is rebuilt with. A writer's segments are numbered from 1; when a
+ * group failed, the next segment says where its predecessor must be cut
+ * (cut_prev, a byte offset; UINT64_MAX: nowhere), so that records whose
+ * write or flush reported an error are never replayed. */
+struct px__rec_segment {
+    uint64_t writer; /* the LSN of the writer's first record: unique */
+    uint32_t seq;
+    int32_t pid;
+    uint64_t cut_prev;
+    uint64_t nonce;
+    uint32_t capacity, max_payload, lanes, lane_depth, chunk_size, nchunks;
+    uint64_t reap_interval_ns;
+};
+
+void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s);
+bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s);
+void px__rec_finish_put(struct px__put *w, const struct px__rec_finish *f);
+bool px__rec_finish_get(const struct px__rec *r, struct px__rec_finish *f);
+void px__rec_segment_put(struct px__put *w, const struct px__rec_segment *s);
+bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s);
+/* START: id and attempts; FREE: id (attempts 0). */
+void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts);
+bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts);
+
+#endif

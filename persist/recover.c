@@ -1,0 +1,197 @@
+/*
+ * Rebuilding a region's tasks from its log.
+ *
+ * The records are replayed in LSN order into a table with one entry per
+ * slot: a SUBMIT puts a task in its slot (replacing an earlier one, which a
+ * lost FREE would otherwise leave), START counts an attempt, FINISH records
+ * the outcome, FREE empties the slot. Records about a task the table does
+ * not hold (its SUBMIT was never acknowledged and is not in the log) are
+ * counted as orphans and ignored.
+ *
+ * Then each task left is written into its slot under its old id: PENDING
+ * and RUNNING ones as PENDING (attempts kept), finished ones with their
+ * outcome. The region is not yet visible to anyone else, so plain stores
+ * do; the pending ones are then pushed into lanes.
+ */
+#include "durable.h"
+#include "../ring/lanes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+    uint64_t id; /* 0: empty */
+    uint32_t state, attempts;
+    const struct px__rec *submit, *finish;
+};
+
+static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_recovery_info *rep)
+{
+    for (size_t i = 0; i < log->nrecs; i++) {
+        const struct px__rec *r = log->recs[i];
+        uint64_t id;
+        uint32_t att;
+        struct px__rec_submit s;
+        struct px__rec_finish f;
+        struct entry *e;
+        switch (r->type) {
+        case PX__REC_SUBMIT:
+            if (!px__rec_submit_get(r, &s) || PX__ID_IDX(s.id) >= cap || PX__ID_GEN(s.id) == 0)
+                break;
+            t[PX__ID_IDX(s.id)] = (struct entry){s.id, PX__S_PENDING, 0, r, NULL};
+            continue;
+        case PX__REC_START:
+        case PX__REC_FREE:
+            if (!px__rec_id_get(r, &id, &att) || PX__ID_IDX(id) >= cap)
+                break;
+            e = &t[PX__ID_IDX(id)];
+            if (e->id != id)
+                break;
+            if (r->type == PX__REC_FREE)
+                *e = (struct entry){0};
+            else if (att > e->attempts)
+                e->attempts = att;
+            continue;
+        case PX__REC_FINISH:
+            if (!px__rec_finish_get(r, &f) || PX__ID_IDX(f.id) >= cap)
+                break;
+            e = &t[PX__ID_IDX(f.id)];
+            if (e->id != f.id || (f.state != PX__S_SUCCESS && f.state != PX__S_FAILED))
+                break;
+            e->state = f.state;
+            e->finish = r;
+            continue;
+        default:
+            continue; /* SEGMENT */
+        }
+        rep->orphans++;
+    }
+}
+
+/* Copies a payload into the slot's inline bytes or new arena chunks. */
+static int put_payload(px_region *r, struct px__tls *t, uint64_t id, uint8_t *inl, size_t inl_cap,
+                       const uint8_t *p, uint32_t len, uint32_t *chunk)
+{
+    *chunk = PX__NO_CHUNK;
+    if (len > r->hdr->max_payload)
+        return -E2BIG;
+    if (len <= inl_cap) {
+        if (len)
+            memcpy(inl, p, len);
+        return 0;
+    }
+    int rc = px__arena_alloc(r, t, id, len, chunk);
+    if (rc == 0)
+        memcpy(px__arena_ptr(r, *chunk), p, len);
+    return rc;
+}
+
+static int restore(px_region *r, struct px__tls *t, const struct entry *e, uint32_t *key)
+{
+    struct px__rec_submit s;
+    px__rec_submit_get(e->submit, &s);
+    int q = px__queue_find(r, s.queue, true);
+    if (q < 0)
+        return q;
+    px_task_def d = {.name = s.name, .mode = (px_mode)s.mode, .queue = s.queue};
+    int rc = px_task_register(r, &d);
+    if (rc && rc != -EEXIST)
+        return rc;
+    int def = px__def_find(r, s.name);
+    if (def < 0)
+        return def;
+    uint32_t idx = PX__ID_IDX(e->id), args_chunk, out_chunk = PX__NO_CHUNK, out_len = 0;
+    struct px__slot *sl = &r->slots[idx];
+    if ((rc = put_payload(r, t, e->id, sl->args, PX__INLINE_ARGS, s.args, s.args_len,
+                          &args_chunk)) != 0)
+        return rc;
+    if (e->finish) {
+        struct px__rec_finish f;
+        px__rec_finish_get(e->finish, &f);
+        if ((rc = put_payload(r, t, e->id, sl->out, PX__INLINE_OUT, f.out, f.out_len,
+                              &out_chunk)) != 0)
+            return rc;
+        out_len = f.out_len;
+    }
+    atomic_store(&sl->def, (uint32_t)def);
+    atomic_store(&sl->queue, (uint32_t)q);
+    atomic_store(&sl->args_len, s.args_len);
+    atomic_store(&sl->args_chunk, args_chunk);
+    atomic_store(&sl->out_len, out_len);
+    atomic_store(&sl->out_chunk, out_chunk);
+    atomic_store(&sl->enq_tick, px__ticks(r->tsc));
+    bool done = e->state == PX__S_SUCCESS || e->state == PX__S_FAILED;
+    uint32_t state = done ? e->state : PX__S_PENDING;
+    uint32_t owner = done ? 0 : r->self + 1;
+    uint32_t att = e->attempts > 0xfff ? 0xfff : e->attempts;
+    atomic_store(&sl->ctl, PX__CTL(PX__ID_GEN(e->id), state, owner, att, s.flags & 0xf));
+    *key = PX__KEY((uint32_t)q, (uint32_t)s.mode);
+    return done ? 1 : 0;
+}
+
+/* Queues the restored pending tasks, grouped by lane key. */
+static int queue_pending(px_region *r, uint64_t *ids, uint32_t *keys, uint32_t n)
+{
+    for (uint32_t i = 0; i < n;) {
+        uint32_t key = keys[i], k = 0;
+        for (uint32_t j = i; j < n; j++)
+            if (keys[j] == key) {
+                uint64_t id = ids[j];
+                ids[j] = ids[i + k];
+                ids[i + k] = id;
+                uint32_t kk = keys[j];
+                keys[j] = keys[i + k];
+                keys[i + k] = kk;
+                k++;
+            }
+        if (px__lanes_fill(r, key, ids + i, k) != k)
+            return -ENOSPC;
+        i += k;
+    }
+    return 0;
+}
+
+int px__recover(px_region *r, const struct px__log *log, px_recovery_info *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    rep->segments = log->nsegs;
+    rep->records = log->nrecs;
+    rep->bytes_cut = log->bytes_cut;
+    rep->last_lsn = log->max_lsn;
+    atomic_store(&r->hdr->lsn, log->max_lsn);
+    uint32_t cap = r->hdr->capacity;
+    struct entry *t = calloc(cap, sizeof *t);
+    uint64_t *ids = malloc(cap * sizeof *ids);
+    uint32_t *keys = malloc(cap * sizeof *keys);
+    struct px__tls *tls = px__tls_get(r);
+    int rc = -ENOMEM;
+    if (!t || !ids || !keys || !tls)
+        goto out;
+    replay(log, t, cap, rep);
+    uint32_t npend = 0;
+    rc = 0;
+    for (uint32_t i = 0; i < cap && rc >= 0; i++) {
+        if (!t[i].id)
+            continue;
+        uint32_t key;
+        if ((rc = restore(r, tls, &t[i], &key)) < 0)
+            break;
+        rep->restored++;
+        if (rc == 1) {
+            rep->finished++;
+        } else {
+            ids[npend] = t[i].id;
+            keys[npend++] = key;
+        }
+    }
+    if (rc >= 0)
+        rc = queue_pending(r, ids, keys, npend);
+    rep->pending = npend;
+out:
+    free(t);
+    free(ids);
+    free(keys);
+    return rc < 0 ? rc : 0;
+}

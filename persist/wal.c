@@ -1,0 +1,364 @@
+/*
+ * The write-ahead log of one process: append, group commit, segments.
+ * See wal.h for what it guarantees.
+ *
+ * Invariants:
+ * - fill, fill_group, done_group, results[], sync_waiters, stop and the
+ *   stats are guarded by mu. The segment fields (fd, off, seq, cut) belong
+ *   to the log thread alone once it runs.
+ * - A record is in exactly one group: the fill buffer at the time of its
+ *   px__wal_end. The log thread takes the fill buffer whole, so a group's
+ *   records are written in one call, in buffer (LSN) order.
+ * - done_group only grows; results[g % RESULTS] is group g's outcome from
+ *   the moment done_group reaches g until group g + RESULTS completes.
+ */
+#define _GNU_SOURCE
+#include "wal.h"
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RESULTS 1024
+#define MIN_BUF (4u << 20)
+#define PREALLOC_STEP (4ull << 20)
+
+struct buf {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+struct px__wal {
+    struct px__wal_opts o;
+    char *dir;
+    int dirfd;
+    struct px__io *io;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* the log thread waits for records */
+    pthread_cond_t done; /* appenders wait for room, waiters for groups */
+    struct buf fill, spare;
+    uint64_t fill_group, done_group;
+    int results[RESULTS];
+    unsigned sync_waiters;
+    bool stop, flushing;
+    struct px__wal_stats st;
+    /* Log thread only. */
+    int fd;
+    uint32_t seq;
+    uint64_t writer, off, allocated, cut; /* cut: where the last segment must be cut */
+};
+
+static int buf_reserve(struct buf *b, size_t need)
+{
+    if (b->cap - b->len >= need)
+        return 0;
+    size_t cap = b->cap ? b->cap : MIN_BUF;
+    while (cap - b->len < need)
+        cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* ---- Segments (log thread) ------------------------------------------------ */
+
+static int segment_header(struct px__wal *w, uint8_t *dst, size_t cap, size_t *size)
+{
+    struct px__rec_segment s = w->o.params;
+    s.writer = w->writer;
+    s.seq = w->seq;
+    s.pid = (int32_t)getpid();
+    s.cut_prev = w->cut;
+    struct px__put p = {dst + PX__REC_HDR, 0, cap - PX__REC_HDR, false};
+    px__rec_segment_put(&p, &s);
+    if (p.overflow)
+        return -EOVERFLOW;
+    uint64_t lsn = atomic_fetch_add(w->o.lsn, 1) + 1;
+    if (w->writer == 0) {
+        /* The writer is named by its first LSN, which no other writer has. */
+        w->writer = lsn;
+        s.writer = lsn;
+        p.len = 0;
+        px__rec_segment_put(&p, &s);
+    }
+    *size = px__rec_seal(dst, PX__REC_SEGMENT, lsn, (uint32_t)p.len);
+    return 0;
+}
+
+static int sync_dir(struct px__wal *w)
+{
+    return fsync(w->dirfd) == 0 ? 0 : -errno;
+}
+
+/* Starts the next segment: a new file, its space, its first record, all on
+ * stable storage (and the directory entry too) before it is used. */
+static int segment_open(struct px__wal *w)
+{
+    uint8_t head[256];
+    size_t hsize;
+    w->seq++;
+    int rc = segment_header(w, head, sizeof head, &hsize);
+    if (rc)
+        return rc;
+    char name[64];
+    snprintf(name, sizeof name, "%016" PRIx64 "-%06u.wal", w->writer, w->seq);
+    int fd = openat(w->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    uint64_t want = w->o.segment_bytes < PREALLOC_STEP ? w->o.segment_bytes : PREALLOC_STEP;
+    struct iovec v = {head, hsize};
+    if ((rc = w->io->ops->prealloc(w->io, fd, 0, want)) != 0 ||
+        (rc = w->io->ops->write(w->io, fd, &v, 1, 0, true)) != 0 || (rc = sync_dir(w)) != 0) {
+        close(fd);
+        unlinkat(w->dirfd, name, 0);
+        return rc;
+    }
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = fd;
+    w->off = hsize;
+    w->allocated = want;
+    w->cut = UINT64_MAX;
+    w->st.segments++;
+    return 0;
+}
+
+/* Writes one group and flushes it. On failure the segment is abandoned at
+ * the group's offset and a new one started at once, whose first record
+ * tells recovery to cut the old one there. */
+static int write_group(struct px__wal *w, struct buf *b)
+{
+    int rc = 0;
+    if (w->fd < 0 || w->off + b->len > w->o.segment_bytes)
+        if ((rc = segment_open(w)) != 0)
+            return rc;
+    if (w->off + b->len > w->allocated) {
+        uint64_t end = w->off + b->len + PREALLOC_STEP;
+        if (w->io->ops->prealloc(w->io, w->fd, w->allocated, end - w->allocated) == 0)
+            w->allocated = end;
+    }
+    struct iovec v = {b->p, b->len};
+    rc = w->io->ops->write(w->io, w->fd, &v, 1, w->off, true);
+    if (rc == 0) {
+        w->off += b->len;
+        return 0;
+    }
+    uint64_t cut = w->off;
+    close(w->fd);
+    w->fd = -1;
+    w->cut = cut;
+    if (segment_open(w) != 0) {
+        /* Try again before the next group; w->cut still says where. */
+        w->seq--;
+        w->cut = cut;
+    }
+    return rc;
+}
+
+/* ---- The log thread --------------------------------------------------- */
+
+static void deadline_in(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    uint64_t ns = (uint64_t)ts->tv_nsec + (uint64_t)ms * 1000000ull;
+    ts->tv_sec += (time_t)(ns / 1000000000ull);
+    ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+/* True when the fill buffer should be written now. */
+static bool due(struct px__wal *w, bool timed_out)
+{
+    if (w->fill.len == 0)
+        return false;
+    return w->o.sync || w->stop || w->sync_waiters || timed_out || w->fill.len >= w->fill.cap / 2;
+}
+
+static void *log_main(void *p)
+{
+    struct px__wal *w = p;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        struct timespec ts;
+        deadline_in(&ts, w->o.async_ms ? w->o.async_ms : 1);
+        bool timed_out = false;
+        while (!due(w, timed_out) && !(w->stop && w->fill.len == 0))
+            timed_out = pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT;
+        if (w->fill.len == 0)
+            break; /* stopping, and everything is written */
+        struct buf b = w->fill;
+        w->fill = w->spare;
+        w->spare = (struct buf){0};
+        uint64_t g = w->fill_group++;
+        w->flushing = true;
+        pthread_mutex_unlock(&w->mu);
+        int rc = write_group(w, &b);
+        pthread_mutex_lock(&w->mu);
+        w->flushing = false;
+        w->results[g % RESULTS] = rc;
+        w->done_group = g;
+        w->st.groups++;
+        w->st.flushes++;
+        w->st.bytes += b.len;
+        if (rc)
+            w->st.failed_groups++;
+        b.len = 0;
+        if (!w->spare.p)
+            w->spare = b;
+        else
+            free(b.p);
+        pthread_cond_broadcast(&w->done);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* ---- Appending and waiting ---------------------------------------------- */
+
+uint8_t *px__wal_begin(struct px__wal *w, uint32_t max)
+{
+    size_t need = px__rec_size(max);
+    pthread_mutex_lock(&w->mu);
+    /* A full buffer waits for the log thread to take it; an empty one
+     * grows to fit a record larger than it. */
+    while (w->fill.len > 0 && w->fill.cap - w->fill.len < need) {
+        pthread_cond_signal(&w->work);
+        pthread_cond_wait(&w->done, &w->mu);
+    }
+    if (buf_reserve(&w->fill, need) != 0) {
+        pthread_mutex_unlock(&w->mu);
+        return NULL;
+    }
+    return w->fill.p + w->fill.len + PX__REC_HDR;
+}
+
+uint64_t px__wal_end(struct px__wal *w, uint16_t type, uint32_t len)
+{
+    uint64_t lsn = atomic_fetch_add(w->o.lsn, 1) + 1;
+    w->fill.len += px__rec_seal(w->fill.p + w->fill.len, type, lsn, len);
+    w->st.records++;
+    uint64_t ticket = w->fill_group;
+    if (w->o.sync && !w->flushing)
+        pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    return ticket;
+}
+
+uint64_t px__wal_append(struct px__wal *w, uint16_t type, const void *body, uint32_t len)
+{
+    uint8_t *dst = px__wal_begin(w, len);
+    if (!dst)
+        return 0;
+    memcpy(dst, body, len);
+    return px__wal_end(w, type, len);
+}
+
+int px__wal_wait(struct px__wal *w, uint64_t ticket)
+{
+    if (ticket == 0)
+        return -ENOMEM; /* the append itself failed */
+    pthread_mutex_lock(&w->mu);
+    w->sync_waiters++;
+    pthread_cond_signal(&w->work);
+    while (w->done_group < ticket)
+        pthread_cond_wait(&w->done, &w->mu);
+    w->sync_waiters--;
+    /* A waiter that slept through RESULTS groups cannot tell how its own
+     * went; it reports a failure rather than claim success. */
+    int rc = w->done_group - ticket < RESULTS ? w->results[ticket % RESULTS] : -EIO;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+void px__wal_stats(struct px__wal *w, struct px__wal_stats *s)
+{
+    pthread_mutex_lock(&w->mu);
+    *s = w->st;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- Opening and closing ---------------------------------------------- */
+
+static int open_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+static void wal_free(struct px__wal *w)
+{
+    if (w->io)
+        w->io->ops->destroy(w->io);
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->dirfd >= 0)
+        close(w->dirfd);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->done);
+    free(w->fill.p);
+    free(w->spare.p);
+    free(w->dir);
+    free(w);
+}
+
+int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
+{
+    if (!o || !o->dir || !o->lsn || o->segment_bytes < 4096)
+        return -EINVAL;
+    struct px__wal *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->o = *o;
+    w->fd = w->dirfd = -1;
+    w->fill_group = 1;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->work, &ca);
+    pthread_cond_init(&w->done, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = -ENOMEM;
+    if (!(w->dir = strdup(o->dir)) || (rc = buf_reserve(&w->fill, px__rec_size(o->max_record))))
+        goto fail;
+    if ((rc = w->dirfd = open_dir(o->dir)) < 0 || (rc = px__io_new(&w->io)) != 0 ||
+        (rc = segment_open(w)) != 0)
+        goto fail;
+    if ((rc = -pthread_create(&w->thread, NULL, log_main, w)) != 0)
+        goto fail;
+    *out = w;
+    return 0;
+fail:
+    if (w->dirfd < 0)
+        w->dirfd = -1;
+    wal_free(w);
+    return rc;
+}
+
+void px__wal_close(struct px__wal *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    wal_free(w);
+}

@@ -1,0 +1,75 @@
+/*
+ * The write-ahead log of one process attached to a durable region.
+ *
+ * Each attached process writes its own segment files in the region's log
+ * directory with its own io (io_uring) from its own log thread; no process
+ * waits for another's log, and recovery merges every segment by LSN. LSNs
+ * come from one counter in the region header, taken under this process's
+ * log lock as the record is placed in the buffer, so within a segment they
+ * increase, and a record written after another was published (a START
+ * after its task's SUBMIT) has a larger LSN.
+ *
+ * Threads append records to a fill buffer under a mutex held for the copy
+ * only. The log thread takes the whole buffer as one group: one write and,
+ * in sync mode or when a sync waiter asks, one flush, then wakes the
+ * waiters of that group. That is group commit: many submits, one flush.
+ * In async mode the log thread writes and flushes at least every async_ms.
+ *
+ * A group whose write or flush fails is not retried (after a failed flush
+ * the kernel may have dropped the dirty pages): its waiters get the error,
+ * the segment is abandoned at the group's offset (the next segment's first
+ * record says so, so recovery never replays what followed) and a new
+ * segment is started for the next group.
+ *
+ * If the process dies, records not yet written are lost; a sync-mode
+ * submit returns only after its group's flush, so what was acknowledged
+ * was on disk. Records written but not flushed may survive or not; recovery
+ * takes what checks out.
+ */
+#ifndef PX_PERSIST_WAL_H
+#define PX_PERSIST_WAL_H
+
+#include "record.h"
+
+#include <stdint.h>
+
+struct px__wal;
+
+struct px__wal_opts {
+    const char *dir;               /* created if missing */
+    int sync;                      /* 1: sync mode, 0: async */
+    unsigned async_ms;             /* async: longest wait before a write + flush */
+    uint64_t segment_bytes;        /* rotate past this size */
+    uint32_t max_record;           /* largest body a record may have */
+    _Atomic uint64_t *lsn;         /* the region's counter */
+    struct px__rec_segment params; /* written at the head of every segment */
+};
+
+int px__wal_open(const struct px__wal_opts *o, struct px__wal **out);
+
+/* Writes and flushes everything appended, stops the log thread, frees. */
+void px__wal_close(struct px__wal *w);
+
+/*
+ * Appending is two calls: px__wal_begin returns room for a body of up to
+ * max bytes (the log lock is then held), px__wal_end seals a body of len
+ * bytes there and returns the record's ticket (> 0) for px__wal_wait.
+ * Between the two the caller only copies.
+ */
+uint8_t *px__wal_begin(struct px__wal *w, uint32_t max);
+uint64_t px__wal_end(struct px__wal *w, uint16_t type, uint32_t len);
+
+/* Appends a record whose body is small and already built. */
+uint64_t px__wal_append(struct px__wal *w, uint16_t type, const void *body, uint32_t len);
+
+/* Waits until the record with this ticket is on stable storage: 0, or the
+ * negative errno of the write or flush that failed it. */
+int px__wal_wait(struct px__wal *w, uint64_t ticket);
+
+/* Counters for tests and benchmarks. */
+struct px__wal_stats {
+    uint64_t records, groups, flushes, bytes, failed_groups, segments;
+};
+void px__wal_stats(struct px__wal *w, struct px__wal_stats *s);
+
+#endif
