@@ -104,13 +104,10 @@ static int sync_dir(struct px__wal *w)
     return fsync(w->dirfd) == 0 ? 0 : -errno;
 }
 
-/* Starts the next segment: a new file, its space, its first record, all on
- * stable storage (and the directory entry too) before it is used. */
-static int segment_open(struct px__wal *w)
+static int segment_try(struct px__wal *w)
 {
     uint8_t head[256];
     size_t hsize;
-    w->seq++;
     int rc = segment_header(w, head, sizeof head, &hsize);
     if (rc)
         return rc;
@@ -137,6 +134,18 @@ static int segment_open(struct px__wal *w)
     return 0;
 }
 
+/* Starts the next segment: a new file, its space, its first record, all on
+ * stable storage (and the directory entry too) before it is used. On
+ * failure nothing changes, so the next attempt takes the same number. */
+static int segment_open(struct px__wal *w)
+{
+    w->seq++;
+    int rc = segment_try(w);
+    if (rc)
+        w->seq--;
+    return rc;
+}
+
 /* Writes one group and flushes it. On failure the segment is abandoned at
  * the group's offset and a new one started at once, whose first record
  * tells recovery to cut the old one there. */
@@ -144,8 +153,11 @@ static int write_group(struct px__wal *w, struct buf *b)
 {
     int rc = 0;
     if (w->fd < 0 || w->off + b->len > w->o.segment_bytes)
-        if ((rc = segment_open(w)) != 0)
+        if ((rc = segment_open(w)) != 0) {
+            fprintf(stderr, "pollux: cannot start a log segment in %s: %s\n", w->dir,
+                    strerror(-rc));
             return rc;
+        }
     if (w->off + b->len > w->allocated) {
         uint64_t end = w->off + b->len + PREALLOC_STEP;
         if (w->io->ops->prealloc(w->io, w->fd, w->allocated, end - w->allocated) == 0)
@@ -157,15 +169,14 @@ static int write_group(struct px__wal *w, struct buf *b)
         w->off += b->len;
         return 0;
     }
+    fprintf(stderr, "pollux: log %s/%016" PRIx64 "-%06u.wal: write at %" PRIu64 " failed: %s\n",
+            w->dir, w->writer, w->seq, w->off, strerror(-rc));
     uint64_t cut = w->off;
     close(w->fd);
     w->fd = -1;
     w->cut = cut;
-    if (segment_open(w) != 0) {
-        /* Try again before the next group; w->cut still says where. */
-        w->seq--;
-        w->cut = cut;
-    }
+    /* If this fails, the next group tries again; w->cut still says where. */
+    segment_open(w);
     return rc;
 }
 
@@ -300,6 +311,11 @@ static int open_dir(const char *dir)
     return fd < 0 ? -errno : fd;
 }
 
+static int writable(const char *dir)
+{
+    return access(dir, W_OK | X_OK) == 0 ? 0 : -errno;
+}
+
 static void wal_free(struct px__wal *w)
 {
     if (w->io)
@@ -337,8 +353,11 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
     int rc = -ENOMEM;
     if (!(w->dir = strdup(o->dir)) || (rc = buf_reserve(&w->fill, px__rec_size(o->max_record))))
         goto fail;
-    if ((rc = w->dirfd = open_dir(o->dir)) < 0 || (rc = px__io_new(&w->io)) != 0 ||
-        (rc = segment_open(w)) != 0)
+    /* The first segment is made by the first write: a process that only
+     * looks at a region leaves no file behind. The directory must be
+     * writable now, though, so that the problem shows at open. */
+    if ((rc = w->dirfd = open_dir(o->dir)) < 0 || (rc = writable(o->dir)) != 0 ||
+        (rc = px__io_new(&w->io)) != 0)
         goto fail;
     if ((rc = -pthread_create(&w->thread, NULL, log_main, w)) != 0)
         goto fail;
