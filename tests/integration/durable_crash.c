@@ -1,0 +1,196 @@
+/*
+ * Durable regions under kill -9: producer and worker processes are killed
+ * at random moments during a stream of sync-mode submits; then the shared
+ * memory is destroyed (what a reboot does) and the region recovered from
+ * its log. Every submit that returned 0 must be back, PENDING or finished
+ * with its result intact; nothing else may be, beyond the one submit each
+ * killed producer had in flight.
+ */
+#include "it.h"
+
+#include <ftw.h>
+
+#define PRODUCERS 3
+#define MAXSEQ 4096
+#define ROUNDS 3
+
+struct dargs {
+    uint32_t producer, seq;
+    uint64_t magic;
+};
+
+#define MAGIC 0x5eed0f00dull
+
+static int dc_echo(px_ctx *ctx, const void *args, size_t len)
+{
+    return px_result(ctx, args, len);
+}
+
+static const px_task_def def = {.name = "dc_echo", .fn = dc_echo, .mode = PX_THREAD};
+
+static char dir[64], logdir[128];
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)flag;
+    (void)f;
+    return remove(p);
+}
+
+static void fini(void)
+{
+    it_cleanup();
+    if (dir[0])
+        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(durable_crash, .fini = fini, .timeout = 120);
+
+static px_region_opts opts(void)
+{
+    return (px_region_opts){.capacity = 1u << 15,
+                            .max_payload = 1024,
+                            .durability = PX_DURABLE_SYNC,
+                            .log_dir = logdir};
+}
+
+/* acked[p][seq]: the id of producer p's submit seq once it returned 0. */
+static _Atomic uint64_t (*acked)[MAXSEQ];
+
+static void producer(uint32_t p)
+{
+    px_region *r;
+    px_region_opts o = opts();
+    o.flags = PX_REGION_ATTACH;
+    if (px_region_open(it_region, &o, &r) != 0 || px_task_register(r, &def) != 0)
+        _exit(2);
+    for (uint32_t seq = 0; seq < MAXSEQ; seq++) {
+        struct dargs a = {p, seq, MAGIC};
+        px_id id;
+        int rc = px_submit(r, def.name, &a, sizeof a, NULL, &id);
+        if (rc != 0)
+            _exit(3);
+        atomic_store(&acked[p][seq], id);
+    }
+    _exit(0);
+}
+
+static void worker(void)
+{
+    px_region *r;
+    px_region_opts o = opts();
+    o.flags = PX_REGION_ATTACH;
+    px_workers *w;
+    if (px_region_open(it_region, &o, &r) != 0 || px_task_register(r, &def) != 0 ||
+        px_workers_start(r, &(px_workers_opts){.threads = 2, .processes = 1}, &w) != 0)
+        _exit(2);
+    for (;;)
+        pause();
+}
+
+static pid_t spawn(int p)
+{
+    pid_t pid = it_fork();
+    if (pid == 0) {
+        if (p < 0)
+            worker();
+        producer((uint32_t)p);
+    }
+    return pid;
+}
+
+/* Checks the recovered region against what was acknowledged. */
+static void check(px_region *r, const px_recovery_info *rec, int round)
+{
+    uint64_t nacked = 0, finished = 0;
+    for (int p = 0; p < PRODUCERS; p++)
+        for (int s = 0; s < MAXSEQ; s++) {
+            px_id id = atomic_load(&acked[p][s]);
+            if (!id)
+                continue;
+            nacked++;
+            int st = px_status(r, id);
+            cr_assert(st == PX_PENDING || st == PX_SUCCESS, "round %d: acked %d/%d is %d", round, p,
+                      s, st);
+            if (st != PX_SUCCESS)
+                continue;
+            finished++;
+            struct dargs out;
+            size_t len;
+            cr_assert_eq(px_try_join(r, id, &out, sizeof out, &len), 0);
+            cr_assert(len == sizeof out && out.producer == (uint32_t)p && out.seq == (uint32_t)s &&
+                          out.magic == MAGIC,
+                      "round %d: result of %d/%d intact", round, p, s);
+        }
+    cr_assert_gt(nacked, 0, "round %d: some submits were acknowledged", round);
+    cr_assert_geq(rec->restored, nacked, "round %d: all %lu acked back", round,
+                  (unsigned long)nacked);
+    cr_assert_leq(rec->restored, nacked + PRODUCERS, "round %d: %lu restored for %lu acked", round,
+                  (unsigned long)rec->restored, (unsigned long)nacked);
+    fprintf(stderr, "round %d: %lu acked, %lu restored (%lu finished), %lu records, %lu cut\n",
+            round, (unsigned long)nacked, (unsigned long)rec->restored, (unsigned long)finished,
+            (unsigned long)rec->records, (unsigned long)rec->bytes_cut);
+}
+
+/* After recovery the tasks still run: every pending one finishes. */
+static void drain(px_region *r)
+{
+    px_workers *w;
+    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 2, .processes = 1}, &w), 0);
+    for (int p = 0; p < PRODUCERS; p++)
+        for (int s = 0; s < MAXSEQ; s++) {
+            px_id id = atomic_load(&acked[p][s]);
+            struct dargs out;
+            size_t len;
+            if (id)
+                cr_assert_eq(px_join(r, id, 10, &out, sizeof out, &len), 0, "%d/%d ran", p, s);
+        }
+    cr_assert_eq(px_workers_stop(w), 0);
+}
+
+Test(durable_crash, kill9_producers_and_workers_then_lose_the_memory)
+{
+    uint64_t rs = px_test_seed();
+    strcpy(dir, "/tmp/px-dcrash-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    acked = it_shared(sizeof(_Atomic uint64_t) * PRODUCERS * MAXSEQ);
+    for (int round = 0; round < ROUNDS; round++) {
+        snprintf(logdir, sizeof logdir, "%s/log%d", dir, round);
+        memset((void *)acked, 0, sizeof(_Atomic uint64_t) * PRODUCERS * MAXSEQ);
+        px_region_opts o = opts();
+        px_region *r = it_region_new(&o);
+        cr_assert_eq(px_task_register(r, &def), 0);
+        pid_t kids[PRODUCERS + 1];
+        for (int p = 0; p < PRODUCERS; p++)
+            kids[p] = spawn(p);
+        kids[PRODUCERS] = spawn(-1);
+        /* Kill children at random moments, replacing killed workers, so
+         * that runs are cut at every step too. */
+        for (int k = 0; k < 6; k++) {
+            it_sleep(it_uniform(&rs, 0.02, 0.08));
+            int victim = (int)(it_rand(&rs) % (PRODUCERS + 1));
+            if (kids[victim] <= 0)
+                continue; /* a producer already killed stays dead */
+            it_kill_wait(kids[victim]);
+            kids[victim] = victim == PRODUCERS ? spawn(-1) : 0;
+        }
+        for (int i = 0; i <= PRODUCERS; i++)
+            if (kids[i] > 0)
+                it_kill_wait(kids[i]);
+        cr_assert_eq(px_region_close(r), 0);
+        cr_assert_eq(px_region_destroy(it_region), 0);
+
+        px_recovery_info rec;
+        px_region *rr;
+        o = opts();
+        o.flags = PX_REGION_CREATE;
+        cr_assert_eq(px_region_open(it_region, &o, &rr), 0);
+        cr_assert_eq(px_task_register(rr, &def), 0);
+        cr_assert_eq(px_region_recovery(rr, &rec), 0);
+        check(rr, &rec, round);
+        drain(rr);
+        cr_assert_eq(px_region_close(rr), 0);
+        px_region_destroy(it_region);
+    }
+}
