@@ -12,6 +12,10 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
 int cli_worker(int argc, char **argv);
 int cli_region(int argc, char **argv);
+int cli_wal(int argc, char **argv);
+int cli_recover(int argc, char **argv);
+/* Parses none|async|sync; returns 0 or -EINVAL. */
+int cli_durability(const char *s, px_durability *out);
 
 /* Prints "pollux: what: reason" and returns CLI_FAILED. */
 int cli_fail(const char *what, int err);

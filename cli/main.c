@@ -15,6 +15,8 @@ static void usage(FILE *f)
                "commands:\n"
                "  region create|info|destroy NAME   manage a region\n"
                "  worker --region NAME --lib PATH   run the tasks of a library\n"
+               "  recover --region NAME             rebuild a lost region from its log\n"
+               "  wal dump|verify DIR               read a region's log\n"
                "  version                           print the version\n"
                "\n"
                "`pollux COMMAND --help` describes each command.\n"
@@ -49,6 +51,10 @@ int main(int argc, char **argv)
         return cli_worker(argc - 1, argv + 1);
     if (strcmp(cmd, "region") == 0)
         return cli_region(argc - 1, argv + 1);
+    if (strcmp(cmd, "wal") == 0)
+        return cli_wal(argc - 1, argv + 1);
+    if (strcmp(cmd, "recover") == 0)
+        return cli_recover(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pollux %d.%d.%d\n", PX_VERSION_MAJOR, PX_VERSION_MINOR, PX_VERSION_PATCH);
         return CLI_OK;

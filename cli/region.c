@@ -13,10 +13,14 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: pollux region create NAME [--capacity N] [--max-payload BYTES]\n"
                "                            [--arena-bytes BYTES] [--mode OCTAL]\n"
+               "                            [--durability none|async|sync] [--log-dir DIR]\n"
                "       pollux region info NAME\n"
                "       pollux region destroy NAME\n"
                "\n"
-               "NAME is /name (in /dev/shm) or a file path containing another '/'.\n");
+               "NAME is /name (in /dev/shm) or a file path containing another '/'.\n"
+               "A durable region's log is in DIR, by default NAME.wal beside a file region\n"
+               "or in the working directory for /name; creating a region whose log exists\n"
+               "recovers it.\n");
 }
 
 static int create(int argc, char **argv)
@@ -25,6 +29,8 @@ static int create(int argc, char **argv)
                                           {"max-payload", required_argument, 0, 'p'},
                                           {"arena-bytes", required_argument, 0, 'a'},
                                           {"mode", required_argument, 0, 'm'},
+                                          {"durability", required_argument, 0, 'd'},
+                                          {"log-dir", required_argument, 0, 'l'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     px_region_opts o = {.flags = PX_REGION_CREATE};
@@ -53,6 +59,13 @@ static int create(int argc, char **argv)
             o.file_mode = (uint32_t)strtoul(optarg, &end, 8);
             if (!end || *end || o.file_mode == 0 || o.file_mode > 0777)
                 goto bad;
+            break;
+        case 'd':
+            if (cli_durability(optarg, &o.durability))
+                goto bad;
+            break;
+        case 'l':
+            o.log_dir = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -93,6 +106,9 @@ static int info(const char *name)
     printf("lanes       %u of depth %u, %u owned, %llu entries queued\n", i.lanes, i.lane_depth,
            i.lanes_used, (unsigned long long)i.queued);
     printf("tasks       %u defined\n", i.tasks_defined);
+    static const char *dur[] = {"none", "async", "sync"};
+    printf("durability  %s%s%s\n", dur[i.durability <= PX_DURABLE_SYNC ? i.durability : 0],
+           i.log_dir[0] ? ", log in " : "", i.log_dir);
     px_proc_info procs[64];
     int n = px_region_procs(r, procs, 64);
     printf("processes   %d attached (this one included)\n", n);

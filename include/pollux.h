@@ -161,6 +161,8 @@ typedef struct px_region_info {
     uint32_t processes;     /* attached processes */
     uint32_t tasks_defined; /* task definitions */
     uint64_t created_ns;    /* CLOCK_REALTIME */
+    px_durability durability;
+    char log_dir[512]; /* "" when not durable */
 } px_region_info;
 
 /* Fills *info by scanning the region (a cold call: O(capacity)). */

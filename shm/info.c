@@ -100,6 +100,8 @@ int px_region_info_get(px_region *r, px_region_info *info)
         info->processes += atomic_load(&r->procs[i].state) != PX__PROC_FREE;
     for (uint32_t i = 0; i < h->max_defs; i++)
         info->tasks_defined += atomic_load(&r->defs[i].state) == PX__DEF_READY;
+    info->durability = (px_durability)h->durability;
+    snprintf(info->log_dir, sizeof info->log_dir, "%s", h->log_dir);
     return 0;
 }
 
