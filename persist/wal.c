@@ -88,13 +88,6 @@ static int segment_header(struct px__wal *w, uint8_t *dst, size_t cap, size_t *s
     if (p.overflow)
         return -EOVERFLOW;
     uint64_t lsn = atomic_fetch_add(w->o.lsn, 1) + 1;
-    if (w->writer == 0) {
-        /* The writer is named by its first LSN, which no other writer has. */
-        w->writer = lsn;
-        s.writer = lsn;
-        p.len = 0;
-        px__rec_segment_put(&p, &s);
-    }
     *size = px__rec_seal(dst, PX__REC_SEGMENT, lsn, (uint32_t)p.len);
     return 0;
 }
@@ -343,6 +336,9 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
     w->o = *o;
     w->fd = w->dirfd = -1;
     w->fill_group = 1;
+    w->cut = UINT64_MAX;
+    /* The writer is named by an LSN of its own, which no other writer has. */
+    w->writer = atomic_fetch_add(o->lsn, 1) + 1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

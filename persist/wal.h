@@ -6,7 +6,8 @@
  * waits for another's log, and recovery merges every segment by LSN. LSNs
  * come from one counter in the region header, taken under this process's
  * log lock as the record is placed in the buffer, so within a segment they
- * increase, and a record written after another was published (a START
+ * increase (but for the segment's head, made when the segment is started
+ * by a write), and a record written after another was published (a START
  * after its task's SUBMIT) has a larger LSN.
  *
  * Threads append records to a fill buffer under a mutex held for the copy
