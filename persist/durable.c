@@ -4,8 +4,10 @@
 #define _GNU_SOURCE
 #include "durable.h"
 #include "wal.h"
+#include "journal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,4 +155,56 @@ int px__durable_after_fork(px_region *r)
 {
     r->wal = NULL; /* the parent's; its memory is a copy, its thread is gone */
     return px__durable_attach(r);
+}
+
+/* Writes one restored task as the records that rebuild it. */
+static int emit_task(px_region *r, uint32_t idx)
+{
+    struct px__slot *s = &r->slots[idx];
+    uint64_t c = atomic_load(&s->ctl);
+    uint32_t st = PX__CTL_STATE(c);
+    if (st == PX__S_FREE)
+        return 0;
+    px_id id = PX__ID(PX__CTL_GEN(c), idx);
+    const uint8_t *args = px__slot_args(r, s);
+    uint32_t len = atomic_load(&s->args_len);
+    if (!args)
+        return PX_ECORRUPT;
+    int64_t t = px__journal_submit(r, id, PX__CTL_FLAGS(c), args, len);
+    if (t < 0)
+        return (int)t;
+    if (PX__CTL_ATT(c))
+        px__journal_start(r, id, PX__CTL_ATT(c));
+    if (st == PX__S_SUCCESS || st == PX__S_FAILED) {
+        const uint8_t *out = px__slot_out(r, s);
+        if (!out)
+            return PX_ECORRUPT;
+        px__journal_finish(r, id, st, out, atomic_load(&s->out_len));
+    }
+    return 0;
+}
+
+int px__durable_checkpoint(px_region *r, const struct px__durable_plan *p)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < r->hdr->capacity && rc == 0; i++)
+        rc = emit_task(r, i);
+    if (rc == 0)
+        rc = px__wal_flush(r->wal);
+    if (rc) {
+        fprintf(stderr, "pollux: cannot write the checkpoint of %s in %s: %s\n", r->name, p->dir,
+                px_strerror(rc));
+        return rc;
+    }
+    /* The live tasks are all in the new log now: the old segments go. A
+     * crash part-way leaves some of them, whose records are older than the
+     * checkpoint's and are overridden by it on the next recovery. */
+    int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    for (size_t i = 0; i < p->log.nsegs; i++)
+        unlinkat(dfd, p->log.segs[i].name, 0);
+    rc = fsync(dfd) == 0 ? 0 : -errno;
+    close(dfd);
+    return rc;
 }

@@ -32,6 +32,11 @@ void px__durable_init(const struct px__durable_plan *p, struct px__hdr *h);
  * must not be visible to others yet. */
 int px__recover(px_region *r, const struct px__log *log, px_recovery_info *rep);
 
+/* After a recovery: writes every restored task into this process's new log
+ * and, once that is on stable storage, deletes the segments recovered
+ * from, so that the log holds only what is live. */
+int px__durable_checkpoint(px_region *r, const struct px__durable_plan *p);
+
 /* Opens this process's log writer if the region is durable. */
 int px__durable_attach(px_region *r);
 /* Writes out and closes it. */

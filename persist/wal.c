@@ -287,6 +287,14 @@ int px__wal_wait(struct px__wal *w, uint64_t ticket)
     return rc;
 }
 
+int px__wal_flush(struct px__wal *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t last = w->fill.len ? w->fill_group : w->fill_group - 1;
+    pthread_mutex_unlock(&w->mu);
+    return last ? px__wal_wait(w, last) : 0;
+}
+
 void px__wal_stats(struct px__wal *w, struct px__wal_stats *s)
 {
     pthread_mutex_lock(&w->mu);

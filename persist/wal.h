@@ -67,6 +67,10 @@ uint64_t px__wal_append(struct px__wal *w, uint16_t type, const void *body, uint
  * negative errno of the write or flush that failed it. */
 int px__wal_wait(struct px__wal *w, uint64_t ticket);
 
+/* Waits until everything appended so far is on stable storage, in either
+ * mode: 0 or the first error. */
+int px__wal_flush(struct px__wal *w);
+
 /* Counters for tests and benchmarks. */
 struct px__wal_stats {
     uint64_t records, groups, flushes, bytes, failed_groups, segments;

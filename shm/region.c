@@ -319,9 +319,9 @@ static int map_region(px_region *r, const char *name, const px_region_opts *opts
     return rc;
 }
 
-/* Rebuilds a region just created from its log, then publishes it. Nobody
- * else can attach before the magic is stored, so nothing races the
- * restored slots. */
+/* Rebuilds a region just created from its log, checkpoints it into this
+ * process's new log, then publishes it. Nobody else can attach before the
+ * magic is stored, so nothing races the restored slots or the checkpoint. */
 static int recover(px_region *r, const struct px__durable_plan *plan)
 {
     int rc = px__recover(r, &plan->log, &r->recovery);
@@ -330,6 +330,8 @@ static int recover(px_region *r, const struct px__durable_plan *plan)
                 px_strerror(rc));
         return rc;
     }
+    if ((rc = px__durable_attach(r)) != 0 || (rc = px__durable_checkpoint(r, plan)) != 0)
+        return rc;
     atomic_store_explicit(&r->hdr->magic, PX__MAGIC, memory_order_release);
     return 0;
 }
@@ -357,15 +359,18 @@ int px_region_open(const char *name, const px_region_opts *opts, px_region **out
         goto fail_map;
     if ((rc = px__proc_attach(r, PX_ROLE_CLIENT)) < 0)
         goto fail_key;
-    if (created && plan.have_log && (rc = recover(r, &plan)) != 0)
-        goto fail_proc;
-    if ((rc = px__durable_attach(r)) != 0)
+    if (created && plan.have_log)
+        rc = recover(r, &plan);
+    else
+        rc = px__durable_attach(r);
+    if (rc)
         goto fail_proc;
     px__durable_plan_free(&plan);
     px__reap(r);
     *out = r;
     return 0;
 fail_proc:
+    px__durable_detach(r);
     px__tls_release_all(r);
     px__proc_detach(r);
 fail_key:

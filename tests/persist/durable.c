@@ -9,6 +9,7 @@
 #include "persist/journal.h"
 #include "persist/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <string.h>
@@ -73,6 +74,20 @@ static px_region *open_durable(px_durability d, px_recovery_info *rec)
     if (rec)
         cr_assert_eq(px_region_recovery(r, rec), 0);
     return r;
+}
+
+static int segments(void)
+{
+    char logdir[128];
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    DIR *d = opendir(logdir);
+    cr_assert_not_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strstr(e->d_name, ".wal") != NULL;
+    closedir(d);
+    return n;
 }
 
 /* Closes the handle and removes the shared memory: what a reboot does. */
@@ -203,9 +218,11 @@ Test(durable, recovery_twice_keeps_ids_and_continues_the_lsns)
     cr_assert_eq(px_submit(r, "echo", "b", 1, NULL, &b), 0);
     cr_assert_neq(a, b);
     lose_memory(r);
+    cr_assert_eq(segments(), 1, "the checkpoint replaced the first log, and b joined it");
     r = open_durable(PX_DURABLE_SYNC, &rec);
     cr_assert_eq(rec.restored, 2);
     cr_assert_gt(rec.last_lsn, lsn1);
+    cr_assert_eq(segments(), 1, "the recovered segments were replaced by the checkpoint");
     cr_assert_eq(px_status(r, a), PX_PENDING);
     cr_assert_eq(px_status(r, b), PX_PENDING);
     px_region_close(r);
