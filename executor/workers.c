@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "workers.h"
+#include "../persist/durable.h"
 #include "../shm/futex.h"
 
 #include <errno.h>
@@ -153,6 +154,7 @@ static void *super_main(void *p)
     while (!atomic_load(&w->stopping)) {
         pthread_mutex_unlock(&w->mu);
         int n = px__reap(w->r);
+        px__checkpoint_maybe(w->r);
         if (n > 0)
             atomic_fetch_add(&w->reaped, (uint64_t)n);
         pthread_mutex_lock(&w->mu);

@@ -106,7 +106,8 @@ typedef struct px_region_opts {
                                  a "/name" one (/dev/shm does not survive a
                                  reboot) */
     unsigned async_ms;        /* PX_DURABLE_ASYNC's window; 0: 10 */
-    uint64_t segment_bytes;   /* log segment size; 0: 64 MiB */
+    uint64_t segment_bytes;   /* log segment size, at least 64 KiB; 0: 64 MiB.
+                                 Writing this much starts a checkpoint. */
 } px_region_opts;
 
 /*

@@ -46,6 +46,10 @@ int px__durable_plan(const char *name, const px_region_opts *o, struct px__durab
         return -EINVAL;
     if (p->durability == PX_DURABLE_NONE)
         return 0;
+    p->async_ms = o->async_ms ? o->async_ms : DEF_ASYNC_MS;
+    p->segment_bytes = o->segment_bytes ? o->segment_bytes : DEF_SEGMENT;
+    if (p->segment_bytes < 65536 || p->async_ms > 60000)
+        return -EINVAL;
     int rc;
     if (o->log_dir && o->log_dir[0]) {
         if (o->log_dir[0] == '/') {
@@ -107,8 +111,8 @@ void px__durable_params(const struct px__durable_plan *p, struct px__hdr *h)
 void px__durable_init(const struct px__durable_plan *p, struct px__hdr *h)
 {
     h->durability = p->durability;
-    h->async_ms = DEF_ASYNC_MS;
-    h->segment_bytes = DEF_SEGMENT;
+    h->async_ms = p->async_ms;
+    h->segment_bytes = p->segment_bytes;
     snprintf(h->log_dir, sizeof h->log_dir, "%s", p->dir);
 }
 
@@ -122,6 +126,9 @@ static int open_wal(px_region *r, struct px__wal **out)
         .segment_bytes = h->segment_bytes,
         .max_record = h->max_payload + 256,
         .lsn = &h->lsn,
+        .bytes = &h->log_bytes,
+        .pub_writer = &r->procs[r->self].wal_writer,
+        .pub_seq = &r->procs[r->self].wal_seq,
         .params = {.nonce = h->nonce,
                    .capacity = h->capacity,
                    .max_payload = h->max_payload,
@@ -157,17 +164,36 @@ int px__durable_after_fork(px_region *r)
     return px__durable_attach(r);
 }
 
-/* Writes one restored task as the records that rebuild it. */
+/* A slot a worker is finishing is waited for a moment, so that the
+ * checkpoint writes its outcome rather than run it again after a crash. A
+ * worker that died there is given up on: the task is written as running. */
+static uint64_t settled_ctl(struct px__slot *s)
+{
+    uint64_t c = atomic_load(&s->ctl);
+    for (int i = 0; i < 1000 && PX__CTL_STATE(c) == PX__S_FINISHING; i++) {
+        usleep(1);
+        c = atomic_load(&s->ctl);
+    }
+    return c;
+}
+
+/* Writes one task as the records that rebuild it. Tasks not yet submitted
+ * (RESERVED) or being consumed will log their own SUBMIT or FREE after
+ * the checkpoint began, so they are skipped. If the slot moved on while it
+ * was read, a FREE after the records cancels them. */
 static int emit_task(px_region *r, uint32_t idx)
 {
     struct px__slot *s = &r->slots[idx];
-    uint64_t c = atomic_load(&s->ctl);
+    uint64_t c = settled_ctl(s);
     uint32_t st = PX__CTL_STATE(c);
-    if (st == PX__S_FREE)
+    if (st != PX__S_PENDING && st != PX__S_RUNNING && st != PX__S_FINISHING &&
+        st != PX__S_SUCCESS && st != PX__S_FAILED)
         return 0;
     px_id id = PX__ID(PX__CTL_GEN(c), idx);
-    const uint8_t *args = px__slot_args(r, s);
-    uint32_t len = atomic_load(&s->args_len);
+    bool done = st == PX__S_SUCCESS || st == PX__S_FAILED;
+    /* A finished task's args are released: it will not run again. */
+    uint32_t len = done ? 0 : atomic_load(&s->args_len);
+    const uint8_t *args = done ? (const uint8_t *)"" : px__slot_args(r, s);
     if (!args)
         return PX_ECORRUPT;
     int64_t t = px__journal_submit(r, id, PX__CTL_FLAGS(c), args, len);
@@ -175,36 +201,112 @@ static int emit_task(px_region *r, uint32_t idx)
         return (int)t;
     if (PX__CTL_ATT(c))
         px__journal_start(r, id, PX__CTL_ATT(c));
-    if (st == PX__S_SUCCESS || st == PX__S_FAILED) {
+    if (done) {
         const uint8_t *out = px__slot_out(r, s);
         if (!out)
             return PX_ECORRUPT;
         px__journal_finish(r, id, st, out, atomic_load(&s->out_len));
     }
+    uint64_t now = atomic_load(&s->ctl);
+    if (PX__CTL_GEN(now) != PX__CTL_GEN(c) || PX__CTL_STATE(now) == PX__S_FREE)
+        px__journal_free(r, id);
     return 0;
 }
 
-int px__durable_checkpoint(px_region *r, const struct px__durable_plan *p)
+static void checkpoint_mark(px_region *r, uint64_t begin, bool end)
 {
+    uint8_t body[9];
+    struct px__put p = {body, 0, sizeof body, false};
+    px__rec_ckpt_put(&p, begin, end);
+    px__wal_append(r->wal, PX__REC_CHECKPOINT, body, (uint32_t)p.len);
+}
+
+/* Waits for what was appended; fails if any group since `failed` did. */
+static int flush_clean(px_region *r, uint64_t failed)
+{
+    int rc = px__wal_flush(r->wal);
+    struct px__wal_stats st;
+    px__wal_stats(r->wal, &st);
+    return rc ? rc : st.failed_groups != failed ? -EIO : 0;
+}
+
+/* True if a live process appends to this segment. */
+static bool in_use(px_region *r, const struct px__seg *s)
+{
+    for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
+        struct px__proc *p = &r->procs[i];
+        if (atomic_load(&p->state) != PX__PROC_FREE &&
+            atomic_load(&p->wal_writer) == s->head.writer &&
+            atomic_load(&p->wal_seq) == s->head.seq)
+            return true;
+    }
+    return false;
+}
+
+/* Deletes every segment all of whose records are older than begin and
+ * that no live process appends to. */
+static int drop_old(px_region *r, uint64_t begin, uint64_t *dropped)
+{
+    struct px__log l;
+    int rc = px__log_load(r->hdr->log_dir, &l);
+    if (rc)
+        return rc;
+    int dfd = open(r->hdr->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        px__log_free(&l);
+        return -errno;
+    }
+    for (size_t i = 0; i < l.nsegs; i++) {
+        struct px__seg *s = &l.segs[i];
+        if (s->max_lsn < begin && (!s->has_head || !in_use(r, s)) && unlinkat(dfd, s->name, 0) == 0)
+            (*dropped)++;
+    }
+    rc = fsync(dfd) == 0 ? 0 : -errno;
+    close(dfd);
+    px__log_free(&l);
+    return rc;
+}
+
+int px__checkpoint(px_region *r, uint64_t *dropped)
+{
+    *dropped = 0;
+    if (!r->wal)
+        return 0;
+    struct px__wal_stats st;
+    px__wal_stats(r->wal, &st);
+    uint64_t begin = atomic_fetch_add(&r->hdr->lsn, 1) + 1;
+    checkpoint_mark(r, begin, false);
     int rc = 0;
     for (uint32_t i = 0; i < r->hdr->capacity && rc == 0; i++)
         rc = emit_task(r, i);
     if (rc == 0)
-        rc = px__wal_flush(r->wal);
-    if (rc) {
-        fprintf(stderr, "pollux: cannot write the checkpoint of %s in %s: %s\n", r->name, p->dir,
-                px_strerror(rc));
-        return rc;
+        rc = flush_clean(r, st.failed_groups);
+    if (rc == 0) {
+        /* Only a checkpoint whose every record is on disk may end. */
+        checkpoint_mark(r, begin, true);
+        rc = flush_clean(r, st.failed_groups);
     }
-    /* The live tasks are all in the new log now: the old segments go. A
-     * crash part-way leaves some of them, whose records are older than the
-     * checkpoint's and are overridden by it on the next recovery. */
-    int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return -errno;
-    for (size_t i = 0; i < p->log.nsegs; i++)
-        unlinkat(dfd, p->log.segs[i].name, 0);
-    rc = fsync(dfd) == 0 ? 0 : -errno;
-    close(dfd);
+    if (rc == 0)
+        rc = drop_old(r, begin, dropped);
+    if (rc)
+        fprintf(stderr, "pollux: checkpoint of %s in %s failed: %s\n", r->name, r->hdr->log_dir,
+                px_strerror(rc));
     return rc;
+}
+
+void px__checkpoint_maybe(px_region *r)
+{
+    struct px__hdr *h = r->hdr;
+    if (!r->wal)
+        return;
+    uint64_t written = atomic_load(&h->log_bytes);
+    if (written - atomic_load(&h->ckpt_bytes) < h->segment_bytes)
+        return;
+    uint32_t none = 0;
+    if (!atomic_compare_exchange_strong(&h->ckpt_owner, &none, r->self + 1))
+        return;
+    atomic_store(&h->ckpt_bytes, written);
+    uint64_t dropped;
+    px__checkpoint(r, &dropped);
+    atomic_store(&h->ckpt_owner, 0);
 }

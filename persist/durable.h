@@ -12,6 +12,8 @@
 /* What opening found in the log directory, before the region exists. */
 struct px__durable_plan {
     uint32_t durability;
+    uint32_t async_ms;
+    uint64_t segment_bytes;
     char dir[PX__PATH_MAX];
     struct px__log log;
     bool have_log; /* the directory held at least one segment */
@@ -32,10 +34,21 @@ void px__durable_init(const struct px__durable_plan *p, struct px__hdr *h);
  * must not be visible to others yet. */
 int px__recover(px_region *r, const struct px__log *log, px_recovery_info *rep);
 
-/* After a recovery: writes every restored task into this process's new log
- * and, once that is on stable storage, deletes the segments recovered
- * from, so that the log holds only what is live. */
-int px__durable_checkpoint(px_region *r, const struct px__durable_plan *p);
+/*
+ * A checkpoint: takes an LSN B, writes a CHECKPOINT(B) begin record, then
+ * every task live in the region as the records that rebuild it, then, once
+ * all that is on stable storage, a CHECKPOINT(B) end record. A recovery
+ * that meets the end record drops every task no record since B touched, so
+ * after it no record older than B matters: every segment whose records are
+ * all older than B, and to which no live process appends, is deleted. This
+ * is what keeps the log from growing while tasks come and go. *dropped
+ * counts the segments deleted.
+ */
+int px__checkpoint(px_region *r, uint64_t *dropped);
+
+/* Runs a checkpoint if the writers have written more than a segment's
+ * worth since the last one and no other process runs one. */
+void px__checkpoint_maybe(px_region *r);
 
 /* Opens this process's log writer if the region is durable. */
 int px__durable_attach(px_region *r);

@@ -68,6 +68,8 @@ static void scan_segment(struct px__seg *s)
         }
         off += k;
         s->records++;
+        if (r.lsn > s->max_lsn)
+            s->max_lsn = r.lsn;
     }
     s->valid = s->used = off;
     s->bad_at = off;

@@ -18,6 +18,7 @@ struct px__seg {
     size_t valid; /* bytes of the valid frames from the start */
     size_t used;  /* valid, or less where a later segment cut it */
     uint64_t records;
+    uint64_t max_lsn;            /* of its valid records */
     struct px__rec_segment head; /* from its first record, if valid */
     int has_head;
     /* Where the first invalid frame is, what was wrong with it. */

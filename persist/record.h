@@ -31,11 +31,12 @@
 #define PX__REC_SEED 0x706f6c6c75780001ull /* "pollux", format 1 */
 
 enum px__rec_type {
-    PX__REC_SEGMENT = 1, /* first frame of every segment: who wrote it, region params */
-    PX__REC_SUBMIT = 2,  /* a task was submitted: id, definition, queue, flags, args */
-    PX__REC_START = 3,   /* a worker claimed it: attempts so far */
-    PX__REC_FINISH = 4,  /* it finished: outcome and result or error text */
-    PX__REC_FREE = 5,    /* its slot was freed (forgotten, consumed, detached) */
+    PX__REC_SEGMENT = 1,    /* first frame of every segment: who wrote it, region params */
+    PX__REC_SUBMIT = 2,     /* a task was submitted: id, definition, queue, flags, args */
+    PX__REC_START = 3,      /* a worker claimed it: attempts so far */
+    PX__REC_FINISH = 4,     /* it finished: outcome and result or error text */
+    PX__REC_FREE = 5,       /* its slot was freed (forgotten, consumed, detached) */
+    PX__REC_CHECKPOINT = 6, /* a checkpoint begins or ends (see durable.c) */
 };
 
 /* A decoded frame; body points into the buffer it was read from. */
@@ -110,7 +111,7 @@ struct px__rec_finish {
  * (cut_prev, a byte offset; UINT64_MAX: nowhere), so that records whose
  * write or flush reported an error are never replayed. */
 struct px__rec_segment {
-    uint64_t writer; /* the LSN of the writer's first record: unique */
+    uint64_t writer; /* random, chosen when the writer opened */
     uint32_t seq;
     int32_t pid;
     uint64_t cut_prev;
@@ -125,6 +126,10 @@ void px__rec_finish_put(struct px__put *w, const struct px__rec_finish *f);
 bool px__rec_finish_get(const struct px__rec *r, struct px__rec_finish *f);
 void px__rec_segment_put(struct px__put *w, const struct px__rec_segment *s);
 bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s);
+/* CHECKPOINT: the LSN the checkpoint began at, and whether this is its
+ * end. */
+void px__rec_ckpt_put(struct px__put *w, uint64_t begin, bool end);
+bool px__rec_ckpt_get(const struct px__rec *r, uint64_t *begin, bool *end);
 /* START: id and attempts; FREE: id (attempts 0). */
 void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts);
 bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts);

@@ -6,7 +6,10 @@
  * lost FREE would otherwise leave), START counts an attempt, FINISH records
  * the outcome, FREE empties the slot. Records about a task the table does
  * not hold (its SUBMIT was never acknowledged and is not in the log) are
- * counted as orphans and ignored.
+ * counted as orphans and ignored. A checkpoint's end record (durable.c)
+ * empties every entry no record since the checkpoint's beginning touched:
+ * the checkpoint wrote every task live at its beginning again, so such an
+ * entry is one whose freeing was in a segment the checkpoint let go.
  *
  * Then each task left is written into its slot under its old id: PENDING
  * and RUNNING ones as PENDING (attempts kept), finished ones with their
@@ -22,25 +25,44 @@
 #include <string.h>
 
 struct entry {
-    uint64_t id; /* 0: empty */
+    uint64_t id;      /* 0: empty */
+    uint64_t touched; /* LSN of the last record applied to it */
     uint32_t state, attempts;
     const struct px__rec *submit, *finish;
 };
 
+/* A checkpoint's end: forget what it did not write again. */
+static void checkpoint_end(struct entry *t, uint32_t cap, uint64_t begin)
+{
+    for (uint32_t i = 0; i < cap; i++)
+        if (t[i].id && t[i].touched < begin)
+            t[i] = (struct entry){0};
+}
+
 static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_recovery_info *rep)
 {
+    uint64_t begun = 0; /* the last checkpoint begun, 0: none */
     for (size_t i = 0; i < log->nrecs; i++) {
         const struct px__rec *r = log->recs[i];
-        uint64_t id;
+        uint64_t id, at;
         uint32_t att;
+        bool end;
         struct px__rec_submit s;
         struct px__rec_finish f;
         struct entry *e;
         switch (r->type) {
+        case PX__REC_CHECKPOINT:
+            if (!px__rec_ckpt_get(r, &at, &end))
+                break;
+            if (!end)
+                begun = at;
+            else if (at == begun)
+                checkpoint_end(t, cap, at);
+            continue;
         case PX__REC_SUBMIT:
             if (!px__rec_submit_get(r, &s) || PX__ID_IDX(s.id) >= cap || PX__ID_GEN(s.id) == 0)
                 break;
-            t[PX__ID_IDX(s.id)] = (struct entry){s.id, PX__S_PENDING, 0, r, NULL};
+            t[PX__ID_IDX(s.id)] = (struct entry){s.id, r->lsn, PX__S_PENDING, 0, r, NULL};
             continue;
         case PX__REC_START:
         case PX__REC_FREE:
@@ -49,6 +71,7 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
             e = &t[PX__ID_IDX(id)];
             if (e->id != id)
                 break;
+            e->touched = r->lsn;
             if (r->type == PX__REC_FREE)
                 *e = (struct entry){0};
             else if (att > e->attempts)
@@ -62,6 +85,7 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
                 break;
             e->state = f.state;
             e->finish = r;
+            e->touched = r->lsn;
             continue;
         default:
             continue; /* SEGMENT */

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +134,10 @@ static int segment_try(struct px__wal *w)
 static int segment_open(struct px__wal *w)
 {
     w->seq++;
+    /* Published before the file exists, so that a checkpoint that sees the
+     * file also sees that it is in use. */
+    atomic_store(w->o.pub_writer, w->writer);
+    atomic_store(w->o.pub_seq, w->seq);
     int rc = segment_try(w);
     if (rc)
         w->seq--;
@@ -160,6 +165,7 @@ static int write_group(struct px__wal *w, struct buf *b)
     rc = w->io->ops->write(w->io, w->fd, &v, 1, w->off, true);
     if (rc == 0) {
         w->off += b->len;
+        atomic_fetch_add(w->o.bytes, b->len);
         return 0;
     }
     fprintf(stderr, "pollux: log %s/%016" PRIx64 "-%06u.wal: write at %" PRIu64 " failed: %s\n",
@@ -336,7 +342,8 @@ static void wal_free(struct px__wal *w)
 
 int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
 {
-    if (!o || !o->dir || !o->lsn || o->segment_bytes < 4096)
+    if (!o || !o->dir || !o->lsn || !o->bytes || !o->pub_writer || !o->pub_seq ||
+        o->segment_bytes < 4096)
         return -EINVAL;
     struct px__wal *w = calloc(1, sizeof *w);
     if (!w)
@@ -345,8 +352,12 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
     w->fd = w->dirfd = -1;
     w->fill_group = 1;
     w->cut = UINT64_MAX;
-    /* The writer is named by an LSN of its own, which no other writer has. */
-    w->writer = atomic_fetch_add(o->lsn, 1) + 1;
+    /* A writer is named at random: not by an LSN, since a writer that died
+     * before its first write left LSNs that a recovery cannot know were
+     * taken. */
+    while (w->writer == 0)
+        if (getrandom(&w->writer, sizeof w->writer, 0) != sizeof w->writer)
+            w->writer = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uintptr_t)w;
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

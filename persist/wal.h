@@ -43,6 +43,9 @@ struct px__wal_opts {
     uint64_t segment_bytes;        /* rotate past this size */
     uint32_t max_record;           /* largest body a record may have */
     _Atomic uint64_t *lsn;         /* the region's counter */
+    _Atomic uint64_t *bytes;       /* the region's count of bytes written */
+    _Atomic uint64_t *pub_writer;  /* where this writer and its segment are */
+    _Atomic uint32_t *pub_seq;     /* published (the process's entry) */
     struct px__rec_segment params; /* written at the head of every segment */
 };
 

@@ -85,6 +85,11 @@ struct px__hdr {
     _Atomic uint32_t lane_waiters;
     /* The last log sequence number handed out (persist/wal.h). */
     alignas(PX__LINE) _Atomic uint64_t lsn;
+    /* Bytes the log writers have written, the count when the last
+     * checkpoint began, and who runs one now (proc index + 1, 0: none). */
+    alignas(PX__LINE) _Atomic uint64_t log_bytes;
+    _Atomic uint64_t ckpt_bytes;
+    _Atomic uint32_t ckpt_owner;
 };
 
 /*
@@ -108,7 +113,12 @@ struct px__proc {
      * of a process that died while waiting. */
     _Atomic uint32_t waiting[3];
     _Atomic uint32_t sleeping[32];
-    char pad[20];
+    /* This process's log writer and the segment it appends to: a
+     * checkpoint never deletes it (persist/durable.c). Published before
+     * the segment file is created. */
+    _Atomic uint32_t wal_seq;
+    _Atomic uint64_t wal_writer;
+    char pad[8];
 };
 
 /* A queue name; append-only, published by nqueues (release). */

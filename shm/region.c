@@ -330,7 +330,8 @@ static int recover(px_region *r, const struct px__durable_plan *plan)
                 px_strerror(rc));
         return rc;
     }
-    if ((rc = px__durable_attach(r)) != 0 || (rc = px__durable_checkpoint(r, plan)) != 0)
+    uint64_t dropped;
+    if ((rc = px__durable_attach(r)) != 0 || (rc = px__checkpoint(r, &dropped)) != 0)
         return rc;
     atomic_store_explicit(&r->hdr->magic, PX__MAGIC, memory_order_release);
     return 0;

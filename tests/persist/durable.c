@@ -4,6 +4,7 @@
  * px__run) so that each state is staged exactly.
  */
 #define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE
 #include "common.h"
 #include "executor/executor.h"
 #include "persist/journal.h"
@@ -251,4 +252,60 @@ Test(durable, a_region_that_is_not_durable_writes_no_log)
     snprintf(logdir, sizeof logdir, "%s/log", dir);
     cr_assert_eq(access(logdir, F_OK), -1);
     cr_assert_eq(errno, ENOENT);
+}
+
+/* Tasks come and go while a few stay: checkpoints keep the log to a few
+ * segments, and a recovery after them finds exactly the tasks that
+ * stayed, although their submits were in segments long deleted. */
+Test(durable, checkpoints_bound_the_log_while_tasks_come_and_go)
+{
+    px_region *r;
+    char logdir[128];
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    px_region_opts o = {.capacity = 512,
+                        .max_payload = 4096,
+                        .arena_bytes = 64 * 4096,
+                        .lanes = 8,
+                        .lane_depth = 256,
+                        .reap_interval_s = 0.005,
+                        .durability = PX_DURABLE_SYNC,
+                        .segment_bytes = 65536,
+                        .log_dir = logdir};
+    cr_assert_eq(px_region_open(rname, &o, &r), 0);
+    cr_assert_eq(px_task_register(r, &(px_task_def){.name = "echo", .fn = echo, .mode = PX_THREAD}),
+                 0);
+    cr_assert_eq(
+        px_task_register(
+            r, &(px_task_def){.name = "later", .fn = echo, .mode = PX_THREAD, .queue = "later"}),
+        0);
+    px_id keep[10];
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(px_submit(r, "later", "keep", 4, NULL, &keep[i]), 0);
+    px_workers *w;
+    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 1, .queues = "default"}, &w), 0);
+    char args[300];
+    memset(args, 'x', sizeof args);
+    const px_submit_opts det = {.timeout_s = 5, .flags = PX_SUBMIT_DETACHED};
+    for (int i = 0; i < 3000; i++)
+        cr_assert_eq(px_submit(r, "echo", args, sizeof args, &det, NULL), 0);
+    /* Let the workers finish and the supervisor see the log's growth. */
+    px_region_info info = {0};
+    for (int i = 0; i < 500; i++) {
+        cr_assert_eq(px_region_info_get(r, &info), 0);
+        if (info.slots_used == 10 && segments() <= 3)
+            break;
+        usleep(10000);
+    }
+    cr_assert_eq(info.slots_used, 10, "the churn ran");
+    cr_assert_eq(px_workers_stop(w), 0);
+    int n = segments();
+    cr_assert_leq(n, 3, "%d segments after 3000 tasks in 64 KiB segments", n);
+    lose_memory(r);
+
+    px_recovery_info rec;
+    r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(rec.restored, 10, "only the tasks that stayed: %lu", (unsigned long)rec.restored);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(px_status(r, keep[i]), PX_PENDING);
+    px_region_close(r);
 }
