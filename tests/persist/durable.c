@@ -309,3 +309,29 @@ Test(durable, checkpoints_bound_the_log_while_tasks_come_and_go)
         cr_assert_eq(px_status(r, keep[i]), PX_PENDING);
     px_region_close(r);
 }
+
+/* A process-mode task is finished by a pool child, which writes its own
+ * log: its FINISH record survives too. */
+Test(durable, a_pool_child_logs_what_it_finishes)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    cr_assert_eq(
+        px_task_register(r, &(px_task_def){.name = "pecho", .fn = echo, .mode = PX_PROCESS}), 0);
+    px_workers *w;
+    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 1, .processes = 1}, &w), 0);
+    px_id id;
+    cr_assert_eq(px_submit(r, "pecho", "child", 5, NULL, &id), 0);
+    char out[16];
+    size_t len;
+    cr_assert_eq(px_join(r, id, 10, out, sizeof out, &len), 0);
+    cr_assert_eq(px_workers_stop(w), 0);
+    lose_memory(r);
+
+    px_recovery_info rec;
+    r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(rec.finished, 1);
+    cr_assert_eq(px_try_join(r, id, out, sizeof out, &len), 0);
+    cr_assert_eq(len, 5);
+    cr_assert_eq(memcmp(out, "child", 5), 0);
+    px_region_close(r);
+}
