@@ -100,7 +100,8 @@ typedef struct px_region_opts {
     double reap_interval_s;   /* how often workers look for dead processes;
                                  0: 0.2 */
     px_durability durability; /* of a new region; an existing region keeps
-                                 its own */
+                                 its own. A durable region's max_payload is
+                                 at most 16 MiB - 1 KiB */
     const char *log_dir;      /* where the log is; NULL: "<name>.wal" beside a
                                  file region, or in the working directory for
                                  a "/name" one (/dev/shm does not survive a

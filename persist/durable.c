@@ -48,7 +48,9 @@ int px__durable_plan(const char *name, const px_region_opts *o, struct px__durab
         return 0;
     p->async_ms = o->async_ms ? o->async_ms : DEF_ASYNC_MS;
     p->segment_bytes = o->segment_bytes ? o->segment_bytes : DEF_SEGMENT;
-    if (p->segment_bytes < 65536 || p->async_ms > 60000)
+    /* A record must hold the largest payload with room to spare. */
+    if (p->segment_bytes < 65536 || p->async_ms > 60000 ||
+        (o->max_payload && o->max_payload > PX__REC_MAX_BODY - 1024))
         return -EINVAL;
     int rc;
     if (o->log_dir && o->log_dir[0]) {

@@ -26,7 +26,7 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
     uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len;
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
-        return -ENOMEM;
+        return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
     struct px__put p = {dst, 0, max, false};
     px__rec_submit_put(&p, &rec);
     return (int64_t)px__wal_end(r->wal, PX__REC_SUBMIT, (uint32_t)p.len);

@@ -20,12 +20,13 @@
 
 static int read_file(int dirfd, const char *name, uint8_t **data, size_t *size)
 {
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking, so that a FIFO named like a segment cannot hang us. */
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
     if (fd < 0)
-        return -errno;
+        return errno == ELOOP ? -ENOENT : -errno;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = -errno;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int rc = S_ISREG(st.st_mode) ? -errno : -ENOENT;
         close(fd);
         return rc;
     }
@@ -109,7 +110,11 @@ static int load_segments(const char *dir, struct px__log *l)
         struct px__seg *s = &l->segs[l->nsegs];
         memset(s, 0, sizeof *s);
         snprintf(s->name, sizeof s->name, "%s", e->d_name);
-        if ((rc = read_file(dirfd(d), s->name, &s->data, &s->size)) != 0)
+        if ((rc = read_file(dirfd(d), s->name, &s->data, &s->size)) == -ENOENT) {
+            rc = 0; /* not a regular file, or gone: not a segment */
+            continue;
+        }
+        if (rc)
             break;
         l->nsegs++;
         scan_segment(s);

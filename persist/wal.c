@@ -124,7 +124,9 @@ static int segment_try(struct px__wal *w)
     w->off = hsize;
     w->allocated = want;
     w->cut = UINT64_MAX;
+    pthread_mutex_lock(&w->mu); /* the counters are read under it */
     w->st.segments++;
+    pthread_mutex_unlock(&w->mu);
     return 0;
 }
 
@@ -189,26 +191,44 @@ static void deadline_in(struct timespec *ts, unsigned ms)
     ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
-/* True when the fill buffer should be written now. */
-static bool due(struct px__wal *w, bool timed_out)
+/* True when the (non-empty) fill buffer should be written at once, without
+ * waiting for the async window to close. */
+static bool due_now(struct px__wal *w)
 {
-    if (w->fill.len == 0)
-        return false;
-    return w->o.sync || w->stop || w->sync_waiters || timed_out || w->fill.len >= w->fill.cap / 2;
+    return w->o.sync || w->stop || w->sync_waiters || w->fill.len >= w->fill.cap / 2;
+}
+
+/* Waits, under mu, until there is a group to write (true) or the writer
+ * stops with nothing left (false). An empty buffer is waited on without a
+ * timeout; in async mode a buffer that is not due yet is given until
+ * async_ms after the log thread first saw it non-empty. */
+static bool await_group(struct px__wal *w)
+{
+    struct timespec ts;
+    bool have_deadline = false;
+    for (;;) {
+        if (w->fill.len == 0) {
+            if (w->stop)
+                return false;
+            pthread_cond_wait(&w->work, &w->mu);
+            continue;
+        }
+        if (due_now(w))
+            return true;
+        if (!have_deadline) {
+            deadline_in(&ts, w->o.async_ms ? w->o.async_ms : 1);
+            have_deadline = true;
+        }
+        if (pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT)
+            return true;
+    }
 }
 
 static void *log_main(void *p)
 {
     struct px__wal *w = p;
     pthread_mutex_lock(&w->mu);
-    for (;;) {
-        struct timespec ts;
-        deadline_in(&ts, w->o.async_ms ? w->o.async_ms : 1);
-        bool timed_out = false;
-        while (!due(w, timed_out) && !(w->stop && w->fill.len == 0))
-            timed_out = pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT;
-        if (w->fill.len == 0)
-            break; /* stopping, and everything is written */
+    while (await_group(w)) {
         struct buf b = w->fill;
         w->fill = w->spare;
         w->spare = (struct buf){0};
@@ -240,6 +260,8 @@ static void *log_main(void *p)
 
 uint8_t *px__wal_begin(struct px__wal *w, uint32_t max)
 {
+    if (max > PX__REC_MAX_BODY)
+        return NULL; /* a frame the reader would refuse */
     size_t need = px__rec_size(max);
     pthread_mutex_lock(&w->mu);
     /* A full buffer waits for the log thread to take it; an empty one
@@ -258,10 +280,13 @@ uint8_t *px__wal_begin(struct px__wal *w, uint32_t max)
 uint64_t px__wal_end(struct px__wal *w, uint16_t type, uint32_t len)
 {
     uint64_t lsn = atomic_fetch_add(w->o.lsn, 1) + 1;
+    bool first = w->fill.len == 0;
     w->fill.len += px__rec_seal(w->fill.p + w->fill.len, type, lsn, len);
     w->st.records++;
     uint64_t ticket = w->fill_group;
-    if (w->o.sync && !w->flushing)
+    /* The log thread sleeps without a timeout on an empty buffer: the first
+     * record wakes it (to start the async window, or to write at once). */
+    if (!w->flushing && (first || w->o.sync))
         pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->mu);
     return ticket;

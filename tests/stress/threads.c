@@ -10,8 +10,10 @@
  * tasks (some through px_wait_any, some after px_info), checks every result,
  * and forgets what it kept. Workers are stopped and started again half-way.
  * At the end every task has run exactly once and the region is empty.
+ * With "sync" or "async", the region is durable, with small log segments
+ * so that checkpoints run while all this goes on.
  *
- *     px_stress_threads [TASKS_PER_PRODUCER]
+ *     px_stress_threads [TASKS_PER_PRODUCER [sync|async]]
  */
 #include <pollux.h>
 
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -121,6 +124,22 @@ static void wait_runs(uint64_t total)
     }
 }
 
+static void remove_dir(const char *dir)
+{
+    DIR *d = dir[0] ? opendir(dir) : NULL;
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     per_producer = argc > 1 ? strtoull(argv[1], NULL, 10) : 3000;
@@ -128,10 +147,20 @@ int main(int argc, char **argv)
     /* Pool children write the run counts too: the array is shared. */
     runs =
         mmap(NULL, total * sizeof *runs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    char name[64];
+    char name[64], dir[64] = "";
     snprintf(name, sizeof name, "/px-stress-%d", (int)getpid());
     px_region_destroy(name);
-    if (runs == MAP_FAILED || px_region_open(name, &(px_region_opts){.capacity = 4096}, &region))
+    px_region_opts ro = {.capacity = 4096};
+    if (argc > 2) {
+        strcpy(dir, "/tmp/px-stress-XXXXXX");
+        if (!mkdtemp(dir))
+            return 2;
+        ro.durability = strcmp(argv[2], "sync") == 0 ? PX_DURABLE_SYNC : PX_DURABLE_ASYNC;
+        ro.log_dir = dir;
+        ro.segment_bytes = 65536;
+        ro.reap_interval_s = 0.01;
+    }
+    if (runs == MAP_FAILED || px_region_open(name, &ro, &region))
         return 2;
     px_task_def defs[] = {{.name = "stress", .fn = body, .mode = PX_THREAD},
                           {.name = "stress_proc", .fn = body, .mode = PX_PROCESS}};
@@ -161,6 +190,7 @@ int main(int argc, char **argv)
           info.slots_used, (unsigned long long)info.arena_used);
     px_region_close(region);
     px_region_destroy(name);
+    remove_dir(dir);
     int f = atomic_load(&failures);
     printf("px_stress_threads: %llu tasks, %d failures\n", (unsigned long long)total, f);
     return f ? 1 : 0;
