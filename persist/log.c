@@ -159,7 +159,9 @@ static int collect(struct px__log *l)
     for (size_t i = 0; i < l->nsegs; i++) {
         struct px__seg *s = &l->segs[i];
         size_t off = 0, f;
-        while (off < s->used && (f = px__rec_read(s->data, s->used, off, &all[k])) > 0) {
+        /* [0, valid) is a run of frames scan_segment checked; a cut inside
+         * a frame drops that frame. */
+        while (off < s->used && (f = px__rec_decoded(s->data + off, &all[k])) <= s->used - off) {
             if (all[k].lsn > l->max_lsn)
                 l->max_lsn = all[k].lsn;
             off += f;

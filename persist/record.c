@@ -65,6 +65,21 @@ size_t px__rec_read(const uint8_t *buf, size_t size, size_t off, struct px__rec 
     return fsize;
 }
 
+size_t px__rec_decoded(const uint8_t *f, struct px__rec *out)
+{
+    uint32_t len;
+    uint16_t type;
+    uint64_t lsn;
+    memcpy(&len, f + 8, 4);
+    memcpy(&type, f + 12, 2);
+    memcpy(&lsn, f + 16, 8);
+    out->len = le32toh(len);
+    out->type = le16toh(type);
+    out->lsn = le64toh(lsn);
+    out->body = f + PX__REC_HDR;
+    return px__rec_size(out->len);
+}
+
 static void put(struct px__put *w, const void *p, size_t n)
 {
     if (w->overflow || w->cap - w->len < n) {

@@ -61,6 +61,10 @@ size_t px__rec_seal(uint8_t *dst, uint16_t type, uint64_t lsn, uint32_t len);
  * no valid frame there (end of data, torn or damaged). */
 size_t px__rec_read(const uint8_t *buf, size_t size, size_t off, struct px__rec *out);
 
+/* Decodes the header of a frame px__rec_read already accepted, without
+ * checking it again. Returns its size. */
+size_t px__rec_decoded(const uint8_t *frame, struct px__rec *out);
+
 /*
  * Bodies. Writers append fields with px__put_*; readers take them with
  * px__get_*, which fail (return false) rather than read past the body.

@@ -112,20 +112,47 @@ static int put_payload(px_region *r, struct px__tls *t, uint64_t id, uint8_t *in
     return rc;
 }
 
-static int restore(px_region *r, struct px__tls *t, const struct entry *e, uint32_t *key)
+/* The definition and queue of the last task restored: most logs hold long
+ * runs of one task name, and registering takes the header lock. */
+struct last_def {
+    char name[64], queue[64];
+    uint8_t mode;
+    int def, q;
+};
+
+/* Finds or registers the definition a SUBMIT names. */
+static int resolve_def(px_region *r, const struct px__rec_submit *s, struct last_def *c)
 {
-    struct px__rec_submit s;
-    px__rec_submit_get(e->submit, &s);
-    int q = px__queue_find(r, s.queue, true);
+    if (c->def >= 0 && c->mode == s->mode && strcmp(c->name, s->name) == 0 &&
+        strcmp(c->queue, s->queue) == 0)
+        return 0;
+    int q = px__queue_find(r, s->queue, true);
     if (q < 0)
         return q;
-    px_task_def d = {.name = s.name, .mode = (px_mode)s.mode, .queue = s.queue};
+    px_task_def d = {.name = s->name, .mode = (px_mode)s->mode, .queue = s->queue};
     int rc = px_task_register(r, &d);
     if (rc && rc != -EEXIST)
         return rc;
-    int def = px__def_find(r, s.name);
+    int def = px__def_find(r, s->name);
     if (def < 0)
         return def;
+    memcpy(c->name, s->name, sizeof c->name);
+    memcpy(c->queue, s->queue, sizeof c->queue);
+    c->mode = s->mode;
+    c->def = def;
+    c->q = q;
+    return 0;
+}
+
+static int restore(px_region *r, struct px__tls *t, const struct entry *e, struct last_def *c,
+                   uint32_t *key)
+{
+    struct px__rec_submit s;
+    px__rec_submit_get(e->submit, &s);
+    int rc = resolve_def(r, &s, c);
+    if (rc)
+        return rc;
+    int q = c->q, def = c->def;
     uint32_t idx = PX__ID_IDX(e->id), args_chunk, out_chunk = PX__NO_CHUNK, out_len = 0;
     struct px__slot *sl = &r->slots[idx];
     if ((rc = put_payload(r, t, e->id, sl->args, PX__INLINE_ARGS, s.args, s.args_len,
@@ -195,12 +222,13 @@ int px__recover(px_region *r, const struct px__log *log, px_recovery_info *rep)
         goto out;
     replay(log, t, cap, rep);
     uint32_t npend = 0;
+    struct last_def last = {.def = -1};
     rc = 0;
     for (uint32_t i = 0; i < cap && rc >= 0; i++) {
         if (!t[i].id)
             continue;
-        uint32_t key;
-        if ((rc = restore(r, tls, &t[i], &key)) < 0)
+        uint32_t key = 0;
+        if ((rc = restore(r, tls, &t[i], &last, &key)) < 0)
             break;
         rep->restored++;
         if (rc == 1) {

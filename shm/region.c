@@ -319,9 +319,11 @@ static int map_region(px_region *r, const char *name, const px_region_opts *opts
     return rc;
 }
 
-/* Rebuilds a region just created from its log, checkpoints it into this
- * process's new log, then publishes it. Nobody else can attach before the
- * magic is stored, so nothing races the restored slots or the checkpoint. */
+/* Rebuilds a region just created from its log, then publishes it. Nobody
+ * else can attach before the magic is stored, so nothing races the restored
+ * slots. The segments read stay until a checkpoint finds them all older
+ * than itself: checkpointing here would write the whole log again before
+ * the region could be used. */
 static int recover(px_region *r, const struct px__durable_plan *plan)
 {
     int rc = px__recover(r, &plan->log, &r->recovery);
@@ -330,8 +332,7 @@ static int recover(px_region *r, const struct px__durable_plan *plan)
                 px_strerror(rc));
         return rc;
     }
-    uint64_t dropped;
-    if ((rc = px__durable_attach(r)) != 0 || (rc = px__checkpoint(r, &dropped)) != 0)
+    if ((rc = px__durable_attach(r)) != 0)
         return rc;
     atomic_store_explicit(&r->hdr->magic, PX__MAGIC, memory_order_release);
     return 0;
