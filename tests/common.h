@@ -7,7 +7,10 @@
 #include <pollux.h>
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +50,37 @@ static inline double px_test_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Makes a fresh directory /tmp/px-TAG-XXXXXX in buf (at least 64 bytes). */
+static inline void px_test_tmpdir(char *buf, size_t cap, const char *tag)
+{
+    snprintf(buf, cap, "/tmp/px-%s-XXXXXX", tag);
+    cr_assert_not_null(mkdtemp(buf), "mkdtemp %s", buf);
+}
+
+/* Removes dir and everything below it (test files only: no symlink is
+ * followed). */
+static inline void px_test_rmtree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[1024];
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+                continue;
+            struct stat st;
+            if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                px_test_rmtree(path);
+            else
+                unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
 }
 
 #endif

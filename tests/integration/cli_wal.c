@@ -7,23 +7,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 
 static char dir[64], logdir[128], out[1 << 18], bin[512];
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
 
 static void fini(void)
 {
     it_cleanup();
     if (dir[0])
-        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        px_test_rmtree(dir);
 }
 
 TestSuite(cli_wal, .fini = fini, .timeout = 60);
@@ -37,8 +28,7 @@ static int echo(px_ctx *ctx, const void *args, size_t len)
  * (one finished, one freed). Leaves its shared memory destroyed. */
 static void write_log(void)
 {
-    strcpy(dir, "/tmp/px-cliwal-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    px_test_tmpdir(dir, sizeof dir, "cliwal");
     snprintf(logdir, sizeof logdir, "%s/log", dir);
     px_region *r = it_region_new(
         &(px_region_opts){.capacity = 64, .durability = PX_DURABLE_SYNC, .log_dir = logdir});

@@ -8,8 +8,6 @@
  */
 #include "it.h"
 
-#include <ftw.h>
-
 #define PRODUCERS 3
 #define MAXSEQ 4096
 #define ROUNDS 3
@@ -30,19 +28,11 @@ static const px_task_def def = {.name = "dc_echo", .fn = dc_echo, .mode = PX_THR
 
 static char dir[64], logdir[128];
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
 static void fini(void)
 {
     it_cleanup();
     if (dir[0])
-        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        px_test_rmtree(dir);
 }
 
 TestSuite(durable_crash, .fini = fini, .timeout = 120);
@@ -152,8 +142,7 @@ static void drain(px_region *r)
 Test(durable_crash, kill9_producers_and_workers_then_lose_the_memory)
 {
     uint64_t rs = px_test_seed();
-    strcpy(dir, "/tmp/px-dcrash-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    px_test_tmpdir(dir, sizeof dir, "dcrash");
     acked = it_shared(sizeof(_Atomic uint64_t) * PRODUCERS * MAXSEQ);
     for (int round = 0; round < ROUNDS; round++) {
         snprintf(logdir, sizeof logdir, "%s/log%d", dir, round);

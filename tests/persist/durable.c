@@ -3,8 +3,6 @@
  * shared memory is gone. Tasks are run on the test's own thread (px__take,
  * px__run) so that each state is staged exactly.
  */
-#define _XOPEN_SOURCE 700
-#define _DEFAULT_SOURCE
 #include "common.h"
 #include "executor/executor.h"
 #include "persist/durable.h"
@@ -13,23 +11,13 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <string.h>
 
 static char rname[64], dir[64];
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
 static void setup(void)
 {
-    strcpy(dir, "/tmp/px-durable-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    px_test_tmpdir(dir, sizeof dir, "durable");
     px_test_name(rname, sizeof rname);
     px_region_destroy(rname);
 }
@@ -37,7 +25,7 @@ static void setup(void)
 static void teardown(void)
 {
     px_region_destroy(rname);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    px_test_rmtree(dir);
 }
 
 TestSuite(durable, .init = setup, .fini = teardown);

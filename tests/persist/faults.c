@@ -9,12 +9,10 @@
  *   kept, dropped, cut short or garbled, then the child dies; recovery
  *   brings back every submit acknowledged before it.
  */
-#define _XOPEN_SOURCE 700
 #include "common.h"
 #include "persist/io.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -24,20 +22,11 @@
 
 static char rname[64], dir[64], logdir[128];
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
 static void fresh_dirs(void)
 {
     if (dir[0])
-        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    strcpy(dir, "/tmp/px-faults-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+        px_test_rmtree(dir);
+    px_test_tmpdir(dir, sizeof dir, "faults");
     snprintf(logdir, sizeof logdir, "%s/log", dir);
     px_test_name(rname, sizeof rname);
     px_region_destroy(rname);
@@ -48,7 +37,7 @@ static void teardown(void)
     px__io_set_factory(NULL);
     px_region_destroy(rname);
     if (dir[0])
-        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        px_test_rmtree(dir);
 }
 
 TestSuite(faults, .fini = teardown);
