@@ -135,10 +135,16 @@ typedef struct px_recovery_info {
     uint64_t pending;   /* of which queued again (were PENDING or RUNNING) */
     uint64_t finished;  /* of which finished, with their results */
     uint64_t orphans;   /* records about tasks the log does not hold */
+    /* When the region's memory survived and this handle was the first to
+     * attach: how the log differed from it. The memory wins: a checkpoint
+     * then makes the log say what the memory holds. */
+    uint64_t log_behind; /* tasks (or outcomes) in memory the log lacked */
+    uint64_t log_ahead;  /* tasks in the log the memory no longer holds */
 } px_recovery_info;
 
-/* Fills *out with what this handle's px_region_open recovered from the log
- * (all zero if it recovered nothing). */
+/* Fills *out with what this handle's px_region_open recovered from the log,
+ * or found when it reconciled the log with surviving memory (all zero if it
+ * did neither). */
 PX_API int px_region_recovery(px_region *r, px_recovery_info *out);
 
 /* Detaches and frees the handle. Tasks stay in the region. Workers started on

@@ -50,6 +50,11 @@ int px__checkpoint(px_region *r, uint64_t *dropped);
  * worth since the last one and no other process runs one. */
 void px__checkpoint_maybe(px_region *r);
 
+/* For a durable region whose memory survived, opened by its only live
+ * process: compares the log with the memory and, if they differ, writes a
+ * checkpoint of the memory (which wins). Reports in rep. */
+int px__reconcile(px_region *r, px_recovery_info *rep);
+
 /* Opens this process's log writer if the region is durable. */
 int px__durable_attach(px_region *r);
 /* Writes out and closes it. */

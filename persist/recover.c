@@ -247,3 +247,77 @@ out:
     free(keys);
     return rc < 0 ? rc : 0;
 }
+
+/* True if the slot holds a task (in any state a log records). */
+static bool mem_live(uint32_t st)
+{
+    return st == PX__S_PENDING || st == PX__S_RUNNING || st == PX__S_FINISHING ||
+           st == PX__S_SUCCESS || st == PX__S_FAILED;
+}
+
+static bool mem_any(px_region *r)
+{
+    for (uint32_t i = 0; i < r->hdr->capacity; i++)
+        if (mem_live(PX__CTL_STATE(atomic_load(&r->slots[i].ctl))))
+            return true;
+    return false;
+}
+
+/* Counts how the log's rebuilt table differs from the slots. */
+static void compare(px_region *r, const struct entry *t, px_recovery_info *rep)
+{
+    for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+        uint64_t c = atomic_load(&r->slots[i].ctl);
+        uint32_t st = PX__CTL_STATE(c);
+        px_id id = PX__ID(PX__CTL_GEN(c), i);
+        bool mem = mem_live(st), log = t[i].id != 0;
+        if (log && (!mem || t[i].id != id))
+            rep->log_ahead++;
+        if (mem && (!log || t[i].id != id))
+            rep->log_behind++;
+        else if (mem && (st == PX__S_SUCCESS || st == PX__S_FAILED) && t[i].state != st)
+            rep->log_behind++; /* an outcome the log lacks */
+    }
+}
+
+int px__reconcile(px_region *r, px_recovery_info *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    struct px__log log;
+    int rc = px__log_load(r->hdr->log_dir, &log);
+    if (rc == -ENOENT) {
+        memset(&log, 0, sizeof log); /* no log at all: as empty */
+        rc = 0;
+    }
+    if (rc)
+        return rc;
+    if (log.nsegs == 0 && !mem_any(r)) {
+        px__log_free(&log);
+        return 0;
+    }
+    rep->segments = log.nsegs;
+    rep->records = log.nrecs;
+    rep->bytes_cut = log.bytes_cut;
+    rep->last_lsn = log.max_lsn;
+    /* LSNs must keep growing past anything the log holds. */
+    uint64_t cur = atomic_load(&r->hdr->lsn);
+    while (cur < log.max_lsn && !atomic_compare_exchange_weak(&r->hdr->lsn, &cur, log.max_lsn))
+        ;
+    struct entry *t = calloc(r->hdr->capacity, sizeof *t);
+    if (!t) {
+        px__log_free(&log);
+        return -ENOMEM;
+    }
+    replay(&log, t, r->hdr->capacity, rep);
+    compare(r, t, rep);
+    free(t);
+    px__log_free(&log);
+    if (!rep->log_behind && !rep->log_ahead)
+        return 0;
+    fprintf(stderr,
+            "pollux: %s: the log lacked %llu tasks or outcomes the memory holds and held "
+            "%llu the memory no longer does; writing the memory's state to it\n",
+            r->name, (unsigned long long)rep->log_behind, (unsigned long long)rep->log_ahead);
+    uint64_t dropped;
+    return px__checkpoint(r, &dropped);
+}

@@ -338,6 +338,15 @@ static int recover(px_region *r, const struct px__durable_plan *plan)
     return 0;
 }
 
+/* True if no other process is attached (the dead ones were reaped). */
+static bool alone(px_region *r)
+{
+    for (uint32_t i = 0; i < r->hdr->max_procs; i++)
+        if (i != r->self && atomic_load(&r->procs[i].state) != PX__PROC_FREE)
+            return false;
+    return true;
+}
+
 int px_region_open(const char *name, const px_region_opts *opts, px_region **out)
 {
     if (!name || !out || name[0] == '\0' || strlen(name) >= sizeof(((px_region *)0)->name) ||
@@ -369,6 +378,11 @@ int px_region_open(const char *name, const px_region_opts *opts, px_region **out
         goto fail_proc;
     px__durable_plan_free(&plan);
     px__reap(r);
+    /* The memory outlived every process that used it: it may be ahead of
+     * the log (async records lost) or behind it. The memory wins. A
+     * failure here leaves the region usable; it is said on stderr. */
+    if (!created && r->wal && alone(r))
+        px__reconcile(r, &r->recovery);
     *out = r;
     return 0;
 fail_proc:

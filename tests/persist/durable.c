@@ -5,6 +5,7 @@
  */
 #include "common.h"
 #include "executor/executor.h"
+#include "shm/region.h"
 #include "persist/durable.h"
 #include "persist/journal.h"
 #include "persist/log.h"
@@ -330,5 +331,66 @@ Test(durable, a_pool_child_logs_what_it_finishes)
     cr_assert_eq(px_try_join(r, id, out, sizeof out, &len), 0);
     cr_assert_eq(len, 5);
     cr_assert_eq(memcmp(out, "child", 5), 0);
+    px_region_close(r);
+}
+
+/* The memory survived but the log lost what it said: the first process to
+ * attach writes the memory's state to the log. */
+Test(durable, a_log_behind_the_surviving_memory_is_brought_up_to_it)
+{
+    px_region *r = open_durable(PX_DURABLE_ASYNC, NULL);
+    px_id ids[5];
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(px_submit(r, "echo", "b", 1, NULL, &ids[i]), 0);
+    cr_assert_eq(px_region_close(r), 0);
+    char logdir[128];
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    px_test_rmtree(logdir); /* every record lost; the memory keeps the tasks */
+
+    px_recovery_info rec;
+    r = open_durable(PX_DURABLE_ASYNC, &rec);
+    cr_assert_eq(rec.log_behind, 5);
+    cr_assert_eq(rec.log_ahead, 0);
+    lose_memory(r);
+    r = open_durable(PX_DURABLE_ASYNC, &rec);
+    cr_assert_eq(rec.restored, 5, "the checkpoint carried the memory's tasks");
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(px_status(r, ids[i]), PX_PENDING);
+    px_region_close(r);
+}
+
+/* The log holds a task the memory freed without a record of it (a FREE
+ * lost): the memory wins, and the task does not come back. */
+Test(durable, a_log_ahead_of_the_surviving_memory_is_corrected)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    px_id ids[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(px_submit(r, "echo", "a", 1, NULL, &ids[i]), 0);
+    uint32_t idx = PX__ID_IDX(ids[1]);
+    cr_assert(px__slot_free(r, idx, atomic_load(&r->slots[idx].ctl)), "freed, unlogged");
+    cr_assert_eq(px_region_close(r), 0);
+
+    px_recovery_info rec;
+    r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(rec.log_ahead, 1);
+    cr_assert_eq(rec.log_behind, 0);
+    lose_memory(r);
+    r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(rec.restored, 2);
+    cr_assert_eq(px_status(r, ids[1]), -ENOENT);
+    px_region_close(r);
+}
+
+/* Memory and log that agree: nothing is rewritten. */
+Test(durable, a_log_that_agrees_with_the_memory_is_left_alone)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    cr_assert_eq(px_submit(r, "echo", "a", 1, NULL, NULL), 0);
+    cr_assert_eq(px_region_close(r), 0);
+    px_recovery_info rec;
+    r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(rec.log_behind + rec.log_ahead, 0);
+    cr_assert_eq(segments(), 1, "no checkpoint was written");
     px_region_close(r);
 }
