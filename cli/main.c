@@ -16,6 +16,7 @@ static void usage(FILE *f)
                "  region create|info|destroy NAME   manage a region\n"
                "  worker --region NAME --lib PATH   run the tasks of a library\n"
                "  recover --region NAME             rebuild a lost region from its log\n"
+               "  cancel --region NAME ID           cancel a task\n"
                "  wal dump|verify DIR               read a region's log\n"
                "  version                           print the version\n"
                "\n"
@@ -55,6 +56,8 @@ int main(int argc, char **argv)
         return cli_wal(argc - 1, argv + 1);
     if (strcmp(cmd, "recover") == 0)
         return cli_recover(argc - 1, argv + 1);
+    if (strcmp(cmd, "cancel") == 0)
+        return cli_cancel(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pollux %d.%d.%d\n", PX_VERSION_MAJOR, PX_VERSION_MINOR, PX_VERSION_PATCH);
         return CLI_OK;

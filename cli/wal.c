@@ -26,13 +26,17 @@ static void usage(FILE *f)
 
 static const char *type_name(uint16_t t)
 {
-    static const char *names[] = {"?", "segment", "submit", "start", "finish", "free"};
+    static const char *names[] = {"?",      "segment", "submit",     "start",
+                                  "finish", "free",    "checkpoint", "cancel"};
     return t < sizeof names / sizeof *names ? names[t] : "?";
 }
 
 static const char *state_name(uint8_t s)
 {
-    return s == PX__S_SUCCESS ? "success" : s == PX__S_FAILED ? "failed" : "?";
+    return s == PX__S_SUCCESS     ? "success"
+           : s == PX__S_FAILED    ? "failed"
+           : s == PX__S_CANCELLED ? "cancelled"
+                                  : "?";
 }
 
 /* The record's fields as JSON (the same fields the text form prints). */
@@ -45,8 +49,9 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
     struct px__rec_submit sub;
     struct px__rec_finish fin;
     struct px__rec_segment seg;
-    uint64_t id;
+    uint64_t id, begin;
     uint32_t att;
+    bool end;
     if (px__rec_submit_get(r, &sub)) {
         px_id_format(sub.id, idtext);
         json_object_set_new(o, "id", json_string(idtext));
@@ -64,6 +69,9 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
         json_object_set_new(o, "id", json_string(idtext));
         if (r->type == PX__REC_START)
             json_object_set_new(o, "attempts", json_integer(att));
+    } else if (px__rec_ckpt_get(r, &begin, &end)) {
+        json_object_set_new(o, "begin_lsn", json_integer((json_int_t)begin));
+        json_object_set_new(o, "phase", json_string(end ? "end" : "begin"));
     } else if (px__rec_segment_get(r, &seg)) {
         json_object_set_new(o, "writer", json_integer((json_int_t)seg.writer));
         json_object_set_new(o, "seq", json_integer(seg.seq));

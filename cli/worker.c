@@ -117,6 +117,9 @@ static void on_event(const px_event *ev, void *user)
     case PX_EV_REQUEUED:
         fprintf(stderr, "pollux worker: task %s (%s) returned to PENDING\n", id, ev->task);
         break;
+    case PX_EV_CANCELLED:
+        fprintf(stderr, "pollux worker: task %s (%s) cancelled\n", id, ev->task);
+        break;
     }
 }
 

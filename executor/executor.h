@@ -26,7 +26,13 @@ struct px_ctx {
 };
 
 /* How a run ended, for the caller's counters and events. */
-enum px__outcome { PX__DONE_OK, PX__DONE_FAILED, PX__DONE_REVOKED, PX__DONE_REQUEUED };
+enum px__outcome {
+    PX__DONE_OK,
+    PX__DONE_FAILED,
+    PX__DONE_REVOKED,
+    PX__DONE_REQUEUED,
+    PX__DONE_CANCELLED,
+};
 
 /* Claims the task id names: PENDING -> RUNNING owned by us, attempts + 1.
  * On success *claimed is the new ctl. */
@@ -43,6 +49,11 @@ struct px__scan {
  * scan at scan->lane. Returns its id and claimed ctl, or 0. */
 px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *scan,
                uint64_t *claimed);
+
+/* Ends a task as CANCELLED from the state `seen` (PENDING, or
+ * CANCEL_REQUESTED of a run that ended or died): one CAS to FINISHING, then
+ * the outcome is published as for any finish. False if seen was stale. */
+bool px__end_cancelled(px_region *r, uint32_t idx, uint64_t seen);
 
 /* Frees a task's slot (px__slot_free) and, if that was ours to do, logs
  * it, so that recovery does not bring the task back. */

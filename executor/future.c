@@ -132,6 +132,15 @@ static int take_result(px_region *r, struct px__slot *s, px_id id, uint64_t c, v
     if (PX__CTL_GEN(c) != PX__ID_GEN(id) || !px__state_finished(st))
         return -ENOENT;
     bool failed = st == PX__S_FAILED, ephemeral = PX__CTL_FLAGS(c) & PX__F_EPHEMERAL;
+    if (st == PX__S_CANCELLED) {
+        /* No result to copy; an ephemeral one is consumed all the same. */
+        uint64_t mine = PX__CTL_WITH(c, PX__S_CONSUMING, r->self + 1);
+        if (ephemeral && atomic_compare_exchange_strong(&s->ctl, &c, mine))
+            px__task_free(r, PX__ID_IDX(id), mine);
+        if (len)
+            *len = 0;
+        return -ECANCELED;
+    }
     if (!failed && !buf && cap == 0 && len == NULL && !ephemeral)
         return 0;
     if (ephemeral) {

@@ -17,6 +17,8 @@
  *                           have died between PENDING and its push).
  *    RUNNING, FINISHING  -> release result chunks, back to PENDING (the
  *                           attempt stays counted), push.
+ *    CANCEL_REQUESTED    -> release result chunks, CANCELLED: it was asked
+ *                           to stop, and it has.
  * 3. Sweep the arena for chunks of freed slots.
  * 4. Free the entry.
  */
@@ -59,6 +61,12 @@ static int reap_slots(px_region *r, uint32_t dead)
                                  atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
                                  atomic_load_explicit(&s->args_len, memory_order_relaxed));
             requeued += px__requeue(r, i, c);
+            break;
+        case PX__S_CANCEL_REQUESTED:
+            px__arena_free_stray(r, PX__ID(PX__CTL_GEN(c), i),
+                                 atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
+                                 atomic_load_explicit(&s->args_len, memory_order_relaxed));
+            px__end_cancelled(r, i, c);
             break;
         case PX__S_PENDING:
             px__requeue(r, i, c);

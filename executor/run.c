@@ -150,7 +150,10 @@ int px_fail(px_ctx *ctx, const char *fmt, ...)
 
 int px_should_continue(px_ctx *ctx)
 {
-    return ctx && !(ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed));
+    if (!ctx || (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)))
+        return 0;
+    return PX__CTL_STATE(atomic_load_explicit(&ctx->s->ctl, memory_order_relaxed)) !=
+           PX__S_CANCEL_REQUESTED;
 }
 
 px_id px_task_id(px_ctx *ctx)
@@ -205,6 +208,32 @@ static void publish_error(px_region *r, struct px__tls *t, struct px__slot *s, u
     publish_outcome(r, s, fin, PX__S_FAILED, chunk, (uint32_t)n, text);
 }
 
+bool px__end_cancelled(px_region *r, uint32_t idx, uint64_t seen)
+{
+    struct px__slot *s = &r->slots[idx];
+    uint32_t owner = PX__CTL_STATE(seen) == PX__S_PENDING ? r->self + 1 : PX__CTL_OWNER(seen);
+    uint64_t fin = PX__CTL_WITH(seen, PX__S_FINISHING, owner);
+    if (!atomic_compare_exchange_strong(&s->ctl, &seen, fin))
+        return false;
+    publish_outcome(r, s, fin, PX__S_CANCELLED, PX__NO_CHUNK, 0, NULL);
+    return true;
+}
+
+/* True if the run we claimed was asked to stop (px_cancel): it then ends
+ * CANCELLED, whatever the body returned. */
+static bool cancel_requested(px_ctx *ctx, uint64_t *creq)
+{
+    *creq = PX__CTL_WITH(ctx->claimed, PX__S_CANCEL_REQUESTED, PX__CTL_OWNER(ctx->claimed));
+    return atomic_load(&ctx->s->ctl) == *creq;
+}
+
+static enum px__outcome finish_cancelled(px_ctx *ctx, uint64_t creq)
+{
+    px__arena_free(ctx->r, ctx->id, ctx->out_chunk, ctx->out_len);
+    return px__end_cancelled(ctx->r, PX__ID_IDX(ctx->id), creq) ? PX__DONE_CANCELLED
+                                                                : PX__DONE_REVOKED;
+}
+
 static bool to_finishing(struct px__slot *s, uint64_t claimed, uint64_t *fin)
 {
     uint64_t want = PX__CTL_WITH(claimed, PX__S_FINISHING, PX__CTL_OWNER(claimed));
@@ -218,13 +247,20 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
 {
     px_region *r = ctx->r;
     struct px__slot *s = ctx->s;
-    uint64_t fin;
+    uint64_t fin, creq;
     bool stopping = ctx->stop && atomic_load(ctx->stop);
+    if (cancel_requested(ctx, &creq))
+        return finish_cancelled(ctx, creq);
     if (rc != 0 && stopping) {
         /* Interrupted by shutdown: back to PENDING, not a failure. */
+        if (px__requeue(r, PX__ID_IDX(ctx->id), ctx->claimed)) {
+            px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
+            return PX__DONE_REQUEUED;
+        }
+        if (cancel_requested(ctx, &creq))
+            return finish_cancelled(ctx, creq);
         px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
-        return px__requeue(r, PX__ID_IDX(ctx->id), ctx->claimed) ? PX__DONE_REQUEUED
-                                                                 : PX__DONE_REVOKED;
+        return PX__DONE_REVOKED;
     }
     bool ok = rc == 0 && !ctx->failed;
     if (!ok && !ctx->failed)
@@ -234,12 +270,18 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
     if (PX__CTL_FLAGS(ctx->claimed) & PX__F_DETACHED) {
         /* No one will read the outcome: free the slot in the one CAS that
          * ends our claim. */
+        if (px__task_free(r, PX__ID_IDX(ctx->id), ctx->claimed)) {
+            px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
+            return ok ? PX__DONE_OK : PX__DONE_FAILED;
+        }
+        if (cancel_requested(ctx, &creq))
+            return finish_cancelled(ctx, creq);
         px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
-        if (!px__task_free(r, PX__ID_IDX(ctx->id), ctx->claimed))
-            return PX__DONE_REVOKED;
-        return ok ? PX__DONE_OK : PX__DONE_FAILED;
+        return PX__DONE_REVOKED;
     }
     if (!to_finishing(s, ctx->claimed, &fin)) {
+        if (cancel_requested(ctx, &creq))
+            return finish_cancelled(ctx, creq);
         px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
         return PX__DONE_REVOKED;
     }
@@ -293,6 +335,13 @@ bool px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     uint64_t c = atomic_load(&s->ctl), fin;
+    if (c == PX__CTL_WITH(claimed, PX__S_CANCEL_REQUESTED, PX__CTL_OWNER(claimed))) {
+        /* It was asked to stop, and now it has: its result chunks go, its
+         * args stay for publish_outcome to release. */
+        px__arena_free_stray(r, id, atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
+                             atomic_load_explicit(&s->args_len, memory_order_relaxed));
+        return px__end_cancelled(r, PX__ID_IDX(id), c);
+    }
     if (c == claimed) {
         if (!to_finishing(s, claimed, &fin))
             return false;

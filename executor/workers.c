@@ -55,6 +55,10 @@ void px__account(px_workers *w, struct px__wslot *ws, px_id id, enum px__outcome
         atomic_fetch_add_explicit(&ws->requeued, 1, memory_order_relaxed);
         px__emit(w, PX_EV_REQUEUED, id, NULL);
         break;
+    case PX__DONE_CANCELLED:
+        atomic_fetch_add_explicit(&ws->cancelled, 1, memory_order_relaxed);
+        px__emit(w, PX_EV_CANCELLED, id, NULL);
+        break;
     case PX__DONE_REVOKED:
         break;
     }
@@ -370,6 +374,7 @@ int px_workers_stats_get(px_workers *w, px_workers_stats *st)
     for (unsigned i = 0; i < w->o.threads + w->nchildren; i++) {
         st->succeeded += atomic_load_explicit(&w->ws[i].succeeded, memory_order_relaxed);
         st->failed += atomic_load_explicit(&w->ws[i].failed, memory_order_relaxed);
+        st->cancelled += atomic_load_explicit(&w->ws[i].cancelled, memory_order_relaxed);
         st->requeued += atomic_load_explicit(&w->ws[i].requeued, memory_order_relaxed);
         st->running += atomic_load_explicit(&w->ws[i].current, memory_order_relaxed) != 0;
     }

@@ -15,9 +15,10 @@
 struct px__wslot {
     _Atomic px_id current;
     _Atomic uint64_t claimed;
-    _Atomic uint64_t succeeded, failed, requeued;
-    char pad[PX__LINE - 5 * sizeof(uint64_t)];
+    _Atomic uint64_t succeeded, failed, requeued, cancelled;
+    char pad[PX__LINE - 6 * sizeof(uint64_t)];
 };
+_Static_assert(sizeof(struct px__wslot) == PX__LINE, "a worker's slot is one line");
 
 /* Flags shared with the pool's children (an anonymous shared page). */
 struct px__stopflags {

@@ -207,7 +207,7 @@ typedef struct px_task_def {
     px_task_fn fn;        /* may be NULL in a process that only submits */
     px_mode mode;         /* mandatory */
     int daemon;           /* on shutdown, stop at once instead of waiting */
-    int cancellable;      /* stored; honoured by cancellation */
+    int cancellable;      /* px_cancel may stop it while it runs */
     const char *queue;    /* NULL: "default"; at most 31 bytes */
     int priority;         /* stored */
     int max_retries;      /* stored */
@@ -324,8 +324,10 @@ PX_API int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_s
 typedef enum px_state {
     PX_PENDING = 1,
     PX_RUNNING = 3,
+    PX_CANCEL_REQUESTED = 5, /* running, asked to stop (px_cancel) */
     PX_SUCCESS = 6,
     PX_FAILED = 7,
+    PX_CANCELLED = 8,
 } px_state;
 
 /* Returns the task's state (a px_state), or -ENOENT. */
@@ -336,7 +338,8 @@ PX_API int px_status(px_region *r, px_id id);
  * futex after a short spin. On SUCCESS copies the result into buf (up to cap
  * bytes), sets *len to its full length and returns 0; if cap is too small it
  * returns -ENOBUFS with *len set and the result left in place. FAILED returns
- * PX_ETASKFAILED (px_info() has the text). -ETIMEDOUT, -ENOENT.
+ * PX_ETASKFAILED (px_info() has the text), CANCELLED -ECANCELED. -ETIMEDOUT,
+ * -ENOENT.
  */
 PX_API int px_join(px_region *r, px_id id, double timeout_s, void *buf, size_t cap, size_t *len);
 
@@ -367,6 +370,18 @@ PX_API int px_info(px_region *r, px_id id, px_task_info *info);
 /* Frees a finished task's slot now. -EBUSY while it is not finished. */
 PX_API int px_forget(px_region *r, px_id id);
 
+/*
+ * Cancels a task, from any attached process. A PENDING task becomes
+ * CANCELLED at once. A RUNNING task whose definition is cancellable becomes
+ * CANCEL_REQUESTED: px_should_continue() returns 0 in its body from then
+ * on, and it becomes CANCELLED when the body returns (cooperative: a body
+ * that never asks runs to its end, and its result is dropped). Returns 0,
+ * also for a task already cancelled or asked to be; -EPERM for a running
+ * task that is not cancellable; -EALREADY for a finished one; -ENOENT.
+ * px_join on a cancelled task returns -ECANCELED.
+ */
+PX_API int px_cancel(px_region *r, px_id id);
+
 /* ---- Workers ------------------------------------------------------------- */
 
 typedef struct px_workers px_workers;
@@ -375,7 +390,8 @@ typedef enum px_event_kind {
     PX_EV_START = 1,
     PX_EV_SUCCESS = 2,
     PX_EV_FAILED = 3,
-    PX_EV_REQUEUED = 4, /* a dead process's task went back to PENDING */
+    PX_EV_REQUEUED = 4,  /* a dead process's task went back to PENDING */
+    PX_EV_CANCELLED = 5, /* a run ended after px_cancel asked it to stop */
 } px_event_kind;
 
 typedef struct px_event {
@@ -421,7 +437,8 @@ PX_API void px_workers_signal_stop(px_workers *w);
 typedef struct px_workers_stats {
     uint64_t succeeded;
     uint64_t failed;
-    uint64_t requeued; /* tasks of dead processes returned to PENDING */
+    uint64_t requeued;  /* tasks of dead processes returned to PENDING */
+    uint64_t cancelled; /* runs that ended CANCELLED */
     uint32_t running;
     uint32_t threads;
     uint32_t processes;

@@ -189,10 +189,10 @@ static int emit_task(px_region *r, uint32_t idx)
     uint64_t c = settled_ctl(s);
     uint32_t st = PX__CTL_STATE(c);
     if (st != PX__S_PENDING && st != PX__S_RUNNING && st != PX__S_FINISHING &&
-        st != PX__S_SUCCESS && st != PX__S_FAILED)
+        st != PX__S_CANCEL_REQUESTED && !px__state_finished(st))
         return 0;
     px_id id = PX__ID(PX__CTL_GEN(c), idx);
-    bool done = st == PX__S_SUCCESS || st == PX__S_FAILED;
+    bool done = px__state_finished(st);
     /* A finished task's args are released: it will not run again. */
     uint32_t len = done ? 0 : atomic_load(&s->args_len);
     const uint8_t *args = done ? (const uint8_t *)"" : px__slot_args(r, s);
@@ -203,6 +203,8 @@ static int emit_task(px_region *r, uint32_t idx)
         return (int)t;
     if (PX__CTL_ATT(c))
         px__journal_start(r, id, PX__CTL_ATT(c));
+    if (st == PX__S_CANCEL_REQUESTED)
+        px__journal_cancel(r, id);
     if (done) {
         const uint8_t *out = px__slot_out(r, s);
         if (!out)

@@ -66,6 +66,16 @@ void px__journal_free(px_region *r, px_id id)
     px__wal_append(r->wal, PX__REC_FREE, body, (uint32_t)p.len);
 }
 
+void px__journal_cancel(px_region *r, px_id id)
+{
+    if (!r->wal)
+        return;
+    uint8_t body[12];
+    struct px__put p = {body, 0, sizeof body, false};
+    px__rec_id_put(&p, id, 0);
+    px__wal_append(r->wal, PX__REC_CANCEL, body, (uint32_t)p.len);
+}
+
 int px__journal_wait(px_region *r, int64_t ticket)
 {
     if (ticket < 0)

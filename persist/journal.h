@@ -21,6 +21,8 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
 void px__journal_start(px_region *r, px_id id, uint32_t attempts);
 void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len);
 void px__journal_free(px_region *r, px_id id);
+/* A running task was asked to stop (recovery makes it CANCELLED). */
+void px__journal_cancel(px_region *r, px_id id);
 
 /* In sync mode, waits until the record with this ticket is on stable
  * storage; 0 at once otherwise. */

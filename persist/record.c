@@ -30,7 +30,7 @@ size_t px__rec_seal(uint8_t *dst, uint16_t type, uint64_t lsn, uint32_t len)
 
 static bool known_type(uint16_t t)
 {
-    return t >= PX__REC_SEGMENT && t <= PX__REC_CHECKPOINT;
+    return t >= PX__REC_SEGMENT && t <= PX__REC_CANCEL;
 }
 
 size_t px__rec_read(const uint8_t *buf, size_t size, size_t off, struct px__rec *out)
@@ -253,8 +253,8 @@ void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts)
 bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts)
 {
     struct px__get g = body_of(r);
-    return (r->type == PX__REC_START || r->type == PX__REC_FREE) && px__get_u64(&g, id) &&
-           px__get_u32(&g, attempts) && g.at == g.len;
+    return (r->type == PX__REC_START || r->type == PX__REC_FREE || r->type == PX__REC_CANCEL) &&
+           px__get_u64(&g, id) && px__get_u32(&g, attempts) && g.at == g.len;
 }
 
 void px__rec_ckpt_put(struct px__put *w, uint64_t begin, bool end)

@@ -37,6 +37,7 @@ enum px__rec_type {
     PX__REC_FINISH = 4,     /* it finished: outcome and result or error text */
     PX__REC_FREE = 5,       /* its slot was freed (forgotten, consumed, detached) */
     PX__REC_CHECKPOINT = 6, /* a checkpoint begins or ends (see durable.c) */
+    PX__REC_CANCEL = 7,     /* a running task was asked to stop (px_cancel) */
 };
 
 /* A decoded frame; body points into the buffer it was read from. */
@@ -134,7 +135,7 @@ bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s);
  * end. */
 void px__rec_ckpt_put(struct px__put *w, uint64_t begin, bool end);
 bool px__rec_ckpt_get(const struct px__rec *r, uint64_t *begin, bool *end);
-/* START: id and attempts; FREE: id (attempts 0). */
+/* START: id and attempts; FREE, CANCEL: id (attempts 0). */
 void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts);
 bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts);
 

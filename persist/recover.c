@@ -29,6 +29,7 @@ struct entry {
     uint64_t touched; /* LSN of the last record applied to it */
     uint32_t state, attempts;
     const struct px__rec *submit, *finish;
+    bool cancel; /* asked to stop while it ran */
 };
 
 /* A checkpoint's end: forget what it did not write again. */
@@ -66,6 +67,7 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
             continue;
         case PX__REC_START:
         case PX__REC_FREE:
+        case PX__REC_CANCEL:
             if (!px__rec_id_get(r, &id, &att) || PX__ID_IDX(id) >= cap)
                 break;
             e = &t[PX__ID_IDX(id)];
@@ -74,6 +76,8 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
             e->touched = r->lsn;
             if (r->type == PX__REC_FREE)
                 *e = (struct entry){0};
+            else if (r->type == PX__REC_CANCEL)
+                e->cancel = true;
             else if (att > e->attempts)
                 e->attempts = att;
             continue;
@@ -81,7 +85,7 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
             if (!px__rec_finish_get(r, &f) || PX__ID_IDX(f.id) >= cap)
                 break;
             e = &t[PX__ID_IDX(f.id)];
-            if (e->id != f.id || (f.state != PX__S_SUCCESS && f.state != PX__S_FAILED))
+            if (e->id != f.id || !px__state_finished(f.state))
                 break;
             e->state = f.state;
             e->finish = r;
@@ -173,8 +177,11 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
     atomic_store(&sl->out_len, out_len);
     atomic_store(&sl->out_chunk, out_chunk);
     atomic_store(&sl->enq_tick, px__ticks(r->tsc));
-    bool done = e->state == PX__S_SUCCESS || e->state == PX__S_FAILED;
-    uint32_t state = done ? e->state : PX__S_PENDING;
+    /* A run asked to stop that the crash cut short ends as it would have. */
+    bool done = px__state_finished(e->state) || e->cancel;
+    uint32_t state = px__state_finished(e->state) ? e->state
+                     : e->cancel                  ? PX__S_CANCELLED
+                                                  : PX__S_PENDING;
     uint32_t owner = done ? 0 : r->self + 1;
     uint32_t att = e->attempts > 0xfff ? 0xfff : e->attempts;
     atomic_store(&sl->ctl, PX__CTL(PX__ID_GEN(e->id), state, owner, att, s.flags & 0xf));
@@ -252,7 +259,7 @@ out:
 static bool mem_live(uint32_t st)
 {
     return st == PX__S_PENDING || st == PX__S_RUNNING || st == PX__S_FINISHING ||
-           st == PX__S_SUCCESS || st == PX__S_FAILED;
+           st == PX__S_CANCEL_REQUESTED || px__state_finished(st);
 }
 
 static bool mem_any(px_region *r)
@@ -275,7 +282,7 @@ static void compare(px_region *r, const struct entry *t, px_recovery_info *rep)
             rep->log_ahead++;
         if (mem && (!log || t[i].id != id))
             rep->log_behind++;
-        else if (mem && (st == PX__S_SUCCESS || st == PX__S_FAILED) && t[i].state != st)
+        else if (mem && px__state_finished(st) && t[i].state != st)
             rep->log_behind++; /* an outcome the log lacks */
     }
 }

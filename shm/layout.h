@@ -203,8 +203,10 @@ enum {
     PX__S_FREE = 0,
     PX__S_PENDING = 1,
     PX__S_RUNNING = 3,
+    PX__S_CANCEL_REQUESTED = 5, /* running; its body should stop */
     PX__S_SUCCESS = 6,
     PX__S_FAILED = 7,
+    PX__S_CANCELLED = 8,
     PX__S_RESERVED = 12,  /* a producer is filling it */
     PX__S_FINISHING = 13, /* a worker is writing the result */
     PX__S_CONSUMING = 14, /* an ephemeral join is taking the result */
@@ -227,7 +229,7 @@ enum { PX__F_DETACHED = 1, PX__F_EPHEMERAL = 2 };
 
 static inline int px__state_finished(uint32_t st)
 {
-    return st == PX__S_SUCCESS || st == PX__S_FAILED;
+    return st == PX__S_SUCCESS || st == PX__S_FAILED || st == PX__S_CANCELLED;
 }
 
 /* The lane key: which queue and which mode its entries are for. */

@@ -30,7 +30,7 @@
 #include <xxhash.h>
 
 /* The highest record type there is. */
-#define LAST_TYPE PX__REC_CHECKPOINT
+#define LAST_TYPE PX__REC_CANCEL
 
 #ifdef PX_LIBFUZZER
 #define CHECK(c)                                                                                   \
@@ -215,7 +215,7 @@ static void decode_all(const struct px__rec *r)
         default: {
             uint64_t id;
             uint32_t attempts;
-            CHECK(t == PX__REC_START || t == PX__REC_FREE);
+            CHECK(t == PX__REC_START || t == PX__REC_FREE || t == PX__REC_CANCEL);
             ok = px__rec_id_get(&x, &id, &attempts);
             if (ok) {
                 CHECK(r->len == 12);
@@ -245,7 +245,7 @@ static void decode_all(const struct px__rec *r)
             CHECK(!px__rec_submit_get(&x, &sub));
         if (t != PX__REC_FINISH)
             CHECK(!px__rec_finish_get(&x, &f));
-        if (t != PX__REC_START && t != PX__REC_FREE)
+        if (t != PX__REC_START && t != PX__REC_FREE && t != PX__REC_CANCEL)
             CHECK(!px__rec_id_get(&x, &id, &attempts));
         if (t != PX__REC_CHECKPOINT)
             CHECK(!px__rec_ckpt_get(&x, &begin, &fin));

@@ -23,7 +23,7 @@ TestSuite(record);
 
 /* The highest record type there is: every type up to it is a frame, every
  * type above it is not. */
-#define LAST_TYPE PX__REC_CHECKPOINT
+#define LAST_TYPE PX__REC_CANCEL
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -276,7 +276,7 @@ static bool decode(uint16_t type, const uint8_t *body, uint32_t len)
         return px__rec_ckpt_get(&r, &begin, &end);
     }
     default: {
-        cr_assert(type == PX__REC_START || type == PX__REC_FREE);
+        cr_assert(type == PX__REC_START || type == PX__REC_FREE || type == PX__REC_CANCEL);
         uint64_t id;
         uint32_t attempts;
         return px__rec_id_get(&r, &id, &attempts);
@@ -299,7 +299,7 @@ static void only_own_decoder(const struct px__rec *r)
         cr_assert(!px__rec_submit_get(r, &sub), "type %u taken as SUBMIT", r->type);
     if (r->type != PX__REC_FINISH)
         cr_assert(!px__rec_finish_get(r, &fin), "type %u taken as FINISH", r->type);
-    if (r->type != PX__REC_START && r->type != PX__REC_FREE)
+    if (r->type != PX__REC_START && r->type != PX__REC_FREE && r->type != PX__REC_CANCEL)
         cr_assert(!px__rec_id_get(r, &id, &att), "type %u taken as START/FREE", r->type);
     if (r->type != PX__REC_CHECKPOINT)
         cr_assert(!px__rec_ckpt_get(r, &begin, &end), "type %u taken as CHECKPOINT", r->type);
