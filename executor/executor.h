@@ -67,8 +67,9 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
                          char *err_out, size_t err_cap);
 
 /* Finishes a claimed task as FAILED with text, from another process than the
- * one that ran it (a child that died). Releases result chunks it left. */
-bool px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text);
+ * one that ran it (a child that died); as CANCELLED if it had been asked to
+ * stop. Releases result chunks it left. Returns how it ended. */
+enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text);
 
 /* Puts a task whose ctl is `seen` (RUNNING, FINISHING or PENDING) back to
  * PENDING, owned by us, and into one of our lanes. */

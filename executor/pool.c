@@ -151,7 +151,7 @@ static enum px__outcome child_died(px_workers *w, unsigned i, px_id id, uint64_t
                              atomic_load(&w->r->slots[PX__ID_IDX(id)].args_len));
         out = px__requeue(w->r, PX__ID_IDX(id), claimed) ? PX__DONE_REQUEUED : PX__DONE_REVOKED;
     } else {
-        out = px__fail_claimed(w->r, id, claimed, err) ? PX__DONE_FAILED : PX__DONE_REVOKED;
+        out = px__fail_claimed(w->r, id, claimed, err);
     }
     replace(w, i);
     return out;

@@ -331,30 +331,31 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
     return finish(&ctx, rc, err_out, err_cap);
 }
 
-bool px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text)
+enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     uint64_t c = atomic_load(&s->ctl), fin;
+    if (c == claimed && !to_finishing(s, claimed, &fin))
+        c = atomic_load(&s->ctl); /* a cancel came in between */
+    else if (c == claimed)
+        c = fin;
     if (c == PX__CTL_WITH(claimed, PX__S_CANCEL_REQUESTED, PX__CTL_OWNER(claimed))) {
         /* It was asked to stop, and now it has: its result chunks go, its
          * args stay for publish_outcome to release. */
         px__arena_free_stray(r, id, atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
                              atomic_load_explicit(&s->args_len, memory_order_relaxed));
-        return px__end_cancelled(r, PX__ID_IDX(id), c);
+        return px__end_cancelled(r, PX__ID_IDX(id), c) ? PX__DONE_CANCELLED : PX__DONE_REVOKED;
     }
-    if (c == claimed) {
-        if (!to_finishing(s, claimed, &fin))
-            return false;
-    } else if (c == PX__CTL_WITH(claimed, PX__S_FINISHING, PX__CTL_OWNER(claimed))) {
-        fin = c; /* the runner died while writing its outcome */
-    } else {
-        return false;
-    }
+    /* Ours in FINISHING now: taken just above, or the runner died while
+     * writing its outcome. */
+    if (c != PX__CTL_WITH(claimed, PX__S_FINISHING, PX__CTL_OWNER(claimed)))
+        return PX__DONE_REVOKED;
+    fin = c;
     uint32_t args_chunk = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
     uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
     px__arena_free_stray(r, id, args_chunk, args_len);
     publish_error(r, px__tls_get(r), s, fin, text);
-    return true;
+    return PX__DONE_FAILED;
 }
 
 bool px__requeue(px_region *r, uint32_t idx, uint64_t seen)

@@ -156,14 +156,18 @@ int px__durable_attach(px_region *r)
 
 void px__durable_detach(px_region *r)
 {
-    px__wal_close(r->wal);
+    if (!r->wal_borrowed)
+        px__wal_close(r->wal);
     r->wal = NULL;
+    r->wal_borrowed = false;
 }
 
 int px__durable_after_fork(px_region *r)
 {
-    r->wal = NULL; /* the parent's; its memory is a copy, its thread is gone */
-    return px__durable_attach(r);
+    /* The parent's writer is in shared memory and its log thread drains
+     * what we append: nothing to open, nothing to allocate. */
+    r->wal_borrowed = r->wal != NULL;
+    return 0;
 }
 
 /* A slot a worker is finishing is waited for a moment, so that the

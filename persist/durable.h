@@ -59,8 +59,8 @@ int px__reconcile(px_region *r, px_recovery_info *rep);
 int px__durable_attach(px_region *r);
 /* Writes out and closes it. */
 void px__durable_detach(px_region *r);
-/* In a child just forked: the parent's writer is not ours to touch (its
- * thread is gone); open our own. */
+/* In a pool child just forked: it appends to its parent's writer (which
+ * lives in shared memory, see wal.h) and never closes it. */
 int px__durable_after_fork(px_region *r);
 
 #endif

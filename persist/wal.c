@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,6 +54,7 @@ struct px__wal {
     int results[RESULTS];
     unsigned sync_waiters;
     bool stop, flushing;
+    size_t buf_cap; /* of each buffer; set at open, then read-only */
     struct px__wal_stats st;
     /* Log thread only. */
     int fd;
@@ -60,19 +62,38 @@ struct px__wal {
     uint64_t writer, off, allocated, cut; /* cut: where the last segment must be cut */
 };
 
-static int buf_reserve(struct buf *b, size_t need)
+/* Memory shared with the pool children this process forks later: the
+ * writer and its buffers, so that a child appends to its parent's log
+ * without a thread or an allocation of its own (see wal.h). */
+static void *shared_alloc(size_t size)
 {
-    if (b->cap - b->len >= need)
-        return 0;
-    size_t cap = b->cap ? b->cap : MIN_BUF;
-    while (cap - b->len < need)
-        cap *= 2;
-    uint8_t *p = realloc(b->p, cap);
-    if (!p)
-        return -ENOMEM;
-    b->p = p;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static int buf_make(struct buf *b, size_t cap)
+{
+    b->p = shared_alloc(cap);
     b->cap = cap;
-    return 0;
+    b->len = 0;
+    return b->p ? 0 : -ENOMEM;
+}
+
+/* Locks the writer. A holder that died (a child killed while appending)
+ * left the buffer valid: its bytes past fill.len are simply not used. */
+static void wal_lock(struct px__wal *w)
+{
+    if (pthread_mutex_lock(&w->mu) == EOWNERDEAD)
+        pthread_mutex_consistent(&w->mu);
+}
+
+/* Waits on c (until ts, if given) as wal_lock locks; true on a timeout. */
+static bool wal_cond_wait(struct px__wal *w, pthread_cond_t *c, const struct timespec *ts)
+{
+    int rc = ts ? pthread_cond_timedwait(c, &w->mu, ts) : pthread_cond_wait(c, &w->mu);
+    if (rc == EOWNERDEAD)
+        pthread_mutex_consistent(&w->mu);
+    return rc == ETIMEDOUT;
 }
 
 /* ---- Segments (log thread) ------------------------------------------------ */
@@ -124,7 +145,7 @@ static int segment_try(struct px__wal *w)
     w->off = hsize;
     w->allocated = want;
     w->cut = UINT64_MAX;
-    pthread_mutex_lock(&w->mu); /* the counters are read under it */
+    wal_lock(w); /* the counters are read under it */
     w->st.segments++;
     pthread_mutex_unlock(&w->mu);
     return 0;
@@ -210,7 +231,7 @@ static bool await_group(struct px__wal *w)
         if (w->fill.len == 0) {
             if (w->stop)
                 return false;
-            pthread_cond_wait(&w->work, &w->mu);
+            wal_cond_wait(w, &w->work, NULL);
             continue;
         }
         if (due_now(w))
@@ -219,7 +240,7 @@ static bool await_group(struct px__wal *w)
             deadline_in(&ts, w->o.async_ms ? w->o.async_ms : 1);
             have_deadline = true;
         }
-        if (pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT)
+        if (wal_cond_wait(w, &w->work, &ts))
             return true;
     }
 }
@@ -227,16 +248,15 @@ static bool await_group(struct px__wal *w)
 static void *log_main(void *p)
 {
     struct px__wal *w = p;
-    pthread_mutex_lock(&w->mu);
+    wal_lock(w);
     while (await_group(w)) {
         struct buf b = w->fill;
         w->fill = w->spare;
-        w->spare = (struct buf){0};
         uint64_t g = w->fill_group++;
         w->flushing = true;
         pthread_mutex_unlock(&w->mu);
         int rc = write_group(w, &b);
-        pthread_mutex_lock(&w->mu);
+        wal_lock(w);
         w->flushing = false;
         w->results[g % RESULTS] = rc;
         w->done_group = g;
@@ -246,10 +266,7 @@ static void *log_main(void *p)
         if (rc)
             w->st.failed_groups++;
         b.len = 0;
-        if (!w->spare.p)
-            w->spare = b;
-        else
-            free(b.p);
+        w->spare = b;
         pthread_cond_broadcast(&w->done);
     }
     pthread_mutex_unlock(&w->mu);
@@ -263,16 +280,14 @@ uint8_t *px__wal_begin(struct px__wal *w, uint32_t max)
     if (max > PX__REC_MAX_BODY)
         return NULL; /* a frame the reader would refuse */
     size_t need = px__rec_size(max);
-    pthread_mutex_lock(&w->mu);
-    /* A full buffer waits for the log thread to take it; an empty one
-     * grows to fit a record larger than it. */
-    while (w->fill.len > 0 && w->fill.cap - w->fill.len < need) {
+    if (need > w->buf_cap)
+        return NULL; /* larger than the writer was made for */
+    wal_lock(w);
+    /* A full buffer waits for the log thread to take it; an empty one has
+     * room for the largest record. */
+    while (w->fill.cap - w->fill.len < need) {
         pthread_cond_signal(&w->work);
-        pthread_cond_wait(&w->done, &w->mu);
-    }
-    if (buf_reserve(&w->fill, need) != 0) {
-        pthread_mutex_unlock(&w->mu);
-        return NULL;
+        wal_cond_wait(w, &w->done, NULL);
     }
     return w->fill.p + w->fill.len + PX__REC_HDR;
 }
@@ -305,11 +320,11 @@ int px__wal_wait(struct px__wal *w, uint64_t ticket)
 {
     if (ticket == 0)
         return -ENOMEM; /* the append itself failed */
-    pthread_mutex_lock(&w->mu);
+    wal_lock(w);
     w->sync_waiters++;
     pthread_cond_signal(&w->work);
     while (w->done_group < ticket)
-        pthread_cond_wait(&w->done, &w->mu);
+        wal_cond_wait(w, &w->done, NULL);
     w->sync_waiters--;
     /* A waiter that slept through RESULTS groups cannot tell how its own
      * went; it reports a failure rather than claim success. */
@@ -320,7 +335,7 @@ int px__wal_wait(struct px__wal *w, uint64_t ticket)
 
 int px__wal_flush(struct px__wal *w)
 {
-    pthread_mutex_lock(&w->mu);
+    wal_lock(w);
     uint64_t last = w->fill.len ? w->fill_group : w->fill_group - 1;
     pthread_mutex_unlock(&w->mu);
     return last ? px__wal_wait(w, last) : 0;
@@ -328,7 +343,7 @@ int px__wal_flush(struct px__wal *w)
 
 void px__wal_stats(struct px__wal *w, struct px__wal_stats *s)
 {
-    pthread_mutex_lock(&w->mu);
+    wal_lock(w);
     *s = w->st;
     pthread_mutex_unlock(&w->mu);
 }
@@ -359,10 +374,12 @@ static void wal_free(struct px__wal *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->done);
-    free(w->fill.p);
-    free(w->spare.p);
+    if (w->fill.p)
+        munmap(w->fill.p, w->fill.cap);
+    if (w->spare.p)
+        munmap(w->spare.p, w->spare.cap);
     free(w->dir);
-    free(w);
+    munmap(w, sizeof *w);
 }
 
 int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
@@ -370,7 +387,7 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
     if (!o || !o->dir || !o->lsn || !o->bytes || !o->pub_writer || !o->pub_seq ||
         o->segment_bytes < 4096)
         return -EINVAL;
-    struct px__wal *w = calloc(1, sizeof *w);
+    struct px__wal *w = shared_alloc(sizeof *w); /* zeroed */
     if (!w)
         return -ENOMEM;
     w->o = *o;
@@ -383,15 +400,28 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
     while (w->writer == 0)
         if (getrandom(&w->writer, sizeof w->writer, 0) != sizeof w->writer)
             w->writer = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uintptr_t)w;
-    pthread_mutex_init(&w->mu, NULL);
+    /* Process-shared, so that pool children append too; robust, so that
+     * a child killed while holding it blocks no one. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&w->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->work, &ca);
     pthread_cond_init(&w->done, &ca);
     pthread_condattr_destroy(&ca);
     int rc = -ENOMEM;
-    if (!(w->dir = strdup(o->dir)) || (rc = buf_reserve(&w->fill, px__rec_size(o->max_record))))
+    size_t cap = 2 * px__rec_size(o->max_record);
+    if (cap < MIN_BUF)
+        cap = MIN_BUF;
+    w->buf_cap = cap;
+    if (!(w->dir = strdup(o->dir)) || (rc = buf_make(&w->fill, cap)) != 0 ||
+        (rc = buf_make(&w->spare, cap)) != 0)
         goto fail;
     /* The first segment is made by the first write: a process that only
      * looks at a region leaves no file behind. The directory must be
@@ -414,7 +444,7 @@ void px__wal_close(struct px__wal *w)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&w->mu);
+    wal_lock(w);
     w->stop = true;
     pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->mu);

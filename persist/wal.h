@@ -26,6 +26,14 @@
  * submit returns only after its group's flush, so what was acknowledged
  * was on disk. Records written but not flushed may survive or not; recovery
  * takes what checks out.
+ *
+ * The writer, its two fixed buffers, its mutex (process-shared, robust) and
+ * condition variables live in shared anonymous memory, so the pool
+ * children a process forks append to their parent's log: a child needs no
+ * thread and no allocation of its own after the fork, where a lock another
+ * thread held at the fork could never be released. A child killed while
+ * holding the mutex leaves it to be made consistent by the next locker; its
+ * half-appended record lies past fill.len and is not used.
  */
 #ifndef PX_PERSIST_WAL_H
 #define PX_PERSIST_WAL_H

@@ -35,10 +35,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:handle_segv=0:handle_abort=0 \
   LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run build-asan "" -DPOLLUX_ASAN=ON
-# In a durable region each pool child starts its own log thread after the
-# fork. The child is single-threaded then and touches none of the locks the
-# parent's other threads held, which glibc supports; ThreadSanitizer refuses
-# threads after a multi-threaded fork unless told otherwise.
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0 \
-  run build-tsan stress -DPOLLUX_TSAN=ON
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run build-tsan stress -DPOLLUX_TSAN=ON
 echo "all test suites passed"
