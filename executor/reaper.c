@@ -52,8 +52,10 @@ static int reap_slots(px_region *r, uint32_t dead)
             continue;
         switch (PX__CTL_STATE(c)) {
         case PX__S_RESERVED:
-        case PX__S_CONSUMING:
             px__slot_free(r, i, c);
+            break;
+        case PX__S_CONSUMING:
+            px__task_free(r, i, c); /* logged: the result was being taken */
             break;
         case PX__S_RUNNING:
         case PX__S_FINISHING:

@@ -3,12 +3,15 @@
  *
  * A submit reserves a slot (CAS FREE -> RESERVED, owner us), writes the
  * definition, queue and args (inline, or arena chunks tagged with the new
- * id), stores PENDING (release), pushes the id into the calling thread's
- * lane, and wakes a worker only if one sleeps. No lock and no system call
- * unless a worker sleeps or there is no room.
+ * id), logs it in a durable region (and in sync mode waits until that is on
+ * stable storage), stores PENDING (release), pushes the id into the calling
+ * thread's lane, and wakes a worker only if one sleeps. No lock and no
+ * system call unless a worker sleeps, there is no room, or the region is
+ * durable in sync mode.
  *
- * If the producer dies: while RESERVED, the reaper frees the slot and the
- * arena sweep its chunks; after PENDING but before the push, the reaper
+ * If the producer dies: while RESERVED (logging included), the reaper frees
+ * the slot and the arena sweep its chunks, so nothing runs whose submit was
+ * not durable; after PENDING but before the push, the reaper
  * pushes every PENDING task the dead process owned (a task that was pushed
  * as well is then in two lanes, which is harmless: only one claim of it
  * succeeds). So a submit that returned 0 is never lost, and one that did
@@ -136,15 +139,23 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
     atomic_store_explicit(&s->enq_tick, px__ticks(r->tsc), memory_order_relaxed);
     if (len)
         memcpy(chunk == PX__NO_CHUNK ? s->args : px__arena_ptr(r, chunk), args, len);
-    uint64_t ctl = atomic_load_explicit(&s->ctl, memory_order_relaxed);
-    atomic_store_explicit(&s->ctl, PX__CTL_WITH(ctl, PX__S_PENDING, r->self + 1),
-                          memory_order_release);
     *out = id;
     return 0;
 }
 
-/* Undoes fill() for tasks that could not be pushed: they are PENDING but in
- * no lane, so no one else can have claimed them. Their submit records may
+/* RESERVED -> PENDING for tasks filled and logged, just before their push. */
+static void pend(px_region *r, const uint64_t *ids, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct px__slot *s = &r->slots[PX__ID_IDX(ids[i])];
+        uint64_t ctl = atomic_load_explicit(&s->ctl, memory_order_relaxed);
+        atomic_store_explicit(&s->ctl, PX__CTL_WITH(ctl, PX__S_PENDING, r->self + 1),
+                              memory_order_release);
+    }
+}
+
+/* Undoes fill() for tasks that could not be pushed: they are RESERVED, or
+ * PENDING but in no lane, so no one else can have claimed them. Their submit records may
  * be in the log: the frees are logged too. */
 static void unfill(px_region *r, const uint64_t *ids, uint32_t n)
 {
@@ -273,6 +284,7 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
         unfill(r, &id, 1);
         return rc;
     }
+    pend(r, &id, 1);
     if ((rc = px__publish(r, t, tg.key, &id, 1, deadline)) < 0) {
         unfill(r, &id, 1);
         return no_room(opts, rc);
@@ -294,6 +306,7 @@ static int flush(px_region *r, struct px__tls *t, uint32_t key, uint64_t *ids, u
         *pushed = 0;
         return rc;
     }
+    pend(r, ids, n);
     rc = px__publish(r, t, key, ids, n, deadline);
     uint32_t k = rc > 0 ? (uint32_t)rc : 0;
     unfill(r, ids + k, n - k);

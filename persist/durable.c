@@ -8,7 +8,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,14 +88,13 @@ void px__durable_plan_free(struct px__durable_plan *p)
 /* The newest segment head: the sizes the region had when last written. */
 static const struct px__rec_segment *newest_head(const struct px__log *l)
 {
-    const struct px__rec_segment *best = NULL;
+    const struct px__seg *best = NULL;
     for (size_t i = 0; i < l->nsegs; i++) {
         const struct px__seg *s = &l->segs[i];
-        if (s->has_head && (!best || s->head.writer > best->writer ||
-                            (s->head.writer == best->writer && s->head.seq > best->seq)))
-            best = &s->head;
+        if (s->has_head && (!best || s->max_lsn > best->max_lsn))
+            best = s;
     }
-    return best;
+    return best ? &best->head : NULL;
 }
 
 void px__durable_params(const struct px__durable_plan *p, struct px__hdr *h)
@@ -183,39 +184,80 @@ static uint64_t settled_ctl(struct px__slot *s)
     return c;
 }
 
-/* Writes one task as the records that rebuild it. Tasks not yet submitted
- * (RESERVED) or being consumed will log their own SUBMIT or FREE after
- * the checkpoint began, so they are skipped. If the slot moved on while it
- * was read, a FREE after the records cancels them. */
-static int emit_task(px_region *r, uint32_t idx)
+/* Scratch space for one task's payloads while a checkpoint copies them. */
+struct scratch {
+    uint8_t *args, *out;
+};
+
+static bool live_for_log(uint32_t st)
+{
+    return st == PX__S_PENDING || st == PX__S_RUNNING || st == PX__S_FINISHING ||
+           st == PX__S_CANCEL_REQUESTED || px__state_finished(st);
+}
+
+/* Copies a consistent view of slot idx: its ctl, and the payloads that ctl
+ * makes valid, read again until ctl did not change while they were copied
+ * (a task that finishes releases its args; one that is freed, its result).
+ * Returns false if the slot holds no task the log records. */
+static bool snapshot(px_region *r, uint32_t idx, struct scratch *sc, uint64_t *ctl,
+                     uint32_t *args_len, uint32_t *out_len)
 {
     struct px__slot *s = &r->slots[idx];
-    uint64_t c = settled_ctl(s);
-    uint32_t st = PX__CTL_STATE(c);
-    if (st != PX__S_PENDING && st != PX__S_RUNNING && st != PX__S_FINISHING &&
-        st != PX__S_CANCEL_REQUESTED && !px__state_finished(st))
+    for (;;) {
+        uint64_t c = settled_ctl(s);
+        uint32_t st = PX__CTL_STATE(c);
+        if (!live_for_log(st))
+            return false;
+        bool done = px__state_finished(st);
+        /* A finished task's args are released: it will not run again. */
+        uint32_t al = done ? 0 : atomic_load(&s->args_len);
+        uint32_t ol = done ? atomic_load(&s->out_len) : 0;
+        const uint8_t *a = al ? px__slot_args(r, s) : NULL;
+        const uint8_t *o = ol ? px__slot_out(r, s) : NULL;
+        if ((al && (!a || al > r->hdr->max_payload)) || (ol && (!o || ol > r->hdr->max_payload))) {
+            if (atomic_load(&s->ctl) == c)
+                return false; /* damaged: nothing sane to write */
+            continue;
+        }
+        if (al)
+            memcpy(sc->args, a, al);
+        if (ol)
+            memcpy(sc->out, o, ol);
+        if (atomic_load(&s->ctl) == c) {
+            *ctl = c;
+            *args_len = al;
+            *out_len = ol;
+            return true;
+        }
+        sched_yield();
+    }
+}
+
+/* Writes one task as the records that rebuild it, from a consistent copy.
+ * Tasks not yet submitted (RESERVED) or being consumed log their own SUBMIT
+ * or FREE after the checkpoint began, so they are skipped. A task that is
+ * freed after the copy gets a FREE after the records, which cancels them;
+ * one that moves on otherwise has its own records, which may come before
+ * these in LSN order and then make it run once more after a crash (with its
+ * own args), never be lost. */
+static int emit_task(px_region *r, uint32_t idx, struct scratch *sc)
+{
+    uint64_t c;
+    uint32_t al, ol;
+    if (!snapshot(r, idx, sc, &c, &al, &ol))
         return 0;
+    uint32_t st = PX__CTL_STATE(c);
     px_id id = PX__ID(PX__CTL_GEN(c), idx);
-    bool done = px__state_finished(st);
-    /* A finished task's args are released: it will not run again. */
-    uint32_t len = done ? 0 : atomic_load(&s->args_len);
-    const uint8_t *args = done ? (const uint8_t *)"" : px__slot_args(r, s);
-    if (!args)
-        return PX_ECORRUPT;
-    int64_t t = px__journal_submit(r, id, PX__CTL_FLAGS(c), args, len);
+    int64_t t = px__journal_submit(r, id, PX__CTL_FLAGS(c), sc->args, al);
     if (t < 0)
         return (int)t;
     if (PX__CTL_ATT(c))
         px__journal_start(r, id, PX__CTL_ATT(c));
     if (st == PX__S_CANCEL_REQUESTED)
         px__journal_cancel(r, id);
-    if (done) {
-        const uint8_t *out = px__slot_out(r, s);
-        if (!out)
-            return PX_ECORRUPT;
-        px__journal_finish(r, id, st, out, atomic_load(&s->out_len));
-    }
-    uint64_t now = atomic_load(&s->ctl);
+    if (px__state_finished(st))
+        px__journal_finish(r, id, st, sc->out, ol);
+    uint64_t now = atomic_load(&r->slots[idx].ctl);
     if (PX__CTL_GEN(now) != PX__CTL_GEN(c) || PX__CTL_STATE(now) == PX__S_FREE)
         px__journal_free(r, id);
     return 0;
@@ -266,7 +308,7 @@ static int drop_old(px_region *r, uint64_t begin, uint64_t *dropped)
     }
     for (size_t i = 0; i < l.nsegs; i++) {
         struct px__seg *s = &l.segs[i];
-        if (s->max_lsn < begin && (!s->has_head || !in_use(r, s)) && unlinkat(dfd, s->name, 0) == 0)
+        if (s->max_lsn < begin && !in_use(r, s) && unlinkat(dfd, s->name, 0) == 0)
             (*dropped)++;
     }
     rc = fsync(dfd) == 0 ? 0 : -errno;
@@ -284,9 +326,12 @@ int px__checkpoint(px_region *r, uint64_t *dropped)
     px__wal_stats(r->wal, &st);
     uint64_t begin = atomic_fetch_add(&r->hdr->lsn, 1) + 1;
     checkpoint_mark(r, begin, false);
-    int rc = 0;
+    struct scratch sc = {malloc(r->hdr->max_payload), malloc(r->hdr->max_payload)};
+    int rc = sc.args && sc.out ? 0 : -ENOMEM;
     for (uint32_t i = 0; i < r->hdr->capacity && rc == 0; i++)
-        rc = emit_task(r, i);
+        rc = emit_task(r, i, &sc);
+    free(sc.args);
+    free(sc.out);
     if (rc == 0)
         rc = flush_clean(r, st.failed_groups);
     if (rc == 0) {

@@ -4,7 +4,7 @@
  * A segment's records are replayed up to its first invalid frame, and not
  * past a cut its writer's next segment names (a group whose write or flush
  * failed). Records of all segments are then ordered by LSN. Duplicated
- * LSNs cannot come from a sound log; the later copy is dropped.
+ * LSNs cannot come from a sound log; one copy, either, is kept.
  */
 #define _GNU_SOURCE
 #include "log.h"
@@ -25,10 +25,14 @@ static int read_file(int dirfd, const char *name, uint8_t **data, size_t *size)
     if (fd < 0)
         return errno == ELOOP ? -ENOENT : -errno;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int rc = S_ISREG(st.st_mode) ? -errno : -ENOENT;
+    if (fstat(fd, &st) != 0) {
+        int rc = -errno;
         close(fd);
         return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return -ENOENT;
     }
     size_t n = (size_t)st.st_size, got = 0;
     uint8_t *p = malloc(n ? n : 1);

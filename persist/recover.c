@@ -63,7 +63,13 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
         case PX__REC_SUBMIT:
             if (!px__rec_submit_get(r, &s) || PX__ID_IDX(s.id) >= cap || PX__ID_GEN(s.id) == 0)
                 break;
-            t[PX__ID_IDX(s.id)] = (struct entry){s.id, r->lsn, PX__S_PENDING, 0, r, NULL};
+            e = &t[PX__ID_IDX(s.id)];
+            /* A checkpoint's copy of a task that was since freed can come
+             * after the SUBMIT of the slot's next task: generations only
+             * grow while a slot is reused, so an older one is stale. */
+            if (e->id && e->id != s.id && (int32_t)(PX__ID_GEN(s.id) - PX__ID_GEN(e->id)) < 0)
+                continue;
+            *e = (struct entry){s.id, r->lsn, PX__S_PENDING, 0, r, NULL};
             continue;
         case PX__REC_START:
         case PX__REC_FREE:

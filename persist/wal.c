@@ -371,9 +371,9 @@ static void wal_free(struct px__wal *w)
         close(w->fd);
     if (w->dirfd >= 0)
         close(w->dirfd);
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->work);
-    pthread_cond_destroy(&w->done);
+    /* No pthread_*_destroy: a pool child killed while it waited leaves a
+     * waiter count in a condition variable that destroy would wait on for
+     * ever. The memory goes with the mapping. */
     if (w->fill.p)
         munmap(w->fill.p, w->fill.cap);
     if (w->spare.p)
