@@ -96,3 +96,25 @@ int px__reap(px_region *r)
     }
     return requeued;
 }
+
+int px__expire(px_region *r)
+{
+    uint64_t now = px__ticks(r->tsc);
+    const struct px__clock *clk = &r->hdr->clock;
+    int n = 0;
+    for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+        struct px__slot *s = &r->slots[i];
+        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        if (!px__state_finished(PX__CTL_STATE(c)))
+            continue;
+        uint32_t ttl = atomic_load_explicit(&s->ttl_ms, memory_order_relaxed);
+        uint64_t fin = atomic_load_explicit(&s->fin_tick, memory_order_relaxed);
+        if (ttl == PX__TTL_FOREVER || fin == 0 || fin > now ||
+            now - fin < px__clock_ticks(clk, (uint64_t)ttl * 1000000ull))
+            continue;
+        /* One CAS from the finished state we saw: a slot reused or freed
+         * meanwhile is left alone. */
+        n += px__task_free(r, i, c);
+    }
+    return n;
+}

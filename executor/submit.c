@@ -116,7 +116,7 @@ static int reserve_again(void *p)
 
 /* Reserves and fills a slot, waiting for room as opts say. */
 static int fill(px_region *r, struct px__tls *t, const struct target *tg, const void *args,
-                size_t len, uint32_t flags, int64_t deadline, px_id *out)
+                size_t len, uint32_t flags, uint32_t ttl_ms, int64_t deadline, px_id *out)
 {
     struct reserve_call c = {r, t, len, flags, 0, PX__NO_CHUNK, 0};
     while (reserve_again(&c) != 0)
@@ -134,6 +134,7 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
     atomic_store_explicit(&s->out_len, 0, memory_order_relaxed);
     atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
     atomic_store_explicit(&s->worker_pid, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->ttl_ms, ttl_ms, memory_order_relaxed);
     atomic_store_explicit(&s->start_tick, 0, memory_order_relaxed);
     atomic_store_explicit(&s->fin_tick, 0, memory_order_relaxed);
     atomic_store_explicit(&s->enq_tick, px__ticks(r->tsc), memory_order_relaxed);
@@ -239,7 +240,18 @@ static int check_common(px_region *r, const px_submit_opts *o)
         return -EINVAL;
     if (o && (o->flags & PX_SUBMIT_DETACHED) && (o->flags & PX_SUBMIT_EPHEMERAL))
         return -EINVAL;
+    if (o && (o->result_ttl_s != o->result_ttl_s || o->result_ttl_s > 4e6))
+        return -EINVAL;
     return 0;
+}
+
+/* The retention a submit asks for, in the slot's terms. */
+static uint32_t ttl_of(px_region *r, const px_submit_opts *o)
+{
+    double s = o ? o->result_ttl_s : 0;
+    if (s == 0)
+        return r->hdr->result_ttl_ms;
+    return s < 0 ? PX__TTL_FOREVER : (uint32_t)(s * 1000 < 1 ? 1 : s * 1000);
 }
 
 static uint32_t slot_flags(const px_submit_opts *o)
@@ -277,7 +289,7 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
     int64_t deadline = deadline_of(opts);
     px_id id;
     uint32_t flags = slot_flags(opts);
-    if ((rc = fill(r, t, &tg, args, len, flags, deadline, &id)) != 0)
+    if ((rc = fill(r, t, &tg, args, len, flags, ttl_of(r, opts), deadline, &id)) != 0)
         return no_room(opts, rc);
     /* Durable before anyone can run it (journal.h). */
     if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len))) != 0) {
@@ -345,7 +357,8 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
         }
         if (rc == 0) {
             tg = next;
-            rc = fill(r, t, &tg, j->args, j->len, flags, deadline, &ids[done + batch]);
+            rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts), deadline,
+                      &ids[done + batch]);
         }
         if (rc)
             break;

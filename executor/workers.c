@@ -158,6 +158,7 @@ static void *super_main(void *p)
     while (!atomic_load(&w->stopping)) {
         pthread_mutex_unlock(&w->mu);
         int n = px__reap(w->r);
+        px__expire(w->r);
         px__checkpoint_maybe(w->r);
         if (n > 0)
             atomic_fetch_add(&w->reaped, (uint64_t)n);

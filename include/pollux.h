@@ -107,6 +107,8 @@ typedef struct px_region_opts {
                                  a "/name" one (/dev/shm does not survive a
                                  reboot) */
     unsigned async_ms;        /* PX_DURABLE_ASYNC's window; 0: 10 */
+    double result_ttl_s;      /* tasks' default px_submit_opts.result_ttl_s;
+                                 0: 3600, < 0: until forgotten */
     uint64_t segment_bytes;   /* log segment size, at least 64 KiB; 0: 64 MiB.
                                  Writing this much starts a checkpoint. */
 } px_region_opts;
@@ -294,6 +296,10 @@ typedef struct px_submit_opts {
     double timeout_s;
     uint32_t flags;    /* PX_SUBMIT_* */
     const char *queue; /* NULL: the definition's queue */
+    /* How long a finished task keeps its result before a worker's
+     * supervisor frees its slot: > 0 seconds (at most 49 days), < 0 until
+     * px_forget or a join of an ephemeral task, 0 the region's default. */
+    double result_ttl_s;
 } px_submit_opts;
 
 /*

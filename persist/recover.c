@@ -183,6 +183,10 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
     atomic_store(&sl->out_len, out_len);
     atomic_store(&sl->out_chunk, out_chunk);
     atomic_store(&sl->enq_tick, px__ticks(r->tsc));
+    /* Retention is not logged: a restored result keeps the region's default
+     * from the recovery on. */
+    atomic_store(&sl->ttl_ms, r->hdr->result_ttl_ms);
+    atomic_store(&sl->fin_tick, px__state_finished(e->state) || e->cancel ? px__ticks(r->tsc) : 0);
     /* A run asked to stop that the crash cut short ends as it would have. */
     bool done = px__state_finished(e->state) || e->cancel;
     uint32_t state = px__state_finished(e->state) ? e->state

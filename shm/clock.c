@@ -123,3 +123,10 @@ uint64_t px__clock_real(const struct px__clock *c, uint64_t ticks)
     uint64_t age = tick_now > ticks ? ticks_to_ns(c, tick_now - ticks, tick_now, mono_now) : 0;
     return age < real_now ? real_now - age : 0;
 }
+
+uint64_t px__clock_ticks(const struct px__clock *c, uint64_t ns)
+{
+    if (c->kind != PX__CLOCK_TSC || c->ns_q32 == 0)
+        return ns;
+    return (uint64_t)(((unsigned __int128)ns << 32) / c->ns_q32);
+}

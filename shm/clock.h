@@ -64,6 +64,10 @@ void px__clock_init(struct px__clock *c);
  * there is no TSC). */
 int px__clock_check(const struct px__clock *c);
 
+/* The ticks that make up ns nanoseconds, at the rate measured when the
+ * region was created. */
+uint64_t px__clock_ticks(const struct px__clock *c, uint64_t ns);
+
 /* CLOCK_REALTIME ns of a stamp; 0 for 0. */
 uint64_t px__clock_real(const struct px__clock *c, uint64_t ticks);
 

@@ -33,6 +33,7 @@
 #define PX__MAX_DEFS 1024u  /* open addressing, power of two */
 #define PX__NAME_MAX 64u    /* task names, with the NUL */
 #define PX__PATH_MAX 512u   /* the log directory, with the NUL */
+#define PX__TTL_FOREVER UINT32_MAX
 #define PX__QNAME_MAX 32u   /* queue names, with the NUL */
 #define PX__INLINE_ARGS 64u /* args up to this size live in the slot */
 #define PX__INLINE_OUT 56u  /* results and error texts, likewise */
@@ -58,6 +59,7 @@ struct px__hdr {
     uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
     uint64_t off_slots, off_tags, off_arena;
     struct px__clock clock; /* what task stamps count in (clock.h) */
+    uint32_t result_ttl_ms; /* the default retention; PX__TTL_FOREVER */
     uint32_t durability;    /* px_durability */
     uint32_t async_ms;
     uint64_t segment_bytes;
@@ -183,7 +185,7 @@ struct px__slot {
     _Atomic uint32_t out_len;
     _Atomic uint32_t out_chunk; /* PX__NO_CHUNK: inline */
     _Atomic int32_t worker_pid;
-    _Atomic uint32_t unused;
+    _Atomic uint32_t ttl_ms; /* result retention once finished; PX__TTL_FOREVER */
     _Atomic uint64_t enq_tick, start_tick, fin_tick; /* stamps in the header's clock */
     uint8_t args[PX__INLINE_ARGS];
     uint8_t out[PX__INLINE_OUT];

@@ -30,6 +30,7 @@
 #define DEF_LANES 256u
 #define DEF_LANE_DEPTH 4096u
 #define DEF_REAP_NS 200000000ull
+#define DEF_TTL_MS 3600000u
 #define MAX_CAPACITY (1u << 26)
 #define MAX_PAYLOAD_LIMIT (64u << 20)
 
@@ -103,6 +104,11 @@ static int params_from_opts(const px_region_opts *o, struct px__hdr *h)
     h->max_defs = PX__MAX_DEFS;
     h->reap_interval_ns =
         o->reap_interval_s > 0 ? (uint64_t)(o->reap_interval_s * 1e9) : DEF_REAP_NS;
+    if (o->result_ttl_s > 4e6)
+        return -EINVAL;
+    h->result_ttl_ms = o->result_ttl_s < 0    ? PX__TTL_FOREVER
+                       : o->result_ttl_s == 0 ? DEF_TTL_MS
+                                              : (uint32_t)(o->result_ttl_s * 1000);
     return 0;
 }
 
