@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #define SLEEP_NS 1000000000ll
+#define EXPIRY_NS 1000000000ull /* how often results past their ttl are freed */
 
 void px__emit(px_workers *w, px_event_kind kind, px_id id, const char *error)
 {
@@ -154,11 +155,18 @@ static void *thread_main(void *p)
 static void *super_main(void *p)
 {
     px_workers *w = p;
+    uint64_t next_expiry = 0;
     pthread_mutex_lock(&w->mu);
     while (!atomic_load(&w->stopping)) {
         pthread_mutex_unlock(&w->mu);
         int n = px__reap(w->r);
-        px__expire(w->r);
+        /* Expiry reads every slot's line: at most once a second, so that
+         * the sweep does not crowd the caches of the workers. */
+        uint64_t now = px__mono_ns();
+        if (now >= next_expiry) {
+            px__expire(w->r);
+            next_expiry = now + EXPIRY_NS;
+        }
         px__checkpoint_maybe(w->r);
         if (n > 0)
             atomic_fetch_add(&w->reaped, (uint64_t)n);

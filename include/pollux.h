@@ -297,8 +297,9 @@ typedef struct px_submit_opts {
     uint32_t flags;    /* PX_SUBMIT_* */
     const char *queue; /* NULL: the definition's queue */
     /* How long a finished task keeps its result before a worker's
-     * supervisor frees its slot: > 0 seconds (at most 49 days), < 0 until
-     * px_forget or a join of an ephemeral task, 0 the region's default. */
+     * supervisor frees its slot (it looks once a second): > 0 seconds (at
+     * most 49 days), < 0 until px_forget or a join of an ephemeral task, 0
+     * the region's default. */
     double result_ttl_s;
 } px_submit_opts;
 
