@@ -149,6 +149,7 @@ static void check_recovered(const px_id *ids, const bool *acked, const char *wha
     cr_assert_eq(px_region_info_get(r, &info), 0);
     cr_assert_eq(info.slots_used, want, "%s: nothing else holds a slot", what);
     px_region_close(r);
+    px_region_destroy(rname);
 }
 
 static void each_n(int err, bool persist)
@@ -336,6 +337,7 @@ Test(faults, a_crash_at_any_flush_keeps_every_acknowledged_submit)
                       "n=%d mode=%d: %lu restored, %d acked", n, mode, (unsigned long)rec.restored,
                       nacked);
             px_region_close(r);
+            px_region_destroy(rname);
         }
     }
 }
