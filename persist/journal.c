@@ -32,14 +32,20 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
     return (int64_t)px__wal_end(r->wal, PX__REC_SUBMIT, (uint32_t)p.len);
 }
 
-void px__journal_start(px_region *r, px_id id, uint32_t attempts)
+/* A record whose body is a task id and an attempt count. */
+static void journal_id(px_region *r, uint16_t type, px_id id, uint32_t attempts)
 {
     if (!r->wal)
         return;
     uint8_t body[12];
     struct px__put p = {body, 0, sizeof body, false};
     px__rec_id_put(&p, id, attempts);
-    px__wal_append(r->wal, PX__REC_START, body, (uint32_t)p.len);
+    px__wal_append(r->wal, type, body, (uint32_t)p.len);
+}
+
+void px__journal_start(px_region *r, px_id id, uint32_t attempts)
+{
+    journal_id(r, PX__REC_START, id, attempts);
 }
 
 void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len)
@@ -58,22 +64,12 @@ void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out,
 
 void px__journal_free(px_region *r, px_id id)
 {
-    if (!r->wal)
-        return;
-    uint8_t body[12];
-    struct px__put p = {body, 0, sizeof body, false};
-    px__rec_id_put(&p, id, 0);
-    px__wal_append(r->wal, PX__REC_FREE, body, (uint32_t)p.len);
+    journal_id(r, PX__REC_FREE, id, 0);
 }
 
 void px__journal_cancel(px_region *r, px_id id)
 {
-    if (!r->wal)
-        return;
-    uint8_t body[12];
-    struct px__put p = {body, 0, sizeof body, false};
-    px__rec_id_put(&p, id, 0);
-    px__wal_append(r->wal, PX__REC_CANCEL, body, (uint32_t)p.len);
+    journal_id(r, PX__REC_CANCEL, id, 0);
 }
 
 int px__journal_wait(px_region *r, int64_t ticket)

@@ -1029,15 +1029,7 @@ static void remove_tmpdir(void)
 {
     if (!tmpdir[0])
         return;
-    DIR *d = opendir(tmpdir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL)
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-                unlinkat(dirfd(d), e->d_name, 0);
-        closedir(d);
-    }
-    rmdir(tmpdir);
+    px_test_rmtree(tmpdir);
     tmpdir[0] = '\0';
 }
 
