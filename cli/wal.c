@@ -26,17 +26,9 @@ static void usage(FILE *f)
 
 static const char *type_name(uint16_t t)
 {
-    static const char *names[] = {"?",      "segment", "submit",     "start",
-                                  "finish", "free",    "checkpoint", "cancel"};
+    static const char *names[] = {"?",    "segment",    "submit", "start", "finish",
+                                  "free", "checkpoint", "cancel", "retry"};
     return t < sizeof names / sizeof *names ? names[t] : "?";
-}
-
-static const char *state_name(uint8_t s)
-{
-    return s == PX__S_SUCCESS     ? "success"
-           : s == PX__S_FAILED    ? "failed"
-           : s == PX__S_CANCELLED ? "cancelled"
-                                  : "?";
 }
 
 /* The record's fields as JSON (the same fields the text form prints). */
@@ -49,6 +41,7 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
     struct px__rec_submit sub;
     struct px__rec_finish fin;
     struct px__rec_segment seg;
+    struct px__rec_retry rt;
     uint64_t id, begin;
     uint32_t att;
     bool end;
@@ -59,11 +52,19 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
         json_object_set_new(o, "queue", json_string(sub.queue));
         json_object_set_new(o, "args_len", json_integer(sub.args_len));
         json_object_set_new(o, "flags", json_integer(sub.flags));
+        if (sub.due_ns)
+            json_object_set_new(o, "due_ns", json_integer((json_int_t)sub.due_ns));
     } else if (px__rec_finish_get(r, &fin)) {
         px_id_format(fin.id, idtext);
         json_object_set_new(o, "id", json_string(idtext));
-        json_object_set_new(o, "state", json_string(state_name(fin.state)));
+        json_object_set_new(o, "state", json_string(px_state_name(fin.state)));
         json_object_set_new(o, "out_len", json_integer(fin.out_len));
+    } else if (px__rec_retry_get(r, &rt)) {
+        px_id_format(rt.id, idtext);
+        json_object_set_new(o, "id", json_string(idtext));
+        json_object_set_new(o, "attempts", json_integer(rt.attempts));
+        json_object_set_new(o, "due_ns", json_integer((json_int_t)rt.due_ns));
+        json_object_set_new(o, "error", json_stringn((const char *)rt.err, rt.err_len));
     } else if (px__rec_id_get(r, &id, &att)) {
         px_id_format(id, idtext);
         json_object_set_new(o, "id", json_string(idtext));

@@ -120,6 +120,14 @@ static void on_event(const px_event *ev, void *user)
     case PX_EV_CANCELLED:
         fprintf(stderr, "pollux worker: task %s (%s) cancelled\n", id, ev->task);
         break;
+    case PX_EV_RETRY:
+        fprintf(stderr, "pollux worker: task %s (%s) failed, will retry: %s\n", id, ev->task,
+                ev->error);
+        break;
+    case PX_EV_DEAD:
+        fprintf(stderr, "pollux worker: task %s (%s) failed, out of retries: %s\n", id, ev->task,
+                ev->error);
+        break;
     }
 }
 

@@ -4,7 +4,9 @@
  * px_cancel moves a task by one CAS on its ctl word, so it races safely with
  * a claim, a finish or another cancel from any process:
  *
- *   PENDING          --cancel--> CANCELLED (through FINISHING, like a finish)
+ *   PENDING, SCHEDULED, RETRY
+ *                    --cancel--> CANCELLED (through FINISHING, like a finish;
+ *                                 a timed task's heap entry goes stale)
  *   RUNNING          --cancel--> CANCEL_REQUESTED (owner, attempts kept),
  *                                 if its definition is cancellable
  *   CANCEL_REQUESTED --the body returns, or its worker dies--> CANCELLED
@@ -42,6 +44,8 @@ int px_cancel(px_region *r, px_id id)
             return -ENOENT;
         switch (st) {
         case PX__S_PENDING:
+        case PX__S_SCHEDULED:
+        case PX__S_RETRY:
             if (px__end_cancelled(r, PX__ID_IDX(id), c))
                 return 0;
             continue;

@@ -21,6 +21,8 @@ struct px_ctx {
     uint32_t out_len;
     uint8_t out_inline[PX__INLINE_OUT];
     bool failed;
+    bool retry_asked;       /* px_retry() was called */
+    int64_t retry_delay_ns; /* its delay; < 0: the definition's backoff */
     char err[PX__ERR_MAX];
     const _Atomic int *stop; /* non-zero: px_should_continue() says 0 */
 };
@@ -32,6 +34,8 @@ enum px__outcome {
     PX__DONE_REVOKED,
     PX__DONE_REQUEUED,
     PX__DONE_CANCELLED,
+    PX__DONE_RETRY, /* failed; waits to run again */
+    PX__DONE_DEAD,  /* failed, out of retries */
 };
 
 /* Claims the task id names: PENDING -> RUNNING owned by us, attempts + 1.
@@ -50,8 +54,8 @@ struct px__scan {
 px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *scan,
                uint64_t *claimed);
 
-/* Ends a task as CANCELLED from the state `seen` (PENDING, or
- * CANCEL_REQUESTED of a run that ended or died): one CAS to FINISHING, then
+/* Ends a task as CANCELLED from the state `seen` (PENDING, SCHEDULED,
+ * RETRY, or CANCEL_REQUESTED of a run that ended or died): one CAS to FINISHING, then
  * the outcome is published as for any finish. False if seen was stale. */
 bool px__end_cancelled(px_region *r, uint32_t idx, uint64_t seen);
 
@@ -70,9 +74,10 @@ bool px__task_free(px_region *r, uint32_t idx, uint64_t seen);
 enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
                          char *err_out, size_t err_cap);
 
-/* Finishes a claimed task as FAILED with text, from another process than the
- * one that ran it (a child that died); as CANCELLED if it had been asked to
- * stop. Releases result chunks it left. Returns how it ended. */
+/* Finishes a claimed task as failed with text (FAILED, RETRY or DEAD, as
+ * its retries say), from another process than the one that ran it (a child
+ * that died, or the reaper); as CANCELLED if it had been asked to stop.
+ * Releases result chunks it left. Returns how it ended. */
 enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text);
 
 /* Puts a task whose ctl is `seen` (RUNNING, FINISHING or PENDING) back to

@@ -131,7 +131,8 @@ static int take_result(px_region *r, struct px__slot *s, px_id id, uint64_t c, v
     uint32_t st = PX__CTL_STATE(c);
     if (PX__CTL_GEN(c) != PX__ID_GEN(id) || !px__state_finished(st))
         return -ENOENT;
-    bool failed = st == PX__S_FAILED, ephemeral = PX__CTL_FLAGS(c) & PX__F_EPHEMERAL;
+    bool failed = st == PX__S_FAILED || st == PX__S_DEAD,
+         ephemeral = PX__CTL_FLAGS(c) & PX__F_EPHEMERAL;
     if (st == PX__S_CANCELLED) {
         /* No result to copy; an ephemeral one is consumed all the same. */
         uint64_t mine = PX__CTL_WITH(c, PX__S_CONSUMING, r->self + 1);
@@ -239,8 +240,11 @@ static void fill_info(px_region *r, struct px__slot *s, uint64_t c, px_task_info
         px__clock_real(clk, atomic_load_explicit(&s->start_tick, memory_order_relaxed));
     info->finished_ns =
         px__clock_real(clk, atomic_load_explicit(&s->fin_tick, memory_order_relaxed));
-    if (PX__CTL_STATE(c) == PX__S_FAILED)
+    uint32_t st = PX__CTL_STATE(c);
+    if (st == PX__S_FAILED || st == PX__S_DEAD || st == PX__S_RETRY)
         copy_out(r, s, c, info->error, sizeof info->error, NULL, true);
+    if (px__state_timed(st))
+        info->next_run_ns = atomic_load_explicit(&s->due_ns, memory_order_relaxed);
     else if (PX__CTL_STATE(c) == PX__S_SUCCESS)
         info->result_len = atomic_load_explicit(&s->out_len, memory_order_relaxed);
 }

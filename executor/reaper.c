@@ -16,7 +16,9 @@
  *    PENDING             -> take ownership and push the id again (it may
  *                           have died between PENDING and its push).
  *    RUNNING, FINISHING  -> release result chunks, back to PENDING (the
- *                           attempt stays counted), push.
+ *                           attempt stays counted), push; or, if its
+ *                           definition has max_retries > 0, the death is a
+ *                           failed attempt: RETRY or DEAD (retry.c).
  *    CANCEL_REQUESTED    -> release result chunks, CANCELLED: it was asked
  *                           to stop, and it has.
  * 3. Sweep the arena for chunks of freed slots.
@@ -25,6 +27,7 @@
 #include "executor.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 static bool take_entry(px_region *r, uint32_t i)
 {
@@ -40,6 +43,27 @@ static bool take_entry(px_region *r, uint32_t i)
         return false;
     }
     return atomic_compare_exchange_strong(&p->state, &st, PX__PROC_REAPING + r->self);
+}
+
+/* A run whose process died: an attempt that failed if the task has
+ * retries, otherwise back to PENDING. */
+static int reap_run(px_region *r, uint32_t idx, uint64_t c, uint32_t dead)
+{
+    struct px__slot *s = &r->slots[idx];
+    px_id id = PX__ID(PX__CTL_GEN(c), idx);
+    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+    if (def < r->hdr->max_defs && r->defs[def].max_retries > 0) {
+        char text[96];
+        snprintf(text, sizeof text, "worker process %d died while running it",
+                 (int)r->procs[dead].pid);
+        return px__fail_claimed(r, id, c, text) == PX__DONE_RETRY;
+    }
+    px__arena_free_stray(r, id, atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
+                         atomic_load_explicit(&s->args_len, memory_order_relaxed));
+    /* The stray sweep released any error an earlier attempt left. */
+    atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
+    atomic_store_explicit(&s->out_len, 0, memory_order_relaxed);
+    return px__requeue(r, idx, c);
 }
 
 static int reap_slots(px_region *r, uint32_t dead)
@@ -59,10 +83,7 @@ static int reap_slots(px_region *r, uint32_t dead)
             break;
         case PX__S_RUNNING:
         case PX__S_FINISHING:
-            px__arena_free_stray(r, PX__ID(PX__CTL_GEN(c), i),
-                                 atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
-                                 atomic_load_explicit(&s->args_len, memory_order_relaxed));
-            requeued += px__requeue(r, i, c);
+            requeued += reap_run(r, i, c, dead);
             break;
         case PX__S_CANCEL_REQUESTED:
             px__arena_free_stray(r, PX__ID(PX__CTL_GEN(c), i),
@@ -105,8 +126,8 @@ int px__expire(px_region *r)
     for (uint32_t i = 0; i < r->hdr->capacity; i++) {
         struct px__slot *s = &r->slots[i];
         uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
-        if (!px__state_finished(PX__CTL_STATE(c)))
-            continue;
+        if (!px__state_finished(PX__CTL_STATE(c)) || PX__CTL_STATE(c) == PX__S_DEAD)
+            continue; /* dead letters stay until requeued or forgotten */
         uint32_t ttl = atomic_load_explicit(&s->ttl_ms, memory_order_relaxed);
         uint64_t fin = atomic_load_explicit(&s->fin_tick, memory_order_relaxed);
         if (ttl == PX__TTL_FOREVER || fin == 0 || fin > now ||

@@ -18,7 +18,7 @@
  * and releases the result chunks it had claimed.
  */
 #define _GNU_SOURCE
-#include "executor.h"
+#include "timer.h"
 #include "../shm/futex.h"
 #include "../persist/journal.h"
 
@@ -166,52 +166,81 @@ int px_task_attempt(px_ctx *ctx)
     return ctx ? (int)PX__CTL_ATT(ctx->claimed) : -EINVAL;
 }
 
-/* Writes the outcome into a slot we hold in FINISHING and publishes it. */
-static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint32_t state,
-                            uint32_t out_chunk, uint32_t out_len, const void *inl)
+/* Writes out bytes into a slot we hold in FINISHING, releasing what an
+ * earlier attempt left there (a RETRY's error, when it is cancelled).
+ * Returns where they are now. */
+static const uint8_t *set_out(px_region *r, struct px__slot *s, uint64_t tag, uint32_t out_chunk,
+                              uint32_t out_len, const void *inl)
 {
+    uint32_t old = atomic_load_explicit(&s->out_chunk, memory_order_relaxed);
+    if (old != PX__NO_CHUNK && old != out_chunk)
+        px__arena_free(r, tag, old, atomic_load_explicit(&s->out_len, memory_order_relaxed));
     if (out_chunk == PX__NO_CHUNK && out_len)
         memcpy(s->out, inl, out_len);
     atomic_store_explicit(&s->out_chunk, out_chunk, memory_order_relaxed);
     atomic_store_explicit(&s->out_len, out_len, memory_order_relaxed);
+    return out_chunk == PX__NO_CHUNK ? s->out : px__arena_ptr(r, out_chunk);
+}
+
+/* Writes the outcome into a slot we hold in FINISHING and publishes it. */
+static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint32_t state,
+                            uint32_t out_chunk, uint32_t out_len, const void *inl)
+{
+    uint64_t tag = PX__ID(PX__CTL_GEN(fin), (uint32_t)(s - r->slots));
+    const uint8_t *out = set_out(r, s, tag, out_chunk, out_len, inl);
     atomic_store_explicit(&s->fin_tick, px__ticks(r->tsc), memory_order_relaxed);
     uint32_t args_chunk = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
     uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
-    uint64_t tag = PX__ID(PX__CTL_GEN(fin), (uint32_t)(s - r->slots));
     uint64_t final = PX__CTL_WITH(fin, state, PX__CTL_OWNER(fin));
-    if (!(PX__CTL_FLAGS(fin) & PX__F_DETACHED))
-        px__journal_finish(r, tag, state,
-                           out_chunk == PX__NO_CHUNK ? s->out : px__arena_ptr(r, out_chunk),
-                           out_len);
+    /* A dead task keeps its args (for px_requeue) and its slot, detached
+     * or not: dead letters are there to be looked at. */
+    bool dead = state == PX__S_DEAD, detached = PX__CTL_FLAGS(fin) & PX__F_DETACHED;
+    if (!detached || dead)
+        px__journal_finish(r, tag, state, out, out_len);
     atomic_store(&s->ctl, final);
-    /* The args are not needed once the task is finished. */
-    px__arena_free(r, tag, args_chunk, args_len);
-    if (args_chunk != PX__NO_CHUNK)
-        px__wake_room(r);
-    if (PX__CTL_FLAGS(fin) & PX__F_DETACHED)
+    if (!dead) {
+        px__arena_free(r, tag, args_chunk, args_len);
+        if (args_chunk != PX__NO_CHUNK)
+            px__wake_room(r);
+    }
+    if (detached && !dead)
         px__task_free(r, (uint32_t)(s - r->slots), final);
     else
         px__wake_slot(r, s);
 }
 
-/* Stores an error text as the task's out bytes (inline or in chunks). */
-static void publish_error(px_region *r, struct px__tls *t, struct px__slot *s, uint64_t fin,
-                          const char *text)
+/* Publishes a failed run of a task we hold in FINISHING: its error text
+ * becomes the out bytes (inline or in chunks), and the task becomes RETRY,
+ * DEAD or FAILED (retry.c). */
+static enum px__outcome publish_failure(px_region *r, struct px__tls *t, struct px__slot *s,
+                                        uint64_t fin, const char *text, bool asked,
+                                        int64_t delay_ns)
 {
     size_t n = strnlen(text, PX__ERR_MAX - 1);
-    uint32_t chunk = PX__NO_CHUNK;
-    px_id id = PX__ID(PX__CTL_GEN(fin), (uint32_t)(s - r->slots));
+    uint32_t chunk = PX__NO_CHUNK, idx = (uint32_t)(s - r->slots);
+    px_id id = PX__ID(PX__CTL_GEN(fin), idx);
     if (n > PX__INLINE_OUT && (!t || px__arena_alloc(r, t, id, n, &chunk) != 0))
         n = PX__INLINE_OUT; /* no room for the whole text: keep its start */
     if (chunk != PX__NO_CHUNK)
         memcpy(px__arena_ptr(r, chunk), text, n);
-    publish_outcome(r, s, fin, PX__S_FAILED, chunk, (uint32_t)n, text);
+    uint64_t due = 0;
+    uint32_t state = px__retry_decide(r, s, fin, asked, delay_ns, &due);
+    if (state != PX__S_RETRY) {
+        publish_outcome(r, s, fin, state, chunk, (uint32_t)n, text);
+        return state == PX__S_DEAD ? PX__DONE_DEAD : PX__DONE_FAILED;
+    }
+    const uint8_t *out = set_out(r, s, id, chunk, (uint32_t)n, text);
+    atomic_store_explicit(&s->fin_tick, px__ticks(r->tsc), memory_order_relaxed);
+    px__journal_retry(r, id, PX__CTL_ATT(fin), due, out, (uint32_t)n);
+    px__timed_enter(r, idx, fin, PX__S_RETRY, due);
+    return PX__DONE_RETRY;
 }
 
 bool px__end_cancelled(px_region *r, uint32_t idx, uint64_t seen)
 {
     struct px__slot *s = &r->slots[idx];
-    uint32_t owner = PX__CTL_STATE(seen) == PX__S_PENDING ? r->self + 1 : PX__CTL_OWNER(seen);
+    uint32_t st = PX__CTL_STATE(seen);
+    uint32_t owner = st == PX__S_PENDING || px__state_timed(st) ? r->self + 1 : PX__CTL_OWNER(seen);
     uint64_t fin = PX__CTL_WITH(seen, PX__S_FINISHING, owner);
     if (!atomic_compare_exchange_strong(&s->ctl, &seen, fin))
         return false;
@@ -262,17 +291,22 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
         px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
         return PX__DONE_REVOKED;
     }
-    bool ok = rc == 0 && !ctx->failed;
-    if (!ok && !ctx->failed)
-        snprintf(ctx->err, sizeof ctx->err, "task returned %d", rc);
+    bool asked = ctx->retry_asked || rc == PX_ERETRY;
+    bool ok = rc == 0 && !ctx->failed && !asked;
+    if (!ok && !ctx->failed) {
+        if (asked)
+            snprintf(ctx->err, sizeof ctx->err, "retry requested");
+        else
+            snprintf(ctx->err, sizeof ctx->err, "task returned %d", rc);
+    }
     if (!ok && err_out && err_cap)
         snprintf(err_out, err_cap, "%s", ctx->err);
-    if (PX__CTL_FLAGS(ctx->claimed) & PX__F_DETACHED) {
+    if (ok && (PX__CTL_FLAGS(ctx->claimed) & PX__F_DETACHED)) {
         /* No one will read the outcome: free the slot in the one CAS that
          * ends our claim. */
         if (px__task_free(r, PX__ID_IDX(ctx->id), ctx->claimed)) {
             px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
-            return ok ? PX__DONE_OK : PX__DONE_FAILED;
+            return PX__DONE_OK;
         }
         if (cancel_requested(ctx, &creq))
             return finish_cancelled(ctx, creq);
@@ -290,8 +324,19 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
         return PX__DONE_OK;
     }
     px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
-    publish_error(r, ctx->t, s, fin, ctx->err);
-    return PX__DONE_FAILED;
+    return publish_failure(r, ctx->t, s, fin, ctx->err, asked,
+                           ctx->retry_asked ? ctx->retry_delay_ns : -1);
+}
+
+/* A retried or requeued task still holds its last error: it goes now, as
+ * this run writes its own outcome. */
+static void clear_last_error(px_region *r, struct px__slot *s, px_id id)
+{
+    uint32_t chunk = atomic_load_explicit(&s->out_chunk, memory_order_relaxed);
+    if (chunk != PX__NO_CHUNK)
+        px__arena_free(r, id, chunk, atomic_load_explicit(&s->out_len, memory_order_relaxed));
+    atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
+    atomic_store_explicit(&s->out_len, 0, memory_order_relaxed);
 }
 
 enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
@@ -307,8 +352,11 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
     ctx.out_chunk = PX__NO_CHUNK;
     ctx.out_len = 0;
     ctx.failed = false;
+    ctx.retry_asked = false;
     ctx.err[0] = '\0';
     ctx.stop = stop;
+    if (atomic_load_explicit(&s->out_len, memory_order_relaxed))
+        clear_last_error(r, s, id);
     atomic_store_explicit(&s->worker_pid, r->procs[r->self].pid, memory_order_relaxed);
     px__journal_start(r, id, PX__CTL_ATT(claimed));
     atomic_store_explicit(&s->start_tick, px__ticks(r->tsc), memory_order_relaxed);
@@ -354,8 +402,9 @@ enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, cons
     uint32_t args_chunk = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
     uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
     px__arena_free_stray(r, id, args_chunk, args_len);
-    publish_error(r, px__tls_get(r), s, fin, text);
-    return PX__DONE_FAILED;
+    /* The stray sweep released any error an earlier attempt left. */
+    atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
+    return publish_failure(r, px__tls_get(r), s, fin, text, false, -1);
 }
 
 bool px__requeue(px_region *r, uint32_t idx, uint64_t seen)

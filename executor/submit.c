@@ -16,8 +16,12 @@
  * as well is then in two lanes, which is harmless: only one claim of it
  * succeeds). So a submit that returned 0 is never lost, and one that did
  * not leaves nothing behind.
+ *
+ * A delayed submit (delay_s, at_unix_ns) logs its due time with the submit
+ * and then, instead of PENDING and a push, enters SCHEDULED and the timer
+ * heap (timer.c); a timer thread makes it PENDING when it is due.
  */
-#include "executor.h"
+#include "timer.h"
 #include "../shm/futex.h"
 #include "../persist/journal.h"
 
@@ -242,7 +246,30 @@ static int check_common(px_region *r, const px_submit_opts *o)
         return -EINVAL;
     if (o && (o->result_ttl_s != o->result_ttl_s || o->result_ttl_s > 4e6))
         return -EINVAL;
+    if (o && !(o->delay_s >= 0 && o->delay_s < 1e9))
+        return -EINVAL;
     return 0;
+}
+
+/* When a delayed submit is due (CLOCK_REALTIME ns); 0: now. */
+static uint64_t due_of(const px_submit_opts *o)
+{
+    if (!o || (o->delay_s == 0 && o->at_unix_ns == 0))
+        return 0;
+    uint64_t now = px__now_ns();
+    uint64_t due = now + (uint64_t)(o->delay_s * 1e9);
+    if (o->at_unix_ns > due)
+        due = o->at_unix_ns;
+    return due > now ? due : 0;
+}
+
+/* Delayed tasks filled and logged wait in the timer heap. */
+static void schedule(px_region *r, const uint64_t *ids, uint32_t n, uint64_t due)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t idx = PX__ID_IDX(ids[i]);
+        px__timed_enter(r, idx, atomic_load(&r->slots[idx].ctl), PX__S_SCHEDULED, due);
+    }
 }
 
 /* The retention a submit asks for, in the slot's terms. */
@@ -289,12 +316,20 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
     int64_t deadline = deadline_of(opts);
     px_id id;
     uint32_t flags = slot_flags(opts);
+    uint64_t due = due_of(opts);
     if ((rc = fill(r, t, &tg, args, len, flags, ttl_of(r, opts), deadline, &id)) != 0)
         return no_room(opts, rc);
     /* Durable before anyone can run it (journal.h). */
-    if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len))) != 0) {
+    if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len, due))) !=
+        0) {
         unfill(r, &id, 1);
         return rc;
+    }
+    if (due) {
+        schedule(r, &id, 1, due);
+        if (out)
+            *out = id;
+        return 0;
     }
     pend(r, &id, 1);
     if ((rc = px__publish(r, t, tg.key, &id, 1, deadline)) < 0) {
@@ -309,14 +344,27 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
 /* Pushes the batch gathered so far, once its submit records are durable
  * (in sync mode; ticket is the last one's); undoes what could not be
  * pushed. */
-static int flush(px_region *r, struct px__tls *t, uint32_t key, uint64_t *ids, uint32_t n,
-                 int64_t deadline, int64_t ticket, uint32_t *pushed)
+struct batch {
+    uint32_t key;
+    int64_t deadline, ticket;
+    uint64_t due;
+};
+
+static int flush(px_region *r, struct px__tls *t, const struct batch *b, uint64_t *ids, uint32_t n,
+                 uint32_t *pushed)
 {
-    int rc = px__journal_wait(r, ticket);
+    uint32_t key = b->key;
+    int64_t deadline = b->deadline;
+    int rc = px__journal_wait(r, b->ticket);
     if (rc) {
         unfill(r, ids, n);
         *pushed = 0;
         return rc;
+    }
+    if (b->due) {
+        schedule(r, ids, n, b->due);
+        *pushed = n;
+        return 0;
     }
     pend(r, ids, n);
     rc = px__publish(r, t, key, ids, n, deadline);
@@ -337,9 +385,8 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
     struct px__tls *t = px__tls_get(r);
     if (!t)
         return -ENOMEM;
-    int64_t deadline = deadline_of(opts);
+    struct batch b = {0, deadline_of(opts), 0, due_of(opts)};
     uint32_t flags = slot_flags(opts), batch = 0, pushed;
-    int64_t ticket = 0;
     size_t done = 0;
     struct target tg = {0}, next;
     for (size_t i = 0; i < n; i++) {
@@ -351,26 +398,29 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
         else
             rc = resolve(r, t, j->task, opts, &next);
         if (rc == 0 && batch && (next.key != tg.key || batch == BATCH)) {
-            rc = flush(r, t, tg.key, ids + done, batch, deadline, ticket, &pushed);
+            b.key = tg.key;
+            rc = flush(r, t, &b, ids + done, batch, &pushed);
             done += pushed;
             batch = 0;
         }
         if (rc == 0) {
             tg = next;
-            rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts), deadline,
+            rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts), b.deadline,
                       &ids[done + batch]);
         }
         if (rc)
             break;
-        ticket = px__journal_submit(r, ids[done + batch], flags, j->args, (uint32_t)j->len);
+        b.ticket =
+            px__journal_submit(r, ids[done + batch], flags, j->args, (uint32_t)j->len, b.due);
         batch++;
-        if (ticket < 0) {
-            rc = (int)ticket;
+        if (b.ticket < 0) {
+            rc = (int)b.ticket;
             break;
         }
     }
     if (batch) {
-        int frc = flush(r, t, tg.key, ids + done, batch, deadline, ticket, &pushed);
+        b.key = tg.key;
+        int frc = flush(r, t, &b, ids + done, batch, &pushed);
         done += pushed;
         if (rc == 0)
             rc = frc;

@@ -60,6 +60,14 @@ void px__account(px_workers *w, struct px__wslot *ws, px_id id, enum px__outcome
         atomic_fetch_add_explicit(&ws->cancelled, 1, memory_order_relaxed);
         px__emit(w, PX_EV_CANCELLED, id, NULL);
         break;
+    case PX__DONE_RETRY:
+        atomic_fetch_add_explicit(&ws->retried, 1, memory_order_relaxed);
+        px__emit(w, PX_EV_RETRY, id, err);
+        break;
+    case PX__DONE_DEAD:
+        atomic_fetch_add_explicit(&ws->dead, 1, memory_order_relaxed);
+        px__emit(w, PX_EV_DEAD, id, err);
+        break;
     case PX__DONE_REVOKED:
         break;
     }
@@ -236,6 +244,8 @@ static int start_threads(px_workers *w)
     }
     int rc = pthread_create(&w->super, NULL, super_main, w);
     w->super_started = rc == 0;
+    if (rc == 0)
+        rc = -px__timer_start(&w->timer, w->r);
     return -rc;
 }
 
@@ -367,6 +377,7 @@ int px_workers_stop(px_workers *w)
         pthread_join(w->threads[i], NULL);
     if (w->super_started)
         pthread_join(w->super, NULL);
+    px__timer_stop(&w->timer);
     px__pool_join(w);
     atomic_fetch_sub(&w->r->workers, 1);
     pthread_mutex_destroy(&w->mu);
@@ -384,6 +395,8 @@ int px_workers_stats_get(px_workers *w, px_workers_stats *st)
         st->succeeded += atomic_load_explicit(&w->ws[i].succeeded, memory_order_relaxed);
         st->failed += atomic_load_explicit(&w->ws[i].failed, memory_order_relaxed);
         st->cancelled += atomic_load_explicit(&w->ws[i].cancelled, memory_order_relaxed);
+        st->retried += atomic_load_explicit(&w->ws[i].retried, memory_order_relaxed);
+        st->dead += atomic_load_explicit(&w->ws[i].dead, memory_order_relaxed);
         st->requeued += atomic_load_explicit(&w->ws[i].requeued, memory_order_relaxed);
         st->running += atomic_load_explicit(&w->ws[i].current, memory_order_relaxed) != 0;
     }

@@ -5,7 +5,7 @@
 #ifndef PX_EXECUTOR_WORKERS_H
 #define PX_EXECUTOR_WORKERS_H
 
-#include "executor.h"
+#include "timer.h"
 
 #include <pthread.h>
 #include <sys/types.h>
@@ -15,8 +15,7 @@
 struct px__wslot {
     _Atomic px_id current;
     _Atomic uint64_t claimed;
-    _Atomic uint64_t succeeded, failed, requeued, cancelled;
-    char pad[PX__LINE - 6 * sizeof(uint64_t)];
+    _Atomic uint64_t succeeded, failed, requeued, cancelled, retried, dead;
 };
 _Static_assert(sizeof(struct px__wslot) == PX__LINE, "a worker's slot is one line");
 
@@ -46,6 +45,7 @@ struct px_workers {
     struct px__child *children;
     pthread_t super;
     bool super_started;
+    struct px__timer_thread timer;
     unsigned spawned; /* dispatchers that forked their first child; under mu */
     int spawn_error;
     pthread_mutex_t mu; /* guards the cond below; not on the task path */

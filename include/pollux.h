@@ -45,6 +45,7 @@ enum {
     PX_ETASKFAILED = -10002, /* the task finished FAILED; see px_info().error */
     PX_EVERSION = -10003,    /* the region has another layout version */
     PX_ECORRUPT = -10004,    /* the region is not a Pollux region, or damaged */
+    PX_ERETRY = -10005,      /* returned by a task body: run me again (px_retry) */
 };
 
 /* A static, human-readable text for any code returned by this library. */
@@ -136,6 +137,7 @@ typedef struct px_recovery_info {
     uint64_t restored;  /* tasks put back under their ids */
     uint64_t pending;   /* of which queued again (were PENDING or RUNNING) */
     uint64_t finished;  /* of which finished, with their results */
+    uint64_t scheduled; /* of which waiting for their time (SCHEDULED, RETRY) */
     uint64_t orphans;   /* records about tasks the log does not hold */
     /* When the region's memory survived and this handle was the first to
      * attach: how the log differed from it. The memory wins: a checkpoint
@@ -205,24 +207,37 @@ typedef enum px_mode {
 } px_mode;
 
 typedef struct px_task_def {
-    const char *name;     /* at most 63 bytes */
-    px_task_fn fn;        /* may be NULL in a process that only submits */
-    px_mode mode;         /* mandatory */
-    int daemon;           /* on shutdown, stop at once instead of waiting */
-    int cancellable;      /* px_cancel may stop it while it runs */
-    const char *queue;    /* NULL: "default"; at most 31 bytes */
-    int priority;         /* stored */
-    int max_retries;      /* stored */
-    double retry_delay_s; /* stored */
-    double time_limit_s;  /* stored */
+    const char *name;  /* at most 63 bytes */
+    px_task_fn fn;     /* may be NULL in a process that only submits */
+    px_mode mode;      /* mandatory */
+    int daemon;        /* on shutdown, stop at once instead of waiting */
+    int cancellable;   /* px_cancel may stop it while it runs */
+    const char *queue; /* NULL: "default"; at most 31 bytes */
+    int priority;      /* stored */
+    /* Retries (see docs/lifecycle.md). A failed run, a px_retry() and, when
+     * max_retries > 0, a worker's death while running it count as attempts.
+     * While fewer than max_retries retries were made the task goes to RETRY
+     * and runs again after a backoff: retry_delay_s * retry_backoff^(n-1)
+     * for the n-th retry, at most retry_max_delay_s, of which a random
+     * fraction retry_jitter is taken off. Then it is DEAD. With
+     * max_retries 0 a failure is FAILED. */
+    int max_retries;
+    double retry_delay_s;     /* 0: retry at once */
+    double retry_backoff;     /* 0: 2 (doubling); 1: a constant delay */
+    double retry_max_delay_s; /* 0: 3600 */
+    double retry_jitter;      /* 0: 0.5 (delays in [d/2, d]); < 0: none */
+    double time_limit_s;      /* stored */
 } px_task_def;
 
 /*
  * Records the definition in the region (name, XXH3 hash of the name, mode,
  * options) so that every attached process sees it, and binds fn for this
  * handle. Registering a name again with the same mode and queue is allowed
- * (producers and workers usually share definitions); with another mode or
- * queue it returns -EEXIST. The struct and strings are copied.
+ * (producers and workers usually share definitions) and keeps the options
+ * first recorded, except over a definition that recovery from the log made
+ * (it knows only name, mode and queue): the first registration after it
+ * records its options. Another mode or queue returns -EEXIST. The struct
+ * and strings are copied.
  */
 PX_API int px_task_register(px_region *r, const px_task_def *def);
 
@@ -279,6 +294,13 @@ PX_API px_id px_task_id(px_ctx *ctx);
 /* 1 for the first run, 2 after one interrupted run, and so on. */
 PX_API int px_task_attempt(px_ctx *ctx);
 
+/* Asks for this run to count as a failed attempt and for the task to run
+ * again after delay_s seconds (< 0: the definition's backoff), within its
+ * max_retries: `return px_retry(ctx, 5);`. Returns PX_ERETRY, which a body
+ * may also return itself. Out of retries, the task is DEAD (FAILED if
+ * max_retries is 0), with the error text "retry requested". */
+PX_API int px_retry(px_ctx *ctx, double delay_s);
+
 /* ---- Submit -------------------------------------------------------------- */
 
 enum {
@@ -301,6 +323,10 @@ typedef struct px_submit_opts {
      * most 49 days), < 0 until px_forget or a join of an ephemeral task, 0
      * the region's default. */
     double result_ttl_s;
+    /* Delayed tasks: SCHEDULED until then, claimed by no one before. The
+     * later of the two applies; 0 and 0: at once. */
+    double delay_s;      /* seconds from now, >= 0 */
+    uint64_t at_unix_ns; /* CLOCK_REALTIME nanoseconds */
 } px_submit_opts;
 
 /*
@@ -328,14 +354,21 @@ PX_API int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_s
 
 /* ---- Futures ------------------------------------------------------------- */
 
+/* A task's state; docs/lifecycle.md has the transitions. */
 typedef enum px_state {
     PX_PENDING = 1,
+    PX_SCHEDULED = 2, /* delayed: waits for its time (px_submit_opts.delay_s) */
     PX_RUNNING = 3,
+    PX_RETRY = 4,            /* failed, waits to run again (max_retries) */
     PX_CANCEL_REQUESTED = 5, /* running, asked to stop (px_cancel) */
     PX_SUCCESS = 6,
     PX_FAILED = 7,
     PX_CANCELLED = 8,
+    PX_DEAD = 9, /* out of retries: kept until px_requeue or px_forget */
 } px_state;
+
+/* The state's name in capitals ("PENDING"), or "?" */
+PX_API const char *px_state_name(int state);
 
 /* Returns the task's state (a px_state), or -ENOENT. */
 PX_API int px_status(px_region *r, px_id id);
@@ -344,9 +377,10 @@ PX_API int px_status(px_region *r, px_id id);
  * Waits up to timeout_s (< 0: forever) for the task to finish, sleeping on a
  * futex after a short spin. On SUCCESS copies the result into buf (up to cap
  * bytes), sets *len to its full length and returns 0; if cap is too small it
- * returns -ENOBUFS with *len set and the result left in place. FAILED returns
- * PX_ETASKFAILED (px_info() has the text), CANCELLED -ECANCELED. -ETIMEDOUT,
- * -ENOENT.
+ * returns -ENOBUFS with *len set and the result left in place. FAILED and
+ * DEAD return PX_ETASKFAILED (with the error text in buf, NUL-terminated, if
+ * it fits; px_info() has it too), CANCELLED -ECANCELED. A task in RETRY is
+ * not finished: the join waits on. -ETIMEDOUT, -ENOENT.
  */
 PX_API int px_join(px_region *r, px_id id, double timeout_s, void *buf, size_t cap, size_t *len);
 
@@ -369,17 +403,24 @@ typedef struct px_task_info {
     uint64_t enqueued_ns; /* CLOCK_REALTIME */
     uint64_t started_ns;  /* 0 if not started */
     uint64_t finished_ns; /* 0 if not finished */
-    char error[256];      /* for FAILED */
+    uint64_t next_run_ns; /* SCHEDULED, RETRY: when it runs (CLOCK_REALTIME) */
+    char error[256];      /* FAILED, DEAD: why; RETRY: why the last run failed */
 } px_task_info;
 
 PX_API int px_info(px_region *r, px_id id, px_task_info *info);
 
-/* Frees a finished task's slot now. -EBUSY while it is not finished. */
+/* Frees a finished (or DEAD) task's slot now. -EBUSY while it is not
+ * finished. */
 PX_API int px_forget(px_region *r, px_id id);
 
+/* Runs a DEAD or FAILED task again, under its id, with its attempts
+ * counted from 0: it becomes PENDING. -EPERM for a task that succeeded or
+ * was cancelled, -EBUSY for one not finished, -ENOENT. */
+PX_API int px_requeue(px_region *r, px_id id);
+
 /*
- * Cancels a task, from any attached process. A PENDING task becomes
- * CANCELLED at once. A RUNNING task whose definition is cancellable becomes
+ * Cancels a task, from any attached process. A PENDING, SCHEDULED or RETRY
+ * task becomes CANCELLED at once. A RUNNING task whose definition is cancellable becomes
  * CANCEL_REQUESTED: px_should_continue() returns 0 in its body from then
  * on, and it becomes CANCELLED when the body returns (cooperative: a body
  * that never asks runs to its end, and its result is dropped). Returns 0,
@@ -399,13 +440,15 @@ typedef enum px_event_kind {
     PX_EV_FAILED = 3,
     PX_EV_REQUEUED = 4,  /* a dead process's task went back to PENDING */
     PX_EV_CANCELLED = 5, /* a run ended after px_cancel asked it to stop */
+    PX_EV_RETRY = 6,     /* a run failed; the task waits to run again */
+    PX_EV_DEAD = 7,      /* a run failed and the task is out of retries */
 } px_event_kind;
 
 typedef struct px_event {
     px_event_kind kind;
     px_id id;
     const char *task;  /* valid during the callback */
-    const char *error; /* for PX_EV_FAILED; valid during the callback */
+    const char *error; /* for FAILED, RETRY, DEAD; valid during the callback */
 } px_event;
 
 typedef struct px_workers_opts {
@@ -422,7 +465,9 @@ typedef struct px_workers_opts {
 /*
  * Starts workers on the region: threads for PX_THREAD tasks and a pool of
  * pre-forked children for PX_PROCESS tasks, plus a supervisor thread that
- * returns tasks of dead processes to PENDING. Children are forked before this
+ * returns tasks of dead processes to PENDING and a timer thread that makes
+ * SCHEDULED and RETRY tasks PENDING when they are due (for every queue:
+ * any worker set fires any task). Children are forked before this
  * call returns. px_workers_stop() releases *out.
  */
 PX_API int px_workers_start(px_region *r, const px_workers_opts *opts, px_workers **out);
@@ -446,6 +491,8 @@ typedef struct px_workers_stats {
     uint64_t failed;
     uint64_t requeued;  /* tasks of dead processes returned to PENDING */
     uint64_t cancelled; /* runs that ended CANCELLED */
+    uint64_t retried;   /* failed runs whose task went to RETRY */
+    uint64_t dead;      /* failed runs whose task went to DEAD */
     uint32_t running;
     uint32_t threads;
     uint32_t processes;

@@ -189,29 +189,25 @@ struct scratch {
     uint8_t *args, *out;
 };
 
-static bool live_for_log(uint32_t st)
-{
-    return st == PX__S_PENDING || st == PX__S_RUNNING || st == PX__S_FINISHING ||
-           st == PX__S_CANCEL_REQUESTED || px__state_finished(st);
-}
-
 /* Copies a consistent view of slot idx: its ctl, and the payloads that ctl
  * makes valid, read again until ctl did not change while they were copied
  * (a task that finishes releases its args; one that is freed, its result).
  * Returns false if the slot holds no task the log records. */
 static bool snapshot(px_region *r, uint32_t idx, struct scratch *sc, uint64_t *ctl,
-                     uint32_t *args_len, uint32_t *out_len)
+                     uint32_t *args_len, uint32_t *out_len, uint64_t *due)
 {
     struct px__slot *s = &r->slots[idx];
     for (;;) {
         uint64_t c = settled_ctl(s);
         uint32_t st = PX__CTL_STATE(c);
-        if (!live_for_log(st))
+        if (!px__state_logged(st))
             return false;
         bool done = px__state_finished(st);
-        /* A finished task's args are released: it will not run again. */
+        /* A finished task's args are released: it will not run again. A
+         * task waiting to retry has both: its args and its last error. */
         uint32_t al = done ? 0 : atomic_load(&s->args_len);
-        uint32_t ol = done ? atomic_load(&s->out_len) : 0;
+        uint32_t ol = done || st == PX__S_RETRY ? atomic_load(&s->out_len) : 0;
+        *due = atomic_load(&s->due_ns);
         const uint8_t *a = al ? px__slot_args(r, s) : NULL;
         const uint8_t *o = ol ? px__slot_out(r, s) : NULL;
         if ((al && (!a || al > r->hdr->max_payload)) || (ol && (!o || ol > r->hdr->max_payload))) {
@@ -244,15 +240,19 @@ static int emit_task(px_region *r, uint32_t idx, struct scratch *sc)
 {
     uint64_t c;
     uint32_t al, ol;
-    if (!snapshot(r, idx, sc, &c, &al, &ol))
+    uint64_t due;
+    if (!snapshot(r, idx, sc, &c, &al, &ol, &due))
         return 0;
     uint32_t st = PX__CTL_STATE(c);
     px_id id = PX__ID(PX__CTL_GEN(c), idx);
-    int64_t t = px__journal_submit(r, id, PX__CTL_FLAGS(c), sc->args, al);
+    int64_t t =
+        px__journal_submit(r, id, PX__CTL_FLAGS(c), sc->args, al, st == PX__S_SCHEDULED ? due : 0);
     if (t < 0)
         return (int)t;
     if (PX__CTL_ATT(c))
         px__journal_start(r, id, PX__CTL_ATT(c));
+    if (st == PX__S_RETRY)
+        px__journal_retry(r, id, PX__CTL_ATT(c), due, sc->out, ol);
     if (st == PX__S_CANCEL_REQUESTED)
         px__journal_cancel(r, id);
     if (px__state_finished(st))

@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len)
+int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
+                           uint64_t due_ns)
 {
     if (!r->wal)
         return 0;
@@ -19,11 +20,12 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
                                  .flags = flags,
                                  .mode = (uint8_t)r->defs[def].mode,
                                  .args = args,
-                                 .args_len = len};
+                                 .args_len = len,
+                                 .due_ns = due_ns};
     memcpy(rec.name, r->defs[def].name, sizeof rec.name);
     rec.name[sizeof rec.name - 1] = '\0';
     snprintf(rec.queue, sizeof rec.queue, "%s", r->queues[q].name);
-    uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len;
+    uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 8;
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
         return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
@@ -70,6 +72,21 @@ void px__journal_free(px_region *r, px_id id)
 void px__journal_cancel(px_region *r, px_id id)
 {
     journal_id(r, PX__REC_CANCEL, id, 0);
+}
+
+void px__journal_retry(px_region *r, px_id id, uint32_t attempts, uint64_t due_ns, const void *err,
+                       uint32_t len)
+{
+    if (!r->wal)
+        return;
+    uint32_t max = 8 + 4 + 8 + 4 + len;
+    uint8_t *dst = px__wal_begin(r->wal, max);
+    if (!dst)
+        return;
+    struct px__put p = {dst, 0, max, false};
+    struct px__rec_retry t = {id, attempts, due_ns, err, len};
+    px__rec_retry_put(&p, &t);
+    px__wal_end(r->wal, PX__REC_RETRY, (uint32_t)p.len);
 }
 
 int px__journal_wait(px_region *r, int64_t ticket)

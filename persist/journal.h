@@ -17,12 +17,17 @@
 
 /* Returns the record's ticket for px__journal_wait (0 when not durable),
  * or a negative errno if it could not be appended. */
-int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len);
+int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
+                           uint64_t due_ns);
 void px__journal_start(px_region *r, px_id id, uint32_t attempts);
 void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len);
 void px__journal_free(px_region *r, px_id id);
 /* A running task was asked to stop (recovery makes it CANCELLED). */
 void px__journal_cancel(px_region *r, px_id id);
+/* A run failed and the task runs again at due_ns (0: now, after a
+ * px_requeue; attempts restart from the given count). */
+void px__journal_retry(px_region *r, px_id id, uint32_t attempts, uint64_t due_ns, const void *err,
+                       uint32_t len);
 
 /* In sync mode, waits until the record with this ticket is on stable
  * storage; 0 at once otherwise. */

@@ -30,7 +30,7 @@ size_t px__rec_seal(uint8_t *dst, uint16_t type, uint64_t lsn, uint32_t len)
 
 static bool known_type(uint16_t t)
 {
-    return t >= PX__REC_SEGMENT && t <= PX__REC_CANCEL;
+    return t >= PX__REC_SEGMENT && t <= PX__REC_RETRY;
 }
 
 size_t px__rec_read(const uint8_t *buf, size_t size, size_t off, struct px__rec *out)
@@ -188,6 +188,18 @@ void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s)
     px__put_str(w, s->name);
     px__put_str(w, s->queue);
     px__put_bytes(w, s->args, s->args_len);
+    if (s->due_ns)
+        px__put_u64(w, s->due_ns);
+}
+
+/* A SUBMIT ends after its args, or has a delayed task's due time after
+ * them (written only when there is one, so older records still read). */
+static bool submit_due(struct px__get *g, uint64_t *due)
+{
+    *due = 0;
+    if (g->at == g->len)
+        return true;
+    return px__get_u64(g, due) && *due != 0 && g->at == g->len;
 }
 
 bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s)
@@ -196,7 +208,22 @@ bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s)
     return r->type == PX__REC_SUBMIT && px__get_u64(&g, &s->id) && px__get_u32(&g, &s->flags) &&
            px__get_u8(&g, &s->mode) && px__get_str(&g, s->name, sizeof s->name) &&
            px__get_str(&g, s->queue, sizeof s->queue) &&
-           px__get_bytes(&g, &s->args, &s->args_len) && g.at == g.len;
+           px__get_bytes(&g, &s->args, &s->args_len) && submit_due(&g, &s->due_ns);
+}
+
+void px__rec_retry_put(struct px__put *w, const struct px__rec_retry *t)
+{
+    px__put_u64(w, t->id);
+    px__put_u32(w, t->attempts);
+    px__put_u64(w, t->due_ns);
+    px__put_bytes(w, t->err, t->err_len);
+}
+
+bool px__rec_retry_get(const struct px__rec *r, struct px__rec_retry *t)
+{
+    struct px__get g = body_of(r);
+    return r->type == PX__REC_RETRY && px__get_u64(&g, &t->id) && px__get_u32(&g, &t->attempts) &&
+           px__get_u64(&g, &t->due_ns) && px__get_bytes(&g, &t->err, &t->err_len) && g.at == g.len;
 }
 
 void px__rec_finish_put(struct px__put *w, const struct px__rec_finish *f)

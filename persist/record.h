@@ -38,6 +38,8 @@ enum px__rec_type {
     PX__REC_FREE = 5,       /* its slot was freed (forgotten, consumed, detached) */
     PX__REC_CHECKPOINT = 6, /* a checkpoint begins or ends (see durable.c) */
     PX__REC_CANCEL = 7,     /* a running task was asked to stop (px_cancel) */
+    PX__REC_RETRY = 8,      /* a run failed and the task waits to run again, or
+                               a dead task was requeued (due 0) */
 };
 
 /* A decoded frame; body points into the buffer it was read from. */
@@ -100,6 +102,7 @@ struct px__rec_submit {
     char queue[64];
     const uint8_t *args;
     uint32_t args_len;
+    uint64_t due_ns; /* a delayed task's time; 0: none (and not written) */
 };
 
 /* The body of a FINISH record. */
@@ -108,6 +111,17 @@ struct px__rec_finish {
     uint8_t state; /* PX__S_SUCCESS or PX__S_FAILED */
     const uint8_t *out;
     uint32_t out_len;
+};
+
+/* The body of a RETRY record: attempts made so far, when it runs again
+ * (CLOCK_REALTIME ns; 0: PENDING at once, attempts reset by px_requeue),
+ * and the last run's error text. */
+struct px__rec_retry {
+    uint64_t id;
+    uint32_t attempts;
+    uint64_t due_ns;
+    const uint8_t *err;
+    uint32_t err_len;
 };
 
 /* The body of a SEGMENT record: who wrote the segment, and the parameters
@@ -129,6 +143,8 @@ void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s);
 bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s);
 void px__rec_finish_put(struct px__put *w, const struct px__rec_finish *f);
 bool px__rec_finish_get(const struct px__rec *r, struct px__rec_finish *f);
+void px__rec_retry_put(struct px__put *w, const struct px__rec_retry *t);
+bool px__rec_retry_get(const struct px__rec *r, struct px__rec_retry *t);
 void px__rec_segment_put(struct px__put *w, const struct px__rec_segment *s);
 bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s);
 /* CHECKPOINT: the LSN the checkpoint began at, and whether this is its

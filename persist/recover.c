@@ -3,8 +3,11 @@
  *
  * The records are replayed in LSN order into a table with one entry per
  * slot: a SUBMIT puts a task in its slot (replacing an earlier one, which a
- * lost FREE would otherwise leave), START counts an attempt, FINISH records
- * the outcome, FREE empties the slot. Records about a task the table does
+ * lost FREE would otherwise leave) as PENDING or, with a due time,
+ * SCHEDULED; START counts an attempt (a timed task that starts was fired);
+ * RETRY makes it wait for its next run (or, with no due time, a requeued
+ * dead task PENDING again); FINISH records the outcome; FREE empties the
+ * slot. Records about a task the table does
  * not hold (its SUBMIT was never acknowledged and is not in the log) are
  * counted as orphans and ignored. A checkpoint's end record (durable.c)
  * empties every entry no record since the checkpoint's beginning touched:
@@ -12,9 +15,10 @@
  * entry is one whose freeing was in a segment the checkpoint let go.
  *
  * Then each task left is written into its slot under its old id: PENDING
- * and RUNNING ones as PENDING (attempts kept), finished ones with their
- * outcome. The region is not yet visible to anyone else, so plain stores
- * do; the pending ones are then pushed into lanes.
+ * and RUNNING ones as PENDING (attempts kept), SCHEDULED and RETRY ones
+ * with their due time, finished ones with their outcome. The region is not
+ * yet visible to anyone else, so plain stores do; the pending ones are then
+ * pushed into lanes and the timed ones into the timer heap.
  */
 #include "durable.h"
 #include "../ring/lanes.h"
@@ -28,7 +32,8 @@ struct entry {
     uint64_t id;      /* 0: empty */
     uint64_t touched; /* LSN of the last record applied to it */
     uint32_t state, attempts;
-    const struct px__rec *submit, *finish;
+    const struct px__rec *submit, *finish, *retry;
+    uint64_t due;
     bool cancel; /* asked to stop while it ran */
 };
 
@@ -38,6 +43,39 @@ static void checkpoint_end(struct entry *t, uint32_t cap, uint64_t begin)
     for (uint32_t i = 0; i < cap; i++)
         if (t[i].id && t[i].touched < begin)
             t[i] = (struct entry){0};
+}
+
+/* A START: the run counts, and a timed task that starts was fired. */
+static void started(struct entry *e, uint32_t att)
+{
+    if (att > e->attempts)
+        e->attempts = att;
+    if (px__state_timed(e->state))
+        e->state = PX__S_PENDING;
+}
+
+static bool replay_retry(struct entry *t, uint32_t cap, const struct px__rec *r)
+{
+    struct px__rec_retry rt;
+    if (!px__rec_retry_get(r, &rt) || PX__ID_IDX(rt.id) >= cap)
+        return false;
+    struct entry *e = &t[PX__ID_IDX(rt.id)];
+    if (e->id != rt.id)
+        return false;
+    e->touched = r->lsn;
+    e->finish = NULL;
+    e->cancel = false;
+    if (rt.due_ns == 0) { /* px_requeue: PENDING, attempts from 0 */
+        e->state = PX__S_PENDING;
+        e->attempts = rt.attempts;
+        e->retry = NULL;
+    } else {
+        e->state = PX__S_RETRY;
+        e->attempts = rt.attempts > e->attempts ? rt.attempts : e->attempts;
+        e->due = rt.due_ns;
+        e->retry = r;
+    }
+    return true;
 }
 
 static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_recovery_info *rep)
@@ -69,7 +107,13 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
              * grow while a slot is reused, so an older one is stale. */
             if (e->id && e->id != s.id && (int32_t)(PX__ID_GEN(s.id) - PX__ID_GEN(e->id)) < 0)
                 continue;
-            *e = (struct entry){s.id, r->lsn, PX__S_PENDING, 0, r, NULL};
+            *e = (struct entry){s.id, r->lsn,   s.due_ns ? PX__S_SCHEDULED : PX__S_PENDING,
+                                0,    r,        NULL,
+                                NULL, s.due_ns, false};
+            continue;
+        case PX__REC_RETRY:
+            if (!replay_retry(t, cap, r))
+                break;
             continue;
         case PX__REC_START:
         case PX__REC_FREE:
@@ -84,8 +128,8 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
                 *e = (struct entry){0};
             else if (r->type == PX__REC_CANCEL)
                 e->cancel = true;
-            else if (att > e->attempts)
-                e->attempts = att;
+            else
+                started(e, att);
             continue;
         case PX__REC_FINISH:
             if (!px__rec_finish_get(r, &f) || PX__ID_IDX(f.id) >= cap)
@@ -95,6 +139,7 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
                 break;
             e->state = f.state;
             e->finish = r;
+            e->retry = NULL;
             e->touched = r->lsn;
             continue;
         default:
@@ -140,7 +185,7 @@ static int resolve_def(px_region *r, const struct px__rec_submit *s, struct last
     if (q < 0)
         return q;
     px_task_def d = {.name = s->name, .mode = (px_mode)s->mode, .queue = s->queue};
-    int rc = px_task_register(r, &d);
+    int rc = px__def_register(r, &d, PX__DEF_RECOVERED);
     if (rc && rc != -EEXIST)
         return rc;
     int def = px__def_find(r, s->name);
@@ -168,14 +213,21 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
     if ((rc = put_payload(r, t, e->id, sl->args, PX__INLINE_ARGS, s.args, s.args_len,
                           &args_chunk)) != 0)
         return rc;
+    const uint8_t *out = NULL;
     if (e->finish) {
         struct px__rec_finish f;
         px__rec_finish_get(e->finish, &f);
-        if ((rc = put_payload(r, t, e->id, sl->out, PX__INLINE_OUT, f.out, f.out_len,
-                              &out_chunk)) != 0)
-            return rc;
+        out = f.out;
         out_len = f.out_len;
+    } else if (e->retry) {
+        struct px__rec_retry rt;
+        px__rec_retry_get(e->retry, &rt);
+        out = rt.err;
+        out_len = rt.err_len;
     }
+    if (out_len &&
+        (rc = put_payload(r, t, e->id, sl->out, PX__INLINE_OUT, out, out_len, &out_chunk)) != 0)
+        return rc;
     atomic_store(&sl->def, (uint32_t)def);
     atomic_store(&sl->queue, (uint32_t)q);
     atomic_store(&sl->args_len, s.args_len);
@@ -187,16 +239,19 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
      * from the recovery on. */
     atomic_store(&sl->ttl_ms, r->hdr->result_ttl_ms);
     atomic_store(&sl->fin_tick, px__state_finished(e->state) || e->cancel ? px__ticks(r->tsc) : 0);
+    atomic_store(&sl->due_ns, e->due);
     /* A run asked to stop that the crash cut short ends as it would have. */
     bool done = px__state_finished(e->state) || e->cancel;
+    bool timed = !done && px__state_timed(e->state);
     uint32_t state = px__state_finished(e->state) ? e->state
                      : e->cancel                  ? PX__S_CANCELLED
+                     : timed                      ? e->state
                                                   : PX__S_PENDING;
-    uint32_t owner = done ? 0 : r->self + 1;
+    uint32_t owner = done || timed ? 0 : r->self + 1;
     uint32_t att = e->attempts > 0xfff ? 0xfff : e->attempts;
     atomic_store(&sl->ctl, PX__CTL(PX__ID_GEN(e->id), state, owner, att, s.flags & 0xf));
     *key = PX__KEY((uint32_t)q, (uint32_t)s.mode);
-    return done ? 1 : 0;
+    return done ? 1 : timed ? 2 : 0;
 }
 
 /* Queues the restored pending tasks, grouped by lane key. */
@@ -250,6 +305,8 @@ int px__recover(px_region *r, const struct px__log *log, px_recovery_info *rep)
         rep->restored++;
         if (rc == 1) {
             rep->finished++;
+        } else if (rc == 2) {
+            rep->scheduled++;
         } else {
             ids[npend] = t[i].id;
             keys[npend++] = key;
@@ -257,6 +314,11 @@ int px__recover(px_region *r, const struct px__log *log, px_recovery_info *rep)
     }
     if (rc >= 0)
         rc = queue_pending(r, ids, keys, npend);
+    if (rc >= 0) {
+        px__timers_lock(r);
+        px__timers_rebuild(r);
+        px__timers_unlock(r);
+    }
     rep->pending = npend;
 out:
     free(t);
@@ -265,17 +327,10 @@ out:
     return rc < 0 ? rc : 0;
 }
 
-/* True if the slot holds a task (in any state a log records). */
-static bool mem_live(uint32_t st)
-{
-    return st == PX__S_PENDING || st == PX__S_RUNNING || st == PX__S_FINISHING ||
-           st == PX__S_CANCEL_REQUESTED || px__state_finished(st);
-}
-
 static bool mem_any(px_region *r)
 {
     for (uint32_t i = 0; i < r->hdr->capacity; i++)
-        if (mem_live(PX__CTL_STATE(atomic_load(&r->slots[i].ctl))))
+        if (px__state_logged(PX__CTL_STATE(atomic_load(&r->slots[i].ctl))))
             return true;
     return false;
 }
@@ -287,7 +342,7 @@ static void compare(px_region *r, const struct entry *t, px_recovery_info *rep)
         uint64_t c = atomic_load(&r->slots[i].ctl);
         uint32_t st = PX__CTL_STATE(c);
         px_id id = PX__ID(PX__CTL_GEN(c), i);
-        bool mem = mem_live(st), log = t[i].id != 0;
+        bool mem = px__state_logged(st), log = t[i].id != 0;
         if (log && (!mem || t[i].id != id))
             rep->log_ahead++;
         if (mem && (!log || t[i].id != id))

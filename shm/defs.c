@@ -104,26 +104,40 @@ static int check_def(const px_task_def *def)
     size_t len = strlen(def->name);
     if (len == 0 || len >= PX__NAME_MAX)
         return -EINVAL;
-    if (def->max_retries < 0 || def->retry_delay_s < 0 || def->time_limit_s < 0)
+    if (def->max_retries < 0 || def->max_retries > 4000 || !(def->retry_delay_s >= 0) ||
+        !(def->retry_backoff >= 0) || !(def->retry_max_delay_s >= 0) || def->retry_jitter > 1 ||
+        def->retry_jitter != def->retry_jitter || !(def->time_limit_s >= 0))
         return -EINVAL;
     return 0;
 }
 
-static void fill_def(struct px__def *d, const px_task_def *def, uint64_t h, int queue)
+/* The options of a definition, defaults applied. */
+static void fill_options(struct px__def *d, const px_task_def *def, uint32_t extra_flags)
+{
+    d->flags = (def->daemon ? PX__DEF_DAEMON : 0) | (def->cancellable ? PX__DEF_CANCELLABLE : 0) |
+               extra_flags;
+    d->priority = def->priority;
+    d->max_retries = def->max_retries;
+    d->retry_delay_s = def->retry_delay_s;
+    d->retry_backoff = def->retry_backoff > 0 ? def->retry_backoff : 2;
+    d->retry_max_delay_s = def->retry_max_delay_s > 0 ? def->retry_max_delay_s : 3600;
+    d->retry_jitter = def->retry_jitter == 0 ? 0.5 : def->retry_jitter < 0 ? 0 : def->retry_jitter;
+    d->time_limit_s = def->time_limit_s;
+}
+
+static void fill_def(struct px__def *d, const px_task_def *def, uint64_t h, int queue,
+                     uint32_t extra_flags)
 {
     memset(d->name, 0, sizeof d->name);
     strcpy(d->name, def->name);
     d->hash = h;
     d->mode = (uint32_t)def->mode;
     d->queue = (uint32_t)queue;
-    d->flags = (def->daemon ? PX__DEF_DAEMON : 0) | (def->cancellable ? PX__DEF_CANCELLABLE : 0);
-    d->priority = def->priority;
-    d->max_retries = def->max_retries;
-    d->retry_delay_s = def->retry_delay_s;
-    d->time_limit_s = def->time_limit_s;
+    fill_options(d, def, extra_flags);
 }
 
-int px_task_register(px_region *r, const px_task_def *def)
+/* px_task_register; `extra` is PX__DEF_RECOVERED for recovery's own. */
+int px__def_register(px_region *r, const px_task_def *def, uint32_t extra)
 {
     int rc = check_def(def);
     if (!r || rc)
@@ -139,11 +153,13 @@ int px_task_register(px_region *r, const px_task_def *def)
     if (at >= 0) {
         struct px__def *d = &r->defs[at];
         rc = (d->mode == (uint32_t)def->mode && d->queue == (uint32_t)queue) ? 0 : -EEXIST;
+        if (rc == 0 && (d->flags & PX__DEF_RECOVERED) && !extra)
+            fill_options(d, def, 0); /* word-sized stores: readers see old or new */
     } else if (free_at == UINT32_MAX) {
         rc = -ENOSPC;
     } else {
         at = (int)free_at;
-        fill_def(&r->defs[at], def, h, queue);
+        fill_def(&r->defs[at], def, h, queue, extra);
         atomic_store_explicit(&r->defs[at].state, PX__DEF_READY, memory_order_release);
         rc = 0;
     }
@@ -151,6 +167,11 @@ int px_task_register(px_region *r, const px_task_def *def)
     if (rc == 0 && def->fn)
         atomic_store_explicit(&r->fns[at], def->fn, memory_order_release);
     return rc;
+}
+
+int px_task_register(px_region *r, const px_task_def *def)
+{
+    return px__def_register(r, def, 0);
 }
 
 int px_task_register_range(px_region *r, const px_task_def *begin, const px_task_def *end)

@@ -20,6 +20,8 @@ const char *px_strerror(int err)
         return "the region has another layout version";
     case PX_ECORRUPT:
         return "not a Pollux region, or a damaged one";
+    case PX_ERETRY:
+        return "the task asked to be retried";
     case -ENOENT:
         return "no such task or region";
     case -EAGAIN:
@@ -33,6 +35,24 @@ const char *px_strerror(int err)
             return strerror(-err);
         return "unknown error";
     }
+}
+
+const char *px_state_name(int state)
+{
+    static const char *const names[] = {
+        [PX_PENDING] = "PENDING",
+        [PX_SCHEDULED] = "SCHEDULED",
+        [PX_RUNNING] = "RUNNING",
+        [PX_RETRY] = "RETRY",
+        [PX_CANCEL_REQUESTED] = "CANCEL_REQUESTED",
+        [PX_SUCCESS] = "SUCCESS",
+        [PX_FAILED] = "FAILED",
+        [PX_CANCELLED] = "CANCELLED",
+        [PX_DEAD] = "DEAD",
+    };
+    if (state <= 0 || state >= (int)(sizeof names / sizeof names[0]) || !names[state])
+        return "?";
+    return names[state];
 }
 
 int px_id_format(px_id id, char *buf)

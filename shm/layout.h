@@ -8,7 +8,8 @@
  *
  *   header | procs[max_procs] | queues[max_queues] | defs[max_defs]
  *          | lanes[lanes] | lane entries[lanes * lane_depth]
- *          | slots[capacity] | chunk tags[nchunks] | arena[nchunks * chunk]
+ *          | slots[capacity] | timers[capacity] | chunk tags[nchunks]
+ *          | arena[nchunks * chunk]
  *
  * Who writes what, and the ordering that makes reads safe, is stated beside
  * each structure below; docs/architecture.md walks through the protocols and
@@ -25,7 +26,7 @@
 #include <stdint.h>
 
 #define PX__MAGIC 0x31584c4c4f50ULL /* "POLLX1" */
-#define PX__ABI 2u
+#define PX__ABI 3u
 #define PX__LINE 64
 
 #define PX__MAX_PROCS 1024u /* fits the 12-bit owner field of a slot */
@@ -57,7 +58,7 @@ struct px__hdr {
     uint32_t capacity, max_payload, lanes, lane_depth;
     uint32_t chunk_size, nchunks, max_procs, max_queues, max_defs;
     uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
-    uint64_t off_slots, off_tags, off_arena;
+    uint64_t off_slots, off_timers, off_tags, off_arena;
     struct px__clock clock; /* what task stamps count in (clock.h) */
     uint32_t result_ttl_ms; /* the default retention; PX__TTL_FOREVER */
     uint32_t durability;    /* px_durability */
@@ -92,6 +93,17 @@ struct px__hdr {
     alignas(PX__LINE) _Atomic uint64_t log_bytes;
     _Atomic uint64_t ckpt_bytes;
     _Atomic uint32_t ckpt_owner;
+    /* The timer heap (shm/timers.h): its entries and count are written
+     * under timer_lock, a robust process-shared mutex; timer_next, the
+     * earliest due time (UINT64_MAX: none), is stored under it and read
+     * without it. Timer threads sleep on timer_seq, counted in
+     * timer_sleepers; whoever makes an earlier timer the first bumps and
+     * wakes it. */
+    alignas(PX__LINE) pthread_mutex_t timer_lock;
+    uint32_t timer_n;
+    _Atomic uint64_t timer_next;
+    alignas(PX__LINE) _Atomic uint32_t timer_seq;
+    _Atomic uint32_t timer_sleepers;
 };
 
 /*
@@ -134,7 +146,10 @@ struct px__queue {
  * A task definition: an open-addressing table keyed by the XXH3 hash of the
  * name. Writers hold the header lock, fill the entry and then store
  * state = READY (release); readers probe without the lock and read an entry
- * only after loading READY (acquire). Entries are never removed.
+ * only after loading READY (acquire). Entries are never removed. The
+ * options of an entry made by recovery (PX__DEF_RECOVERED: it knew only the
+ * name, mode and queue) are written once more, by the first registration
+ * after it, one word-sized store each.
  */
 enum { PX__DEF_EMPTY = 0, PX__DEF_READY = 1 };
 
@@ -147,10 +162,13 @@ struct px__def {
     int32_t max_retries;
     uint64_t hash;
     double retry_delay_s;
+    double retry_backoff;
+    double retry_max_delay_s;
+    double retry_jitter;
     double time_limit_s;
     char name[PX__NAME_MAX];
 };
-enum { PX__DEF_DAEMON = 1, PX__DEF_CANCELLABLE = 2 };
+enum { PX__DEF_DAEMON = 1, PX__DEF_CANCELLABLE = 2, PX__DEF_RECOVERED = 4 };
 
 /*
  * A producer lane: a single-producer, multi-consumer ring of task ids with
@@ -189,9 +207,14 @@ struct px__slot {
     _Atomic uint64_t enq_tick, start_tick, fin_tick; /* stamps in the header's clock */
     uint8_t args[PX__INLINE_ARGS];
     uint8_t out[PX__INLINE_OUT];
+    /* The fourth line: lifecycle fields that the plain path does not
+     * touch. due_ns is when a SCHEDULED or RETRY task becomes PENDING
+     * (CLOCK_REALTIME ns), written by the holder before the state. */
+    _Atomic uint64_t due_ns;
+    char pad[56];
 };
 
-_Static_assert(sizeof(struct px__slot) == 192, "slot is three cache lines");
+_Static_assert(sizeof(struct px__slot) == 256, "slot is four cache lines");
 _Static_assert(sizeof(struct px__proc) == 3 * PX__LINE, "proc entry is three lines");
 _Static_assert(sizeof(struct px__queue) == 64, "queue entry is one line");
 _Static_assert(sizeof(struct px__lane) == 3 * PX__LINE, "lane is three lines");
@@ -204,11 +227,14 @@ _Static_assert(sizeof(struct px__lane) == 3 * PX__LINE, "lane is three lines");
 enum {
     PX__S_FREE = 0,
     PX__S_PENDING = 1,
+    PX__S_SCHEDULED = 2, /* waiting for due_ns; in the timer heap */
     PX__S_RUNNING = 3,
+    PX__S_RETRY = 4,            /* failed, runs again at due_ns; in the heap */
     PX__S_CANCEL_REQUESTED = 5, /* running; its body should stop */
     PX__S_SUCCESS = 6,
     PX__S_FAILED = 7,
     PX__S_CANCELLED = 8,
+    PX__S_DEAD = 9,       /* out of retries; kept until requeued or forgotten */
     PX__S_RESERVED = 12,  /* a producer is filling it */
     PX__S_FINISHING = 13, /* a worker is writing the result */
     PX__S_CONSUMING = 14, /* an ephemeral join is taking the result */
@@ -229,9 +255,24 @@ enum { PX__F_DETACHED = 1, PX__F_EPHEMERAL = 2 };
 #define PX__ID_GEN(id) ((uint32_t)((id) >> 32))
 #define PX__ID_IDX(id) ((uint32_t)(id))
 
+/* Finished: an outcome is published and joiners return. */
 static inline int px__state_finished(uint32_t st)
 {
-    return st == PX__S_SUCCESS || st == PX__S_FAILED || st == PX__S_CANCELLED;
+    return st == PX__S_SUCCESS || st == PX__S_FAILED || st == PX__S_CANCELLED || st == PX__S_DEAD;
+}
+
+/* Holding a task the log records: submitted and not yet freed. */
+static inline int px__state_logged(uint32_t st)
+{
+    return st == PX__S_PENDING || st == PX__S_SCHEDULED || st == PX__S_RUNNING ||
+           st == PX__S_RETRY || st == PX__S_FINISHING || st == PX__S_CANCEL_REQUESTED ||
+           px__state_finished(st);
+}
+
+/* Waiting in the timer heap for its due time. */
+static inline int px__state_timed(uint32_t st)
+{
+    return st == PX__S_SCHEDULED || st == PX__S_RETRY;
 }
 
 /* The lane key: which queue and which mode its entries are for. */

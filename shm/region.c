@@ -64,6 +64,8 @@ static void layout(struct px__hdr *h)
     off = align_up(off + (uint64_t)h->lanes * h->lane_depth * sizeof(uint64_t), PX__LINE);
     h->off_slots = off;
     off = align_up(off + (uint64_t)h->capacity * sizeof(struct px__slot), PX__LINE);
+    h->off_timers = off;
+    off = align_up(off + (uint64_t)h->capacity * sizeof(struct px__timer), PX__LINE);
     h->off_tags = off;
     off = align_up(off + (uint64_t)h->nchunks * sizeof(uint64_t), 4096);
     h->off_arena = off;
@@ -121,6 +123,7 @@ static void bind_tables(px_region *r)
     r->lanes = (struct px__lane *)(r->base + h->off_lanes);
     r->entries = (_Atomic uint64_t *)(r->base + h->off_entries);
     r->slots = (struct px__slot *)(r->base + h->off_slots);
+    r->timers = (struct px__timer *)(r->base + h->off_timers);
     r->tags = (_Atomic uint64_t *)(r->base + h->off_tags);
     r->arena = r->base + h->off_arena;
     r->lane_mask = h->lane_depth - 1;
@@ -144,9 +147,12 @@ static int init_region(px_region *r, const struct px__hdr *params)
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     int rc = pthread_mutex_init(&h->lock, &a);
+    if (rc == 0)
+        rc = pthread_mutex_init(&h->timer_lock, &a);
     pthread_mutexattr_destroy(&a);
     if (rc)
         return -rc;
+    atomic_store_explicit(&h->timer_next, UINT64_MAX, memory_order_relaxed);
     bind_tables(r);
     /* Generations start at a value derived from the region's nonce, so an id
      * from another region is very unlikely to name a task here. */
@@ -200,10 +206,10 @@ static int validate(px_region *r, const char *name)
         goto corrupt;
     layout(&chk);
     if (chk.size != h->size || chk.size != r->size || chk.off_arena != h->off_arena ||
-        chk.off_slots != h->off_slots || chk.off_tags != h->off_tags ||
-        chk.off_lanes != h->off_lanes || chk.off_entries != h->off_entries ||
-        chk.off_defs != h->off_defs || chk.off_queues != h->off_queues ||
-        chk.off_procs != h->off_procs)
+        chk.off_slots != h->off_slots || chk.off_timers != h->off_timers ||
+        chk.off_tags != h->off_tags || chk.off_lanes != h->off_lanes ||
+        chk.off_entries != h->off_entries || chk.off_defs != h->off_defs ||
+        chk.off_queues != h->off_queues || chk.off_procs != h->off_procs)
         goto corrupt;
     return 0;
 corrupt:

@@ -6,6 +6,7 @@
 #define PX_SHM_REGION_H
 
 #include "layout.h"
+#include "timers.h"
 #include "pollux.h"
 
 #include <pthread.h>
@@ -47,6 +48,7 @@ struct px_region {
     struct px__lane *lanes;
     _Atomic uint64_t *entries;
     struct px__slot *slots;
+    struct px__timer *timers;
     _Atomic uint64_t *tags;
     uint8_t *arena;
     uint32_t self; /* our proc index */
@@ -102,6 +104,7 @@ int px__proc_start_time(int pid, uint64_t *out);
 /* defs.c */
 int px__queue_find(px_region *r, const char *name, bool create);
 int px__def_find(px_region *r, const char *name);
+int px__def_register(px_region *r, const px_task_def *def, uint32_t extra_flags);
 const char *px__def_name(px_region *r, uint32_t def);
 
 /* arena.c */

@@ -30,7 +30,7 @@
 #include <xxhash.h>
 
 /* The highest record type there is. */
-#define LAST_TYPE PX__REC_CANCEL
+#define LAST_TYPE PX__REC_RETRY
 
 #ifdef PX_LIBFUZZER
 #define CHECK(c)                                                                                   \
@@ -187,7 +187,8 @@ static void decode_all(const struct px__rec *r)
                 CHECK(nl < sizeof s.name && ql < sizeof s.queue);
                 CHECK(s.args_len <= r->len);
                 CHECK(s.args >= body && s.args <= end && s.args_len <= (size_t)(end - s.args));
-                CHECK(r->len == 8 + 4 + 1 + 1 + nl + 1 + ql + 4 + (size_t)s.args_len);
+                CHECK(r->len ==
+                      8 + 4 + 1 + 1 + nl + 1 + ql + 4 + (size_t)s.args_len + (s.due_ns ? 8 : 0));
                 px__rec_submit_put(&w, &s);
             }
             break;
@@ -209,6 +210,16 @@ static void decode_all(const struct px__rec *r)
             if (ok) {
                 CHECK(r->len == 9);
                 px__rec_ckpt_put(&w, begin, fin);
+            }
+            break;
+        }
+        case PX__REC_RETRY: {
+            struct px__rec_retry rt;
+            ok = px__rec_retry_get(&x, &rt);
+            if (ok) {
+                CHECK(rt.err >= body && rt.err <= end && rt.err_len <= (size_t)(end - rt.err));
+                CHECK(r->len == 8 + 4 + 8 + 4 + (size_t)rt.err_len);
+                px__rec_retry_put(&w, &rt);
             }
             break;
         }
@@ -249,6 +260,9 @@ static void decode_all(const struct px__rec *r)
             CHECK(!px__rec_id_get(&x, &id, &attempts));
         if (t != PX__REC_CHECKPOINT)
             CHECK(!px__rec_ckpt_get(&x, &begin, &fin));
+        struct px__rec_retry rt;
+        if (t != PX__REC_RETRY)
+            CHECK(!px__rec_retry_get(&x, &rt));
     }
     free(body);
     free(again);

@@ -23,7 +23,7 @@ TestSuite(record);
 
 /* The highest record type there is: every type up to it is a frame, every
  * type above it is not. */
-#define LAST_TYPE PX__REC_CANCEL
+#define LAST_TYPE PX__REC_RETRY
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -275,6 +275,13 @@ static bool decode(uint16_t type, const uint8_t *body, uint32_t len)
         bool end;
         return px__rec_ckpt_get(&r, &begin, &end);
     }
+    case PX__REC_RETRY: {
+        struct px__rec_retry t;
+        bool ok = px__rec_retry_get(&r, &t);
+        if (ok)
+            cr_assert(t.err_len == 0 || (t.err >= body && t.err + t.err_len <= body + len));
+        return ok;
+    }
     default: {
         cr_assert(type == PX__REC_START || type == PX__REC_FREE || type == PX__REC_CANCEL);
         uint64_t id;
@@ -303,6 +310,9 @@ static void only_own_decoder(const struct px__rec *r)
         cr_assert(!px__rec_id_get(r, &id, &att), "type %u taken as START/FREE", r->type);
     if (r->type != PX__REC_CHECKPOINT)
         cr_assert(!px__rec_ckpt_get(r, &begin, &end), "type %u taken as CHECKPOINT", r->type);
+    struct px__rec_retry rt;
+    if (r->type != PX__REC_RETRY)
+        cr_assert(!px__rec_retry_get(r, &rt), "type %u taken as RETRY", r->type);
 }
 
 /* ---- Round trips -------------------------------------------------------- */
@@ -665,11 +675,17 @@ static void exact_body(uint16_t type, const uint8_t *body, uint32_t len)
     memcpy(copy, body, len);
     cr_assert(decode(type, copy, len), "type %u body of %u bytes rejected", type, len);
     free(copy);
+    /* A SUBMIT with a due time is one without, and the time. */
+    struct px__rec_submit s;
+    struct px__rec whole = {.type = type, .len = len, .lsn = 1, .body = body};
+    bool has_due = type == PX__REC_SUBMIT && px__rec_submit_get(&whole, &s) && s.due_ns;
     for (uint32_t l = 0; l < len; l++) {
         copy = malloc(l ? l : 1);
         cr_assert_not_null(copy);
         memcpy(copy, body, l);
-        cr_assert(!decode(type, copy, l), "type %u: %u of %u bytes accepted", type, l, len);
+        bool ok = has_due && l == len - 8;
+        cr_assert_eq(decode(type, copy, l), ok, "type %u: %u of %u bytes %s", type, l, len,
+                     ok ? "rejected" : "accepted");
         free(copy);
     }
     for (uint32_t extra = 1; extra <= 9; extra++) {
@@ -677,11 +693,16 @@ static void exact_body(uint16_t type, const uint8_t *body, uint32_t len)
         cr_assert_not_null(copy);
         memcpy(copy, body, len);
         memset(copy + len, extra == 1 ? 0 : 0xff, extra);
-        cr_assert(!decode(type, copy, len + extra), "type %u: %u trailing bytes accepted", type,
-                  extra);
+        /* A SUBMIT without a due time may take one: eight non-zero bytes. */
+        bool due_fits = extra == 8 && type == PX__REC_SUBMIT && !has_due;
+        cr_assert_eq(decode(type, copy, len + extra), due_fits, "type %u: %u trailing bytes %s",
+                     type, extra, due_fits ? "rejected as a due time" : "accepted");
         free(copy);
     }
 }
+
+static void rejects(uint16_t type, const uint8_t *body, uint32_t len);
+static const uint32_t olens_retry[] = {0, 1, 100};
 
 Test(record, bodies_truncated_or_trailing)
 {
@@ -703,6 +724,21 @@ Test(record, bodies_truncated_or_trailing)
         w = (struct px__put){body, 0, sizeof body, false};
         px__rec_submit_put(&w, &s);
         exact_body(PX__REC_SUBMIT, body, (uint32_t)w.len);
+        /* With a due time, which must not be zero. */
+        s.due_ns = 1764000000000000000ull + i;
+        w = (struct px__put){body, 0, sizeof body, false};
+        px__rec_submit_put(&w, &s);
+        exact_body(PX__REC_SUBMIT, body, (uint32_t)w.len);
+        memset(body + w.len - 8, 0, 8);
+        rejects(PX__REC_SUBMIT, body, (uint32_t)w.len);
+    }
+
+    for (size_t i = 0; i < 3; i++) {
+        struct px__rec_retry t = {
+            .id = 1, .attempts = 2, .due_ns = i, .err = args, .err_len = olens_retry[i]};
+        w = (struct px__put){body, 0, sizeof body, false};
+        px__rec_retry_put(&w, &t);
+        exact_body(PX__REC_RETRY, body, (uint32_t)w.len);
     }
 
     const uint32_t olens[] = {0, 1, 100};
