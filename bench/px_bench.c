@@ -62,7 +62,11 @@
  * recovery       time px_region_open takes to rebuild a region from a log
  *                of 1M tasks: see durable.c, which has these groups.
  *
- * Usage: px_bench [--json] [--quick] [--only GROUP]
+ * lifecycle      Delayed submits against plain ones, 1M timers scheduled
+ *                and fired (insert rate, lateness of every task), and
+ *                cancel-to-CANCELLED latency: see lifecycle.c.
+ *
+ * Usage: px_bench [--json] [--quick] [--only GROUP] [--timers N]
  */
 #define _GNU_SOURCE
 #include "bench_tasks.h"
@@ -118,6 +122,7 @@ static void cleanup_live(void)
     if (live_path_set)
         unlink(live_path);
     durable_cleanup();
+    lifecycle_cleanup();
 }
 
 static void on_signal(int sig)
@@ -784,6 +789,9 @@ static const struct target targets[] = {
     /* --quick builds a log of 100k tasks: the same rate. */
     {"recovery_100k", "< 0.1 s (1M in < 1 s, scaled)", SECS_MAX, 0.1},
     {"recovery_100k_cold", "the same, log not in page cache", SECS_MAX, 0.1},
+    {"lifecycle_timers_lateness", "p99 < 1 ms (machine otherwise idle)", P99_MAX, 1000000},
+    {"lifecycle_timers_lateness_after_insert", "p99 < 1 ms (machine otherwise idle)", P99_MAX,
+     1000000},
 };
 
 static void print_target(const struct target *t, const struct result *res)
@@ -857,13 +865,15 @@ static void print_results(const struct config *c)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: px_bench [--json] [--quick] [--only GROUP]\n"
+            "usage: px_bench [--json] [--quick] [--only GROUP] [--timers N]\n"
             "  --json        one JSON object per result line\n"
             "  --quick       smaller counts (a few seconds)\n"
             "  --only GROUP  run the groups whose name starts with GROUP: throughput, futex,\n"
             "                latency_spin, latency_spin1ms, latency_sleep, xproc_spin,\n"
-            "                xproc_sleep, durable_sync, durable_async, recovery\n"
-            "                (\"latency\" runs the three latency_*, \"durable\" both durable_*)\n");
+            "                xproc_sleep, durable_sync, durable_async, recovery, lifecycle\n"
+            "                (\"latency\" runs the three latency_*, \"durable\" both durable_*)\n"
+            "  --timers N    lifecycle: delayed tasks scheduled and fired (default 1000000,\n"
+            "                --quick 100000)\n");
 }
 
 static void parse_args(int argc, char **argv, struct config *c)
@@ -875,6 +885,13 @@ static void parse_args(int argc, char **argv, struct config *c)
             c->quick = true;
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             c->only = argv[++i];
+        } else if (strcmp(argv[i], "--timers") == 0 && i + 1 < argc) {
+            char *end;
+            c->timers_n = strtoull(argv[++i], &end, 10);
+            if (*end || c->timers_n == 0 || c->timers_n > (1ull << 31)) {
+                usage(stderr);
+                exit(2);
+            }
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             exit(0);
@@ -890,6 +907,9 @@ static void parse_args(int argc, char **argv, struct config *c)
     c->dur_secs = c->quick ? 0.3 : 2.0;
     c->dur_async_n = c->quick ? 50000 : 500000;
     c->recovery_n = c->quick ? 100000 : 1000000;
+    if (c->timers_n == 0)
+        c->timers_n = c->quick ? 100000 : 1000000;
+    c->cancel_n = c->quick ? 200 : 2000;
 }
 
 static const struct lat_case lat_cases[] = {
@@ -922,6 +942,8 @@ int main(int argc, char **argv)
         bench_durable_async(&c);
     if (wanted(&c, "recovery"))
         bench_recovery(&c);
+    if (wanted(&c, "lifecycle"))
+        bench_lifecycle(&c);
     if (nresults == 0) {
         fprintf(stderr, "px_bench: no group matches '%s'\n", c.only);
         return 2;

@@ -19,6 +19,8 @@ struct config {
     double dur_secs;         /* durable_sync: length of each measured loop */
     uint64_t dur_async_n;    /* durable_async: tasks per round */
     uint64_t recovery_n;     /* recovery: tasks in the log */
+    uint64_t timers_n;       /* lifecycle: delayed tasks in the timer heap */
+    uint64_t cancel_n;       /* lifecycle: cancels timed */
 };
 
 struct result {
@@ -53,5 +55,12 @@ void bench_recovery(const struct config *c);
 /* Removes the durability groups' regions and log directories; called by
  * cleanup_live(), so async-signal-safe. */
 void durable_cleanup(void);
+
+/* lifecycle.c: delayed submits, a heap of timers, cancel latency. */
+void bench_lifecycle(const struct config *c);
+
+/* Removes the lifecycle group's region; called by cleanup_live(), so
+ * async-signal-safe. */
+void lifecycle_cleanup(void);
 
 #endif

@@ -17,6 +17,8 @@ static void usage(FILE *f)
                "  worker --region NAME --lib PATH   run the tasks of a library\n"
                "  recover --region NAME             rebuild a lost region from its log\n"
                "  cancel --region NAME ID           cancel a task\n"
+               "  dead list|retry|purge --region NAME  the dead letters\n"
+               "  schedule list --region NAME       tasks waiting for their time\n"
                "  wal dump|verify DIR               read a region's log\n"
                "  version                           print the version\n"
                "\n"
@@ -58,6 +60,10 @@ int main(int argc, char **argv)
         return cli_recover(argc - 1, argv + 1);
     if (strcmp(cmd, "cancel") == 0)
         return cli_cancel(argc - 1, argv + 1);
+    if (strcmp(cmd, "dead") == 0)
+        return cli_dead(argc - 1, argv + 1);
+    if (strcmp(cmd, "schedule") == 0)
+        return cli_schedule(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pollux %d.%d.%d\n", PX_VERSION_MAJOR, PX_VERSION_MINOR, PX_VERSION_PATCH);
         return CLI_OK;

@@ -27,6 +27,7 @@
 #include "executor.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 
 static bool take_entry(px_region *r, uint32_t i)
@@ -118,12 +119,17 @@ int px__reap(px_region *r)
     return requeued;
 }
 
+/* Reads every slot's first line, so a large region takes milliseconds:
+ * it yields the CPU every few thousand slots, so as not to hold it from a
+ * worker or the timer thread for that long on a small machine. */
 int px__expire(px_region *r)
 {
     uint64_t now = px__ticks(r->tsc);
     const struct px__clock *clk = &r->hdr->clock;
     int n = 0;
     for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+        if (i % 4096 == 4095)
+            sched_yield();
         struct px__slot *s = &r->slots[i];
         uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
         if (!px__state_finished(PX__CTL_STATE(c)) || PX__CTL_STATE(c) == PX__S_DEAD)

@@ -36,6 +36,7 @@
 #define MAX_SLEEP_NS 1000000000ll /* re-read the clock at least this often */
 #define STUCK_NS 10000000ll       /* after a full lane, wait this long */
 #define PUSH_WAIT_NS 50000000ll   /* how long a push waits for lane room */
+#define BUSY_SLEEP_NS 50000ll     /* the shortest sleep after firing some */
 
 void px__timed_enter(px_region *r, uint32_t idx, uint64_t held, uint32_t state, uint64_t due)
 {
@@ -103,12 +104,13 @@ static bool push_fired(px_region *r, struct px__tls *t, const uint64_t *ids, con
     return ok;
 }
 
-uint64_t px__fire_due(px_region *r, bool *stuck)
+uint64_t px__fire_due(px_region *r, bool *stuck, uint32_t *fired)
 {
     struct px__tls *t = px__tls_get(r);
     uint64_t ids[FIRE_BATCH];
     uint32_t keys[FIRE_BATCH], was[FIRE_BATCH];
     *stuck = false;
+    *fired = 0;
     for (;;) {
         uint32_t n = 0;
         struct px__timer top;
@@ -121,6 +123,7 @@ uint64_t px__fire_due(px_region *r, bool *stuck)
         }
         bool more = n == FIRE_BATCH;
         px__timers_unlock(r);
+        *fired += n;
         if (n && !push_fired(r, t, ids, keys, was, n)) {
             *stuck = true;
             more = false;
@@ -142,9 +145,15 @@ static void *timer_main(void *p)
          * it, and the wait below then returns at once. */
         uint32_t seen = atomic_load(&h->timer_seq);
         bool stuck;
-        uint64_t next = px__fire_due(r, &stuck);
+        uint32_t fired;
+        uint64_t next = px__fire_due(r, &stuck, &fired);
         uint64_t now = px__now_ns();
         int64_t ns = next == UINT64_MAX ? MAX_SLEEP_NS : next > now ? (int64_t)(next - now) : 0;
+        /* Under a stream of timers a few microseconds apart, sleeping
+         * until each would be a system call per task and a CPU taken from
+         * the workers: after firing some, wait a little and fire a batch. */
+        if (fired && ns < BUSY_SLEEP_NS)
+            ns = BUSY_SLEEP_NS;
         if (stuck && ns < STUCK_NS)
             ns = STUCK_NS;
         if (ns > MAX_SLEEP_NS)

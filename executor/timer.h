@@ -15,8 +15,8 @@ void px__timed_enter(px_region *r, uint32_t idx, uint64_t held, uint32_t state, 
 
 /* Fires every task due now (moves it to PENDING and into a lane). Returns
  * the next due time (UINT64_MAX: none); *stuck if some could not be pushed
- * and were put back. */
-uint64_t px__fire_due(px_region *r, bool *stuck);
+ * and were put back; *fired counts those fired. */
+uint64_t px__fire_due(px_region *r, bool *stuck, uint32_t *fired);
 
 struct px__timer_thread {
     px_region *r;

@@ -409,13 +409,36 @@ typedef struct px_task_info {
 
 PX_API int px_info(px_region *r, px_id id, px_task_info *info);
 
+/* Copies the args of a task that still has them (any state but SUCCESS,
+ * FAILED and CANCELLED, whose args are released when they finish) into buf,
+ * like px_join copies a result: *len is set to their length, -ENOBUFS if
+ * cap is too small. -ENODATA once they are released, -ENOENT. */
+PX_API int px_task_args(px_region *r, px_id id, void *buf, size_t cap, size_t *len);
+
+typedef struct px_list_opts {
+    int state;         /* a px_state; 0: any */
+    const char *queue; /* NULL: any */
+    const char *task;  /* NULL: any */
+} px_list_opts;
+
+/*
+ * Lists the tasks that match opts, in slot order, starting at *cursor (0 for
+ * the first call): writes up to cap ids and sets *cursor to where the next
+ * call continues (the region's capacity once every slot was read). Returns
+ * how many ids it wrote. A cold call: it reads the slots, and a task that
+ * changes state meanwhile may be listed in its old or new state, or missed.
+ */
+PX_API int px_list(px_region *r, const px_list_opts *opts, px_id *ids, size_t cap,
+                   uint32_t *cursor);
+
 /* Frees a finished (or DEAD) task's slot now. -EBUSY while it is not
  * finished. */
 PX_API int px_forget(px_region *r, px_id id);
 
-/* Runs a DEAD or FAILED task again, under its id, with its attempts
- * counted from 0: it becomes PENDING. -EPERM for a task that succeeded or
- * was cancelled, -EBUSY for one not finished, -ENOENT. */
+/* Runs a DEAD task again (a dead letter: its args were kept), under its id,
+ * with its attempts counted from 0: it becomes PENDING. -EPERM for another
+ * finished task (FAILED, SUCCESS, CANCELLED: their args are gone), -EBUSY
+ * for one not finished, -ENOENT. */
 PX_API int px_requeue(px_region *r, px_id id);
 
 /*

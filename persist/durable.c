@@ -203,9 +203,10 @@ static bool snapshot(px_region *r, uint32_t idx, struct scratch *sc, uint64_t *c
         if (!px__state_logged(st))
             return false;
         bool done = px__state_finished(st);
-        /* A finished task's args are released: it will not run again. A
-         * task waiting to retry has both: its args and its last error. */
-        uint32_t al = done ? 0 : atomic_load(&s->args_len);
+        /* A finished task's args are released: it will not run again,
+         * unless it is DEAD (px_requeue runs it again). A task waiting to
+         * retry has both: its args and its last error. */
+        uint32_t al = done && st != PX__S_DEAD ? 0 : atomic_load(&s->args_len);
         uint32_t ol = done || st == PX__S_RETRY ? atomic_load(&s->out_len) : 0;
         *due = atomic_load(&s->due_ns);
         const uint8_t *a = al ? px__slot_args(r, s) : NULL;

@@ -52,6 +52,26 @@ static inline double px_test_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* CLOCK_REALTIME in nanoseconds: what due times (at_unix_ns, next_run_ns)
+ * count in. */
+static inline uint64_t px_test_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Polls until the task is in `state` or `limit` seconds passed; returns the
+ * last status seen. */
+static inline int px_test_wait_state(px_region *r, px_id id, int state, double limit)
+{
+    double end = px_test_now() + limit;
+    int st;
+    while ((st = px_status(r, id)) != state && px_test_now() < end)
+        usleep(1000);
+    return st;
+}
+
 /* Makes a fresh directory /tmp/px-TAG-XXXXXX in buf (at least 64 bytes). */
 static inline void px_test_tmpdir(char *buf, size_t cap, const char *tag)
 {
