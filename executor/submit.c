@@ -246,7 +246,7 @@ static int check_common(px_region *r, const px_submit_opts *o)
         return -EINVAL;
     if (o && (o->result_ttl_s != o->result_ttl_s || o->result_ttl_s > 4e6))
         return -EINVAL;
-    if (o && !(o->delay_s >= 0 && o->delay_s < 1e9))
+    if (o && o->delay_s != 0 && !(o->delay_s > 0 && o->delay_s < 1e9))
         return -EINVAL;
     return 0;
 }
@@ -297,6 +297,39 @@ static int no_room(const px_submit_opts *o, int rc)
     return rc;
 }
 
+/* px_submit of a task with a delay or a time, kept out of the plain path:
+ * it enters the timer heap instead of a lane, unless its time has come. */
+__attribute__((noinline, cold)) static int submit_timed(px_region *r, struct px__tls *t,
+                                                        const struct target *tg, const void *args,
+                                                        size_t len, const px_submit_opts *opts,
+                                                        px_id *out)
+{
+    uint64_t due = due_of(opts);
+    uint32_t flags = slot_flags(opts);
+    int64_t deadline = deadline_of(opts);
+    px_id id;
+    int rc = fill(r, t, tg, args, len, flags, ttl_of(r, opts), deadline, &id);
+    if (rc)
+        return no_room(opts, rc);
+    if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len, due))) !=
+        0) {
+        unfill(r, &id, 1);
+        return rc;
+    }
+    if (due) {
+        schedule(r, &id, 1, due);
+    } else {
+        pend(r, &id, 1);
+        if ((rc = px__publish(r, t, tg->key, &id, 1, deadline)) < 0) {
+            unfill(r, &id, 1);
+            return no_room(opts, rc);
+        }
+    }
+    if (out)
+        *out = id;
+    return 0;
+}
+
 int px_submit(px_region *r, const char *task, const void *args, size_t len,
               const px_submit_opts *opts, px_id *out)
 {
@@ -313,23 +346,17 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
     struct target tg;
     if ((rc = resolve(r, t, task, opts, &tg)) != 0)
         return rc;
+    if (opts && (opts->delay_s != 0 || opts->at_unix_ns != 0))
+        return submit_timed(r, t, &tg, args, len, opts, out);
     int64_t deadline = deadline_of(opts);
     px_id id;
     uint32_t flags = slot_flags(opts);
-    uint64_t due = due_of(opts);
     if ((rc = fill(r, t, &tg, args, len, flags, ttl_of(r, opts), deadline, &id)) != 0)
         return no_room(opts, rc);
     /* Durable before anyone can run it (journal.h). */
-    if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len, due))) !=
-        0) {
+    if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len, 0))) != 0) {
         unfill(r, &id, 1);
         return rc;
-    }
-    if (due) {
-        schedule(r, &id, 1, due);
-        if (out)
-            *out = id;
-        return 0;
     }
     pend(r, &id, 1);
     if ((rc = px__publish(r, t, tg.key, &id, 1, deadline)) < 0) {

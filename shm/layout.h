@@ -37,7 +37,7 @@
 #define PX__TTL_FOREVER UINT32_MAX
 #define PX__QNAME_MAX 32u   /* queue names, with the NUL */
 #define PX__INLINE_ARGS 64u /* args up to this size live in the slot */
-#define PX__INLINE_OUT 56u  /* results and error texts, likewise */
+#define PX__INLINE_OUT 48u  /* results and error texts, likewise */
 #define PX__ERR_MAX 256u    /* error texts, with the NUL */
 #define PX__NO_CHUNK UINT32_MAX
 
@@ -205,16 +205,14 @@ struct px__slot {
     _Atomic int32_t worker_pid;
     _Atomic uint32_t ttl_ms; /* result retention once finished; PX__TTL_FOREVER */
     _Atomic uint64_t enq_tick, start_tick, fin_tick; /* stamps in the header's clock */
+    /* When a SCHEDULED or RETRY task becomes PENDING (CLOCK_REALTIME ns),
+     * written by the holder before the state. */
+    _Atomic uint64_t due_ns;
     uint8_t args[PX__INLINE_ARGS];
     uint8_t out[PX__INLINE_OUT];
-    /* The fourth line: lifecycle fields that the plain path does not
-     * touch. due_ns is when a SCHEDULED or RETRY task becomes PENDING
-     * (CLOCK_REALTIME ns), written by the holder before the state. */
-    _Atomic uint64_t due_ns;
-    char pad[56];
 };
 
-_Static_assert(sizeof(struct px__slot) == 256, "slot is four cache lines");
+_Static_assert(sizeof(struct px__slot) == 192, "slot is three cache lines");
 _Static_assert(sizeof(struct px__proc) == 3 * PX__LINE, "proc entry is three lines");
 _Static_assert(sizeof(struct px__queue) == 64, "queue entry is one line");
 _Static_assert(sizeof(struct px__lane) == 3 * PX__LINE, "lane is three lines");

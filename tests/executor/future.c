@@ -232,7 +232,7 @@ Test(future, large_results)
 {
     px_region *r = open_r(64, 64 * MAXP);
     static uint8_t buf[MAXP];
-    uint32_t sizes[] = {56, 57, 64, 4096, MAXP};
+    uint32_t sizes[] = {48, 49, 56, 57, 64, 4096, MAXP};
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
         uint32_t n = sizes[k];
         px_id id = submit_run(r, "big", &n, sizeof n, 0);

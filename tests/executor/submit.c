@@ -117,7 +117,7 @@ static void roundtrip(px_region *r, size_t len, bool inline_expected)
 Test(submit, args_inline_up_to_64_bytes)
 {
     px_region *r = open_r(64, 64);
-    size_t sizes[] = {0, 1, 7, 56, 57, 63, 64};
+    size_t sizes[] = {0, 1, 7, 48, 49, 56, 57, 63, 64};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         roundtrip(r, sizes[i], true);
     px_region_close(r);
