@@ -5,7 +5,9 @@
  * set up in a TSan process). Exits non-zero on any wrong result.
  *
  * Four producer threads submit tasks singly and in batches, in the three
- * retention modes (kept, ephemeral, detached), while three worker threads
+ * retention modes (kept, ephemeral, detached) and delayed by a few
+ * milliseconds (through the timer heap; half of these fail their first
+ * run and are retried), while three worker threads
  * and a process pool run them; each producer joins its kept and ephemeral
  * tasks (some through px_wait_any, some after px_info), checks every result,
  * and forgets what it kept. Workers are stopped and started again half-way.
@@ -56,6 +58,14 @@ static int body(px_ctx *ctx, const void *args, size_t len)
     return px_result(ctx, &out, sizeof out);
 }
 
+/* Fails its first attempt, then runs as `body`. */
+static int flaky_body(px_ctx *ctx, const void *args, size_t len)
+{
+    if (px_task_attempt(ctx) == 1)
+        return px_fail(ctx, "first attempt");
+    return body(ctx, args, len);
+}
+
 static void expect_result(px_id id, uint64_t seq, bool any)
 {
     if (any) {
@@ -70,15 +80,16 @@ static void expect_result(px_id id, uint64_t seq, bool any)
 }
 
 /* Submits one batch of tasks [first, first + n) with the given flags. */
-static void submit_batch(uint64_t first, unsigned n, uint32_t flags, px_id *ids)
+static void submit_batch(uint64_t first, unsigned n, uint32_t flags, bool delayed, px_id *ids)
 {
     uint64_t seqs[BATCH];
     px_job jobs[BATCH];
     for (unsigned i = 0; i < n; i++) {
         seqs[i] = first + i;
-        jobs[i] = (px_job){i % 2 ? "stress" : "stress_proc", &seqs[i], sizeof seqs[i]};
+        const char *task = i % 2 ? "stress" : delayed ? "stress_retry" : "stress_proc";
+        jobs[i] = (px_job){task, &seqs[i], sizeof seqs[i]};
     }
-    px_submit_opts o = {.timeout_s = -1, .flags = flags};
+    px_submit_opts o = {.timeout_s = -1, .flags = flags, .delay_s = delayed ? 0.002 : 0};
     for (unsigned k = 0; k < n;) {
         int rc = px_submit_many(region, jobs + k, n - k, &o, ids + k);
         CHECK(rc > 0, "submit_many: %s", px_strerror(rc));
@@ -94,9 +105,9 @@ static void *producer(void *arg)
     px_id ids[BATCH];
     for (uint64_t done = 0; done < per_producer; done += BATCH) {
         unsigned n = per_producer - done < BATCH ? (unsigned)(per_producer - done) : BATCH;
-        unsigned mode = (unsigned)(done / BATCH) % 3;
-        uint32_t flags = mode == 0 ? 0 : mode == 1 ? PX_SUBMIT_EPHEMERAL : PX_SUBMIT_DETACHED;
-        submit_batch(base + done, n, flags, ids);
+        unsigned mode = (unsigned)(done / BATCH) % 4;
+        uint32_t flags = mode == 1 ? PX_SUBMIT_EPHEMERAL : mode == 2 ? PX_SUBMIT_DETACHED : 0;
+        submit_batch(base + done, n, flags, mode == 3, ids);
         if (flags == PX_SUBMIT_DETACHED)
             continue;
         for (unsigned i = 0; i < n; i++) {
@@ -162,10 +173,12 @@ int main(int argc, char **argv)
     }
     if (runs == MAP_FAILED || px_region_open(name, &ro, &region))
         return 2;
-    px_task_def defs[] = {{.name = "stress", .fn = body, .mode = PX_THREAD},
-                          {.name = "stress_proc", .fn = body, .mode = PX_PROCESS}};
-    px_task_register(region, &defs[0]);
-    px_task_register(region, &defs[1]);
+    px_task_def defs[] = {
+        {.name = "stress", .fn = body, .mode = PX_THREAD},
+        {.name = "stress_proc", .fn = body, .mode = PX_PROCESS},
+        {.name = "stress_retry", .fn = flaky_body, .mode = PX_THREAD, .max_retries = 1}};
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
+        px_task_register(region, &defs[i]);
     px_workers *w;
     px_workers_opts wo = {.threads = 3, .processes = 2};
     CHECK(px_workers_start(region, &wo, &w) == 0, "workers start");
