@@ -24,7 +24,8 @@ struct px_ctx {
     bool retry_asked;       /* px_retry() was called */
     int64_t retry_delay_ns; /* its delay; < 0: the definition's backoff */
     char err[PX__ERR_MAX];
-    const _Atomic int *stop; /* non-zero: px_should_continue() says 0 */
+    const _Atomic int *stop;    /* non-zero: px_should_continue() says 0 */
+    const _Atomic int *expired; /* non-zero: past the time limit; NULL: none */
 };
 
 /* How a run ended, for the caller's counters and events. */
@@ -70,15 +71,24 @@ bool px__task_free(px_region *r, uint32_t idx, uint64_t seen);
 /* Runs a claimed task on this thread and finishes it (writes the outcome
  * into the slot and wakes joiners). `stop` is the flag px_should_continue()
  * reads; if it is set when the body returns non-zero, the task goes back to
- * PENDING instead of failing. */
+ * PENDING instead of failing. `expired` (may be NULL), set by a supervisor
+ * when the run passed its time limit, makes px_should_continue() say 0 too
+ * and the run fail with the limit's error text. */
 enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
-                         char *err_out, size_t err_cap);
+                         const _Atomic int *expired, char *err_out, size_t err_cap);
+
+/* The error text of a run past its time limit. */
+void px__limit_text(uint32_t limit_ms, char *buf, size_t cap);
 
 /* Finishes a claimed task as failed with text (FAILED, RETRY or DEAD, as
  * its retries say), from another process than the one that ran it (a child
  * that died, or the reaper); as CANCELLED if it had been asked to stop.
  * Releases result chunks it left. Returns how it ended. */
 enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text);
+
+/* The same for a run whose body still runs (past its time limit): the
+ * result chunks it holds are its own to release when it returns. */
+enum px__outcome px__fail_live(px_region *r, px_id id, uint64_t claimed, const char *text);
 
 /* Puts a task whose ctl is `seen` (RUNNING, FINISHING or PENDING) back to
  * PENDING, owned by us, and into one of our lanes. */

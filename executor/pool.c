@@ -23,6 +23,7 @@
 #include "../persist/durable.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,7 @@ static void child_main(px_workers *w, unsigned me, pid_t parent)
            send(sock, "A", 1, MSG_NOSIGNAL) == 1) {
         const _Atomic int *stop = px__is_daemon(r, m.id) ? &w->flags->daemon : &w->flags->all;
         rep.err[0] = '\0';
-        rep.outcome = (uint8_t)px__run(r, m.id, m.claimed, stop, rep.err, sizeof rep.err);
+        rep.outcome = (uint8_t)px__run(r, m.id, m.claimed, stop, NULL, rep.err, sizeof rep.err);
         if (send(sock, &rep, sizeof rep, MSG_NOSIGNAL) < 0)
             break;
     }
@@ -142,7 +143,11 @@ static enum px__outcome child_died(px_workers *w, unsigned i, px_id id, uint64_t
 {
     int status;
     collect(w, i, &status);
-    describe(status, err, cap);
+    struct px__wslot *ws = &w->ws[w->o.threads + i];
+    if (atomic_load(&ws->expired))
+        px__limit_text(px__slot_limit_ms(w->r, &w->r->slots[PX__ID_IDX(id)]), err, cap);
+    else
+        describe(status, err, cap);
     bool stopped =
         atomic_load(&w->flags->all) || (atomic_load(&w->flags->daemon) && px__is_daemon(w->r, id));
     enum px__outcome out;
@@ -155,6 +160,33 @@ static enum px__outcome child_died(px_workers *w, unsigned i, px_id id, uint64_t
     }
     replace(w, i);
     return out;
+}
+
+/* Waits for child i's reply for as long as its task's time limit allows,
+ * then kills it: the reply is then the end of the socket. */
+static void await_reply(px_workers *w, unsigned i, px_id id)
+{
+    uint32_t ms = px__slot_limit_ms(w->r, &w->r->slots[PX__ID_IDX(id)]);
+    if (ms == 0)
+        return;
+    struct px__child *c = &w->children[i];
+    struct pollfd p = {.fd = c->sock, .events = POLLIN};
+    uint64_t end = px__mono_ns() + (uint64_t)ms * 1000000ull;
+    for (;;) {
+        uint64_t now = px__mono_ns();
+        int left = now >= end ? 0 : (int)((end - now + 999999) / 1000000);
+        int rc = poll(&p, 1, left);
+        if (rc > 0 || (rc < 0 && errno != EINTR))
+            return;
+        if (rc == 0 && px__mono_ns() >= end)
+            break;
+    }
+    pid_t pid = atomic_load(&c->pid);
+    struct px__wslot *ws = &w->ws[w->o.threads + i];
+    atomic_store(&ws->expired, 2);
+    atomic_fetch_add(&w->timed_out, 1);
+    if (pid > 0)
+        kill(pid, SIGKILL);
 }
 
 /*
@@ -176,6 +208,7 @@ static enum px__outcome dispatch(px_workers *w, unsigned i, px_id id, uint64_t c
         char ack;
         if (send(c->sock, &m, sizeof m, MSG_NOSIGNAL) == (ssize_t)sizeof m &&
             recv(c->sock, &ack, 1, 0) == 1) {
+            await_reply(w, i, id);
             if (recv(c->sock, rep, sizeof *rep, 0) == (ssize_t)sizeof *rep)
                 return (enum px__outcome)rep->outcome;
             return child_died(w, i, id, claimed, rep->err, sizeof rep->err);
@@ -222,6 +255,7 @@ static void *dispatch_main(void *p)
     if (rc)
         return a;
     while ((id = px__next_task(w, PX_PROCESS, &scan, &claimed)) != 0) {
+        atomic_store(&ws->expired, 0);
         atomic_store(&ws->claimed, claimed);
         atomic_store(&ws->current, id);
         px__emit(w, PX_EV_START, id, NULL);

@@ -150,7 +150,8 @@ int px_fail(px_ctx *ctx, const char *fmt, ...)
 
 int px_should_continue(px_ctx *ctx)
 {
-    if (!ctx || (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)))
+    if (!ctx || (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)) ||
+        (ctx->expired && atomic_load_explicit(ctx->expired, memory_order_relaxed)))
         return 0;
     return PX__CTL_STATE(atomic_load_explicit(&ctx->s->ctl, memory_order_relaxed)) !=
            PX__S_CANCEL_REQUESTED;
@@ -291,6 +292,12 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
         px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
         return PX__DONE_REVOKED;
     }
+    if (ctx->expired && atomic_load(ctx->expired)) {
+        /* Past its limit: a failed run, whatever the body said. */
+        px__limit_text(px__slot_limit_ms(r, s), ctx->err, sizeof ctx->err);
+        ctx->failed = true;
+        ctx->retry_asked = false;
+    }
     bool asked = ctx->retry_asked || rc == PX_ERETRY;
     bool ok = rc == 0 && !ctx->failed && !asked;
     if (!ok && !ctx->failed) {
@@ -339,8 +346,13 @@ static void clear_last_error(px_region *r, struct px__slot *s, px_id id)
     atomic_store_explicit(&s->out_len, 0, memory_order_relaxed);
 }
 
+void px__limit_text(uint32_t limit_ms, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "time limit of %g s exceeded", limit_ms / 1000.0);
+}
+
 enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
-                         char *err_out, size_t err_cap)
+                         const _Atomic int *expired, char *err_out, size_t err_cap)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     px_ctx ctx;
@@ -355,6 +367,7 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
     ctx.retry_asked = false;
     ctx.err[0] = '\0';
     ctx.stop = stop;
+    ctx.expired = expired;
     if (atomic_load_explicit(&s->out_len, memory_order_relaxed))
         clear_last_error(r, s, id);
     atomic_store_explicit(&s->worker_pid, r->procs[r->self].pid, memory_order_relaxed);
@@ -379,7 +392,10 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
     return finish(&ctx, rc, err_out, err_cap);
 }
 
-enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text)
+/* px__fail_claimed and px__fail_live: `sweep` releases the chunks the run
+ * left, which only a run that has ended may have done. */
+static enum px__outcome fail_run(px_region *r, px_id id, uint64_t claimed, const char *text,
+                                 bool sweep)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     uint64_t c = atomic_load(&s->ctl), fin;
@@ -390,8 +406,10 @@ enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, cons
     if (c == PX__CTL_WITH(claimed, PX__S_CANCEL_REQUESTED, PX__CTL_OWNER(claimed))) {
         /* It was asked to stop, and now it has: its result chunks go, its
          * args stay for publish_outcome to release. */
-        px__arena_free_stray(r, id, atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
-                             atomic_load_explicit(&s->args_len, memory_order_relaxed));
+        if (sweep)
+            px__arena_free_stray(r, id,
+                                 atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
+                                 atomic_load_explicit(&s->args_len, memory_order_relaxed));
         return px__end_cancelled(r, PX__ID_IDX(id), c) ? PX__DONE_CANCELLED : PX__DONE_REVOKED;
     }
     /* Ours in FINISHING now: taken just above, or the runner died while
@@ -399,12 +417,23 @@ enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, cons
     if (c != PX__CTL_WITH(claimed, PX__S_FINISHING, PX__CTL_OWNER(claimed)))
         return PX__DONE_REVOKED;
     fin = c;
-    uint32_t args_chunk = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
-    uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
-    px__arena_free_stray(r, id, args_chunk, args_len);
-    /* The stray sweep released any error an earlier attempt left. */
-    atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
+    if (sweep) {
+        px__arena_free_stray(r, id, atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
+                             atomic_load_explicit(&s->args_len, memory_order_relaxed));
+        /* The stray sweep released any error an earlier attempt left. */
+        atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
+    }
     return publish_failure(r, px__tls_get(r), s, fin, text, false, -1);
+}
+
+enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text)
+{
+    return fail_run(r, id, claimed, text, true);
+}
+
+enum px__outcome px__fail_live(px_region *r, px_id id, uint64_t claimed, const char *text)
+{
+    return fail_run(r, id, claimed, text, false);
 }
 
 bool px__requeue(px_region *r, uint32_t idx, uint64_t seen)

@@ -35,6 +35,7 @@ struct target {
     int def;
     uint32_t key;
     uint32_t queue;
+    uint32_t limit_ms;
 };
 
 /* px__def_find through the thread's one-entry cache. */
@@ -65,6 +66,7 @@ static int resolve(px_region *r, struct px__tls *t, const char *task, const px_s
     tg->def = def;
     tg->queue = (uint32_t)queue;
     tg->key = PX__KEY(queue, r->defs[def].mode);
+    tg->limit_ms = o ? px__limit_ms(o->time_limit_s) : 0;
     return 0;
 }
 
@@ -139,6 +141,7 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
     atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
     atomic_store_explicit(&s->worker_pid, 0, memory_order_relaxed);
     atomic_store_explicit(&s->ttl_ms, ttl_ms, memory_order_relaxed);
+    atomic_store_explicit(&s->limit_ms, tg->limit_ms, memory_order_relaxed);
     atomic_store_explicit(&s->start_tick, 0, memory_order_relaxed);
     atomic_store_explicit(&s->fin_tick, 0, memory_order_relaxed);
     atomic_store_explicit(&s->enq_tick, px__ticks(r->tsc), memory_order_relaxed);
@@ -247,6 +250,8 @@ static int check_common(px_region *r, const px_submit_opts *o)
     if (o && (o->result_ttl_s != o->result_ttl_s || o->result_ttl_s > 4e6))
         return -EINVAL;
     if (o && o->delay_s != 0 && !(o->delay_s > 0 && o->delay_s < 1e9))
+        return -EINVAL;
+    if (o && o->time_limit_s != 0 && !(o->time_limit_s > 0 && o->time_limit_s < 4e6))
         return -EINVAL;
     return 0;
 }

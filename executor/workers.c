@@ -154,7 +154,8 @@ static void *thread_main(void *p)
         atomic_store_explicit(&ws->current, id, memory_order_release);
         px__emit(w, PX_EV_START, id, NULL);
         const _Atomic int *stop = px__is_daemon(w->r, id) ? &w->flags->daemon : &w->flags->all;
-        enum px__outcome out = px__run(w->r, id, claimed, stop, err, sizeof err);
+        atomic_store_explicit(&ws->expired, 0, memory_order_relaxed);
+        enum px__outcome out = px__run(w->r, id, claimed, stop, &ws->expired, err, sizeof err);
         px__account(w, ws, id, out, err);
     }
     return NULL;
@@ -176,6 +177,7 @@ static void *super_main(void *p)
             next_expiry = now + EXPIRY_NS;
         }
         px__checkpoint_maybe(w->r);
+        px__limits_check(w);
         if (n > 0)
             atomic_fetch_add(&w->reaped, (uint64_t)n);
         pthread_mutex_lock(&w->mu);
@@ -401,6 +403,7 @@ int px_workers_stats_get(px_workers *w, px_workers_stats *st)
         st->running += atomic_load_explicit(&w->ws[i].current, memory_order_relaxed) != 0;
     }
     st->requeued += atomic_load(&w->reaped);
+    st->timed_out = atomic_load(&w->timed_out);
     st->threads = w->nthreads;
     st->processes = w->nchildren;
     return 0;

@@ -16,8 +16,12 @@ struct px__wslot {
     _Atomic px_id current;
     _Atomic uint64_t claimed;
     _Atomic uint64_t succeeded, failed, requeued, cancelled, retried, dead;
+    /* Past its time limit: 1 asked to stop (by the supervisor), 2 failed
+     * without it (thread) or killed (process). Reset per task. */
+    _Atomic int expired;
+    char pad[PX__LINE - sizeof(int)];
 };
-_Static_assert(sizeof(struct px__wslot) == PX__LINE, "a worker's slot is one line");
+_Static_assert(sizeof(struct px__wslot) == 2 * PX__LINE, "a worker's slot is two lines");
 
 /* Flags shared with the pool's children (an anonymous shared page). */
 struct px__stopflags {
@@ -51,7 +55,11 @@ struct px_workers {
     pthread_mutex_t mu; /* guards the cond below; not on the task path */
     pthread_cond_t cond;
     _Atomic uint64_t reaped;
+    _Atomic uint64_t timed_out;
 };
+
+/* limits.c: enforces the time limits of the thread workers' runs. */
+void px__limits_check(px_workers *w);
 
 void px__emit(px_workers *w, px_event_kind kind, px_id id, const char *error);
 /* After a task: count it, report it, signal a stopping px_workers_stop(). */

@@ -226,7 +226,14 @@ typedef struct px_task_def {
     double retry_backoff;     /* 0: 2 (doubling); 1: a constant delay */
     double retry_max_delay_s; /* 0: 3600 */
     double retry_jitter;      /* 0: 0.5 (delays in [d/2, d]); < 0: none */
-    double time_limit_s;      /* stored */
+    /* How long one run may take; 0: no limit. Past it, a PX_THREAD body is
+     * asked to stop (px_should_continue() turns 0: cooperative), and if it
+     * still runs a second later its run is failed without it; a PX_PROCESS
+     * body's child is killed at once. Either way the run fails with the
+     * error "time limit of N s exceeded", whatever the body returned, and
+     * is retried if max_retries allows. Checked every reap interval
+     * (px_region_opts.reap_interval_s) for threads. */
+    double time_limit_s;
 } px_task_def;
 
 /*
@@ -286,7 +293,8 @@ PX_API int px_result(px_ctx *ctx, const void *data, size_t len);
 PX_API int px_fail(px_ctx *ctx, const char *fmt, ...) PX_PRINTF(2, 3);
 
 /* Cooperative checkpoint: 0 once the task is asked to stop (worker shutdown
- * for daemon tasks or past the grace period), 1 otherwise. */
+ * for daemon tasks or past the grace period, px_cancel, or its time limit
+ * passed), 1 otherwise. */
 PX_API int px_should_continue(px_ctx *ctx);
 
 PX_API px_id px_task_id(px_ctx *ctx);
@@ -327,6 +335,9 @@ typedef struct px_submit_opts {
      * later of the two applies; 0 and 0: at once. */
     double delay_s;      /* seconds from now, >= 0 */
     uint64_t at_unix_ns; /* CLOCK_REALTIME nanoseconds */
+    /* This task's px_task_def.time_limit_s; 0: the definition's. Not
+     * logged: a recovered task has its definition's. */
+    double time_limit_s;
 } px_submit_opts;
 
 /*
@@ -516,6 +527,7 @@ typedef struct px_workers_stats {
     uint64_t cancelled; /* runs that ended CANCELLED */
     uint64_t retried;   /* failed runs whose task went to RETRY */
     uint64_t dead;      /* failed runs whose task went to DEAD */
+    uint64_t timed_out; /* runs that passed their time limit */
     uint32_t running;
     uint32_t threads;
     uint32_t processes;

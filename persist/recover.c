@@ -238,6 +238,7 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
     /* Retention is not logged: a restored result keeps the region's default
      * from the recovery on. */
     atomic_store(&sl->ttl_ms, r->hdr->result_ttl_ms);
+    atomic_store(&sl->limit_ms, 0); /* not logged: the definition's applies */
     atomic_store(&sl->fin_tick, px__state_finished(e->state) || e->cancel ? px__ticks(r->tsc) : 0);
     atomic_store(&sl->due_ns, e->due);
     /* A run asked to stop that the crash cut short ends as it would have. */

@@ -106,7 +106,8 @@ static int check_def(const px_task_def *def)
         return -EINVAL;
     if (def->max_retries < 0 || def->max_retries > 4000 || !(def->retry_delay_s >= 0) ||
         !(def->retry_backoff >= 0) || !(def->retry_max_delay_s >= 0) || def->retry_jitter > 1 ||
-        def->retry_jitter != def->retry_jitter || !(def->time_limit_s >= 0))
+        def->retry_jitter != def->retry_jitter ||
+        !(def->time_limit_s >= 0 && def->time_limit_s < 4e6))
         return -EINVAL;
     return 0;
 }
@@ -123,6 +124,7 @@ static void fill_options(struct px__def *d, const px_task_def *def, uint32_t ext
     d->retry_max_delay_s = def->retry_max_delay_s > 0 ? def->retry_max_delay_s : 3600;
     d->retry_jitter = def->retry_jitter == 0 ? 0.5 : def->retry_jitter < 0 ? 0 : def->retry_jitter;
     d->time_limit_s = def->time_limit_s;
+    d->time_limit_ms = px__limit_ms(def->time_limit_s);
 }
 
 static void fill_def(struct px__def *d, const px_task_def *def, uint64_t h, int queue,

@@ -37,7 +37,7 @@
 #define PX__TTL_FOREVER UINT32_MAX
 #define PX__QNAME_MAX 32u   /* queue names, with the NUL */
 #define PX__INLINE_ARGS 64u /* args up to this size live in the slot */
-#define PX__INLINE_OUT 48u  /* results and error texts, likewise */
+#define PX__INLINE_OUT 44u  /* results and error texts, likewise */
 #define PX__ERR_MAX 256u    /* error texts, with the NUL */
 #define PX__NO_CHUNK UINT32_MAX
 
@@ -166,6 +166,7 @@ struct px__def {
     double retry_max_delay_s;
     double retry_jitter;
     double time_limit_s;
+    uint32_t time_limit_ms; /* the same, as slots hold it; 0: none */
     char name[PX__NAME_MAX];
 };
 enum { PX__DEF_DAEMON = 1, PX__DEF_CANCELLABLE = 2, PX__DEF_RECOVERED = 4 };
@@ -208,6 +209,10 @@ struct px__slot {
     /* When a SCHEDULED or RETRY task becomes PENDING (CLOCK_REALTIME ns),
      * written by the holder before the state. */
     _Atomic uint64_t due_ns;
+    /* How long a run may take (ms), as the submit said; 0: as the
+     * definition says when it runs. Written by the producer while
+     * RESERVED. */
+    _Atomic uint32_t limit_ms;
     uint8_t args[PX__INLINE_ARGS];
     uint8_t out[PX__INLINE_OUT];
 };

@@ -101,6 +101,22 @@ void px__proc_detach(px_region *r);
 bool px__proc_alive(const struct px__proc *p);
 int px__proc_start_time(int pid, uint64_t *out);
 
+/* A time limit in seconds as a slot holds it: ms, 0 none, at least 1. */
+static inline uint32_t px__limit_ms(double s)
+{
+    return s > 0 ? (s * 1000 < 1 ? 1 : (uint32_t)(s * 1000)) : 0;
+}
+
+/* The time limit of a run of the task in slot s, in ms (0: none). */
+static inline uint32_t px__slot_limit_ms(px_region *r, struct px__slot *s)
+{
+    uint32_t ms = atomic_load_explicit(&s->limit_ms, memory_order_relaxed);
+    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+    if (ms == 0 && def < r->hdr->max_defs)
+        ms = r->defs[def].time_limit_ms;
+    return ms;
+}
+
 /* defs.c */
 int px__queue_find(px_region *r, const char *name, bool create);
 int px__def_find(px_region *r, const char *name);
