@@ -192,15 +192,46 @@ static void drain(uint64_t target)
 
 /* ---- Delayed submits on the no-op path --------------------------------------- */
 
-enum submit_kind { PLAIN, AT_NOW, DELAY_1MS, NKINDS };
+enum submit_kind { PLAIN, AT_NOW, DELAY_1MS, KEYED, NKINDS };
 
 static const char *const kind_row[NKINDS] = {"lifecycle_plain_submit", "lifecycle_at_now_submit",
-                                             "lifecycle_delay1ms_submit"};
+                                             "lifecycle_delay1ms_submit", "lifecycle_key_submit"};
 
-static void submit_n(px_region *r, uint64_t n, const px_submit_opts *o)
+/* Distinct keys, made before the clock starts: keys[i] for the i-th submit
+ * of a round (warm-up included). */
+static char **keys_made;
+static uint64_t keys_n;
+
+static void make_keys(uint64_t n)
 {
+    keys_made = malloc(n * sizeof *keys_made);
+    char *text = malloc(n * 24);
+    if (!keys_made || !text)
+        die("malloc", -ENOMEM);
     for (uint64_t i = 0; i < n; i++) {
-        int rc = px_submit(r, BENCH_NOOP, NULL, 0, o, NULL);
+        keys_made[i] = text + i * 24;
+        snprintf(keys_made[i], 24, "o%llu", (unsigned long long)(i % 1000000000000000ull));
+    }
+    keys_n = n;
+}
+
+static void free_keys(void)
+{
+    if (keys_made)
+        free(keys_made[0]);
+    free(keys_made);
+    keys_made = NULL;
+}
+
+/* Submits n no-op tasks; with `keyed`, each with the next distinct key
+ * from *next. */
+static void submit_n(px_region *r, uint64_t n, const px_submit_opts *o, bool keyed, uint64_t *next)
+{
+    px_submit_opts k = *o;
+    for (uint64_t i = 0; i < n; i++) {
+        if (keyed)
+            k.key = keys_made[(*next)++ % keys_n];
+        int rc = px_submit(r, BENCH_NOOP, NULL, 0, keyed ? &k : o, NULL);
         if (rc)
             die("px_submit", rc);
     }
@@ -219,12 +250,13 @@ static double kind_round(px_region *r, enum submit_kind kind, uint64_t n, double
     atomic_store(&bench_noop_count, 0);
     if (kind == AT_NOW)
         o.at_unix_ns = real_ns();
-    submit_n(r, warm, &o);
+    uint64_t next = 0;
+    submit_n(r, warm, &o, kind == KEYED, &next);
     drain(warm);
     if (kind == AT_NOW)
         o.at_unix_ns = real_ns(); /* never in the future from here on */
     uint64_t t0 = bench_now_ns();
-    submit_n(r, n, &o);
+    submit_n(r, n, &o, kind == KEYED, &next);
     uint64_t ts = bench_now_ns();
     drain(warm + n);
     uint64_t t1 = bench_now_ns();
@@ -238,16 +270,18 @@ static void bench_delayed_submit(const struct config *c)
     char name[64];
     px_region *r = lregion_create(name, sizeof name, &(px_region_opts){.flags = PX_REGION_CREATE});
     double ops[NKINDS][LC_ROUNDS], sub[NKINDS][LC_ROUNDS], ratio[NKINDS][LC_ROUNDS];
+    make_keys(c->noop_n + c->noop_n / 10);
     for (int i = 0; i < LC_ROUNDS; i++) {
         for (int k = 0; k < NKINDS; k++)
             ops[k][i] = kind_round(r, (enum submit_kind)k, c->noop_n, &sub[k][i]);
         for (int k = 0; k < NKINDS; k++)
             ratio[k][i] = ops[k][i] / ops[PLAIN][i];
     }
+    free_keys();
     lregion_remove(r, name);
     static const char *const what[NKINDS] = {
         "no delay", "at_unix_ns = a moment already past (the plain path behind the check)",
-        "delay_s = 0.001 (timer heap)"};
+        "delay_s = 0.001 (timer heap)", "a distinct key each (the key index)"};
     for (int k = 0; k < NKINDS; k++) {
         struct result *res =
             add_result(kind_row[k], c->noop_n * LC_ROUNDS, median(ops[k], LC_ROUNDS));

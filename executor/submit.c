@@ -302,22 +302,46 @@ static int no_room(const px_submit_opts *o, int rc)
     return rc;
 }
 
-/* px_submit of a task with a delay or a time, kept out of the plain path:
- * it enters the timer heap instead of a lane, unless its time has come. */
-__attribute__((noinline, cold)) static int submit_timed(px_region *r, struct px__tls *t,
-                                                        const struct target *tg, const void *args,
-                                                        size_t len, const px_submit_opts *opts,
-                                                        px_id *out)
+/* Under the key's shard lock: the live task with our key, if any (then our
+ * reservation goes, unlogged, and that id is the answer); otherwise our id
+ * is recorded under the key. */
+static int claim_key(px_region *r, uint64_t key, px_id *id)
+{
+    px__keys_lock(r, key);
+    px_id other = px__keys_find(r, key);
+    int rc = other ? 1 : px__keys_put(r, key, *id);
+    px__keys_unlock(r, key);
+    if (other) {
+        uint32_t idx = PX__ID_IDX(*id);
+        px__slot_free(r, idx, atomic_load(&r->slots[idx].ctl));
+        *id = other;
+    }
+    return rc;
+}
+
+/* px_submit of a task with a key, a delay or a time, kept out of the plain
+ * path: a key that a live task holds answers with that task (returns 1);
+ * a delayed task enters the timer heap instead of a lane. */
+__attribute__((noinline, cold)) static int submit_special(px_region *r, struct px__tls *t,
+                                                          const struct target *tg, const void *args,
+                                                          size_t len, const px_submit_opts *opts,
+                                                          px_id *out)
 {
     uint64_t due = due_of(opts);
+    uint64_t key = opts->key ? px__key_hash(opts->key, strlen(opts->key)) : 0;
     uint32_t flags = slot_flags(opts);
     int64_t deadline = deadline_of(opts);
     px_id id;
     int rc = fill(r, t, tg, args, len, flags, ttl_of(r, opts), deadline, &id);
     if (rc)
         return no_room(opts, rc);
-    if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len, due))) !=
-        0) {
+    if (key && (rc = claim_key(r, key, &id)) != 0) {
+        if (rc == 1 && out)
+            *out = id;
+        return rc;
+    }
+    rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len, due, key));
+    if (rc) {
         unfill(r, &id, 1);
         return rc;
     }
@@ -351,15 +375,16 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
     struct target tg;
     if ((rc = resolve(r, t, task, opts, &tg)) != 0)
         return rc;
-    if (opts && (opts->delay_s != 0 || opts->at_unix_ns != 0))
-        return submit_timed(r, t, &tg, args, len, opts, out);
+    if (opts && (opts->delay_s != 0 || opts->at_unix_ns != 0 || opts->key))
+        return submit_special(r, t, &tg, args, len, opts, out);
     int64_t deadline = deadline_of(opts);
     px_id id;
     uint32_t flags = slot_flags(opts);
     if ((rc = fill(r, t, &tg, args, len, flags, ttl_of(r, opts), deadline, &id)) != 0)
         return no_room(opts, rc);
     /* Durable before anyone can run it (journal.h). */
-    if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len, 0))) != 0) {
+    if ((rc = px__journal_wait(r, px__journal_submit(r, id, flags, args, (uint32_t)len, 0, 0))) !=
+        0) {
         unfill(r, &id, 1);
         return rc;
     }
@@ -412,7 +437,7 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
     int rc = check_common(r, opts);
     if (rc)
         return rc;
-    if (!jobs || !ids || n > INT_MAX)
+    if (!jobs || !ids || n > INT_MAX || (opts && opts->key))
         return -EINVAL;
     struct px__tls *t = px__tls_get(r);
     if (!t)
@@ -443,7 +468,7 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
         if (rc)
             break;
         b.ticket =
-            px__journal_submit(r, ids[done + batch], flags, j->args, (uint32_t)j->len, b.due);
+            px__journal_submit(r, ids[done + batch], flags, j->args, (uint32_t)j->len, b.due, 0);
         batch++;
         if (b.ticket < 0) {
             rc = (int)b.ticket;

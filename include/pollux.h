@@ -338,11 +338,17 @@ typedef struct px_submit_opts {
     /* This task's px_task_def.time_limit_s; 0: the definition's. Not
      * logged: a recovered task has its definition's. */
     double time_limit_s;
+    /* An idempotency key (NULL: none). While a task submitted with the
+     * same key is not finished, px_submit creates nothing and returns 1
+     * with that task's id. Keys are compared by their 64-bit XXH3 hash.
+     * Not for px_submit_many (-EINVAL). */
+    const char *key;
 } px_submit_opts;
 
 /*
  * Submits one task. args (len bytes, copied) may be NULL when len is 0. On
- * success *out (if not NULL) is the task's id. PX_ENOTASK if no process
+ * success (0, or 1 when opts->key named a task already there) *out (if not
+ * NULL) is the task's id. PX_ENOTASK if no process
  * defined the name, -E2BIG above max_payload, -EAGAIN / -ETIMEDOUT when there
  * is no room. On failure nothing is left in the region.
  */

@@ -187,6 +187,8 @@ static uint64_t settled_ctl(struct px__slot *s)
 /* Scratch space for one task's payloads while a checkpoint copies them. */
 struct scratch {
     uint8_t *args, *out;
+    uint64_t *key;    /* by slot: the key hash of a live keyed task */
+    px_id *key_owner; /* and which task it is */
 };
 
 /* Copies a consistent view of slot idx: its ctl, and the payloads that ctl
@@ -247,7 +249,8 @@ static int emit_task(px_region *r, uint32_t idx, struct scratch *sc)
     uint32_t st = PX__CTL_STATE(c);
     px_id id = PX__ID(PX__CTL_GEN(c), idx);
     int64_t t =
-        px__journal_submit(r, id, PX__CTL_FLAGS(c), sc->args, al, st == PX__S_SCHEDULED ? due : 0);
+        px__journal_submit(r, id, PX__CTL_FLAGS(c), sc->args, al, st == PX__S_SCHEDULED ? due : 0,
+                           sc->key[idx] && sc->key_owner[idx] == id ? sc->key[idx] : 0);
     if (t < 0)
         return (int)t;
     if (PX__CTL_ATT(c))
@@ -327,12 +330,19 @@ int px__checkpoint(px_region *r, uint64_t *dropped)
     px__wal_stats(r->wal, &st);
     uint64_t begin = atomic_fetch_add(&r->hdr->lsn, 1) + 1;
     checkpoint_mark(r, begin, false);
-    struct scratch sc = {malloc(r->hdr->max_payload), malloc(r->hdr->max_payload)};
-    int rc = sc.args && sc.out ? 0 : -ENOMEM;
+    uint32_t cap = r->hdr->capacity;
+    struct scratch sc = {malloc(r->hdr->max_payload), malloc(r->hdr->max_payload),
+                         malloc(cap * sizeof *sc.key), malloc(cap * sizeof *sc.key_owner)};
+    int rc = sc.args && sc.out && sc.key && sc.key_owner ? 0 : -ENOMEM;
+    /* Keys taken after this are in their own SUBMIT records, after ours. */
+    if (rc == 0)
+        px__keys_by_slot(r, sc.key, sc.key_owner);
     for (uint32_t i = 0; i < r->hdr->capacity && rc == 0; i++)
         rc = emit_task(r, i, &sc);
     free(sc.args);
     free(sc.out);
+    free(sc.key);
+    free(sc.key_owner);
     if (rc == 0)
         rc = flush_clean(r, st.failed_groups);
     if (rc == 0) {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
-                           uint64_t due_ns)
+                           uint64_t due_ns, uint64_t key)
 {
     if (!r->wal)
         return 0;
@@ -21,11 +21,12 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
                                  .mode = (uint8_t)r->defs[def].mode,
                                  .args = args,
                                  .args_len = len,
-                                 .due_ns = due_ns};
+                                 .due_ns = due_ns,
+                                 .key = key};
     memcpy(rec.name, r->defs[def].name, sizeof rec.name);
     rec.name[sizeof rec.name - 1] = '\0';
     snprintf(rec.queue, sizeof rec.queue, "%s", r->queues[q].name);
-    uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 8;
+    uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 2 * 9;
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
         return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;

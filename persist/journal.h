@@ -18,7 +18,7 @@
 /* Returns the record's ticket for px__journal_wait (0 when not durable),
  * or a negative errno if it could not be appended. */
 int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
-                           uint64_t due_ns);
+                           uint64_t due_ns, uint64_t key);
 void px__journal_start(px_region *r, px_id id, uint32_t attempts);
 void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len);
 void px__journal_free(px_region *r, px_id id);

@@ -188,18 +188,31 @@ void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s)
     px__put_str(w, s->name);
     px__put_str(w, s->queue);
     px__put_bytes(w, s->args, s->args_len);
-    if (s->due_ns)
+    if (s->due_ns) {
+        px__put_u8(w, 1);
         px__put_u64(w, s->due_ns);
+    }
+    if (s->key) {
+        px__put_u8(w, 2);
+        px__put_u64(w, s->key);
+    }
 }
 
-/* A SUBMIT ends after its args, or has a delayed task's due time after
- * them (written only when there is one, so older records still read). */
-static bool submit_due(struct px__get *g, uint64_t *due)
+/* The optional fields after a SUBMIT's args: tagged, in tag order, each
+ * at most once and never 0 (records without them read as before). */
+static bool submit_trailer(struct px__get *g, struct px__rec_submit *s)
 {
-    *due = 0;
-    if (g->at == g->len)
-        return true;
-    return px__get_u64(g, due) && *due != 0 && g->at == g->len;
+    s->due_ns = 0;
+    s->key = 0;
+    uint8_t last = 0, tag;
+    uint64_t v;
+    while (g->at < g->len) {
+        if (!px__get_u8(g, &tag) || tag <= last || tag > 2 || !px__get_u64(g, &v) || v == 0)
+            return false;
+        *(tag == 1 ? &s->due_ns : &s->key) = v;
+        last = tag;
+    }
+    return true;
 }
 
 bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s)
@@ -208,7 +221,7 @@ bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s)
     return r->type == PX__REC_SUBMIT && px__get_u64(&g, &s->id) && px__get_u32(&g, &s->flags) &&
            px__get_u8(&g, &s->mode) && px__get_str(&g, s->name, sizeof s->name) &&
            px__get_str(&g, s->queue, sizeof s->queue) &&
-           px__get_bytes(&g, &s->args, &s->args_len) && submit_due(&g, &s->due_ns);
+           px__get_bytes(&g, &s->args, &s->args_len) && submit_trailer(&g, s);
 }
 
 void px__rec_retry_put(struct px__put *w, const struct px__rec_retry *t)

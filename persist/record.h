@@ -102,7 +102,10 @@ struct px__rec_submit {
     char queue[64];
     const uint8_t *args;
     uint32_t args_len;
-    uint64_t due_ns; /* a delayed task's time; 0: none (and not written) */
+    /* Optional fields after the args, each a u8 tag and a u64, in this
+     * order, written only when not 0: */
+    uint64_t due_ns; /* tag 1: a delayed task's time */
+    uint64_t key;    /* tag 2: the hash of its px_submit_opts.key */
 };
 
 /* The body of a FINISH record. */

@@ -252,6 +252,14 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
     uint32_t att = e->attempts > 0xfff ? 0xfff : e->attempts;
     atomic_store(&sl->ctl, PX__CTL(PX__ID_GEN(e->id), state, owner, att, s.flags & 0xf));
     *key = PX__KEY((uint32_t)q, (uint32_t)s.mode);
+    if (!done && s.key) {
+        /* Its key holds again while it is not finished. */
+        px__keys_lock(r, s.key);
+        rc = px__keys_put(r, s.key, e->id);
+        px__keys_unlock(r, s.key);
+        if (rc)
+            return rc;
+    }
     return done ? 1 : timed ? 2 : 0;
 }
 

@@ -8,7 +8,8 @@
  *
  *   header | procs[max_procs] | queues[max_queues] | defs[max_defs]
  *          | lanes[lanes] | lane entries[lanes * lane_depth]
- *          | slots[capacity] | timers[capacity] | chunk tags[nchunks]
+ *          | slots[capacity] | timers[capacity]
+ *          | key locks[64] | keys[64 * key_shard_size] | chunk tags[nchunks]
  *          | arena[nchunks * chunk]
  *
  * Who writes what, and the ordering that makes reads safe, is stated beside
@@ -58,10 +59,11 @@ struct px__hdr {
     uint32_t capacity, max_payload, lanes, lane_depth;
     uint32_t chunk_size, nchunks, max_procs, max_queues, max_defs;
     uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
-    uint64_t off_slots, off_timers, off_tags, off_arena;
-    struct px__clock clock; /* what task stamps count in (clock.h) */
-    uint32_t result_ttl_ms; /* the default retention; PX__TTL_FOREVER */
-    uint32_t durability;    /* px_durability */
+    uint64_t off_slots, off_timers, off_key_locks, off_keys, off_tags, off_arena;
+    uint32_t key_shard_size; /* key index entries per shard, a power of two */
+    struct px__clock clock;  /* what task stamps count in (clock.h) */
+    uint32_t result_ttl_ms;  /* the default retention; PX__TTL_FOREVER */
+    uint32_t durability;     /* px_durability */
     uint32_t async_ms;
     uint64_t segment_bytes;
     char log_dir[PX__PATH_MAX]; /* absolute; "" when not durable */

@@ -66,6 +66,15 @@ static void layout(struct px__hdr *h)
     off = align_up(off + (uint64_t)h->capacity * sizeof(struct px__slot), PX__LINE);
     h->off_timers = off;
     off = align_up(off + (uint64_t)h->capacity * sizeof(struct px__timer), PX__LINE);
+    /* Twice as many key entries as slots, in 64 shards: a shard at most
+     * half full on average. */
+    uint32_t per = (uint32_t)(((uint64_t)h->capacity * 2 + PX__KEY_SHARDS - 1) / PX__KEY_SHARDS);
+    h->key_shard_size = pow2_at_least(per < 16 ? 16 : per);
+    h->off_key_locks = off;
+    off = align_up(off + PX__KEY_SHARDS * sizeof(struct px__keyshard), PX__LINE);
+    h->off_keys = off;
+    off = align_up(off + (uint64_t)PX__KEY_SHARDS * h->key_shard_size * sizeof(struct px__keyent),
+                   PX__LINE);
     h->off_tags = off;
     off = align_up(off + (uint64_t)h->nchunks * sizeof(uint64_t), 4096);
     h->off_arena = off;
@@ -124,6 +133,8 @@ static void bind_tables(px_region *r)
     r->entries = (_Atomic uint64_t *)(r->base + h->off_entries);
     r->slots = (struct px__slot *)(r->base + h->off_slots);
     r->timers = (struct px__timer *)(r->base + h->off_timers);
+    r->key_shards = (struct px__keyshard *)(r->base + h->off_key_locks);
+    r->keys = (struct px__keyent *)(r->base + h->off_keys);
     r->tags = (_Atomic uint64_t *)(r->base + h->off_tags);
     r->arena = r->base + h->off_arena;
     r->lane_mask = h->lane_depth - 1;
@@ -149,11 +160,13 @@ static int init_region(px_region *r, const struct px__hdr *params)
     int rc = pthread_mutex_init(&h->lock, &a);
     if (rc == 0)
         rc = pthread_mutex_init(&h->timer_lock, &a);
+    bind_tables(r);
+    for (uint32_t i = 0; i < PX__KEY_SHARDS && rc == 0; i++)
+        rc = pthread_mutex_init(&r->key_shards[i].lock, &a);
     pthread_mutexattr_destroy(&a);
     if (rc)
         return -rc;
     atomic_store_explicit(&h->timer_next, UINT64_MAX, memory_order_relaxed);
-    bind_tables(r);
     /* Generations start at a value derived from the region's nonce, so an id
      * from another region is very unlikely to name a task here. */
     for (uint32_t i = 0; i < h->capacity; i++) {
@@ -207,6 +220,7 @@ static int validate(px_region *r, const char *name)
     layout(&chk);
     if (chk.size != h->size || chk.size != r->size || chk.off_arena != h->off_arena ||
         chk.off_slots != h->off_slots || chk.off_timers != h->off_timers ||
+        chk.off_keys != h->off_keys || chk.off_key_locks != h->off_key_locks ||
         chk.off_tags != h->off_tags || chk.off_lanes != h->off_lanes ||
         chk.off_entries != h->off_entries || chk.off_defs != h->off_defs ||
         chk.off_queues != h->off_queues || chk.off_procs != h->off_procs)

@@ -6,6 +6,7 @@
 #define PX_SHM_REGION_H
 
 #include "layout.h"
+#include "keys.h"
 #include "timers.h"
 #include "pollux.h"
 
@@ -49,6 +50,8 @@ struct px_region {
     _Atomic uint64_t *entries;
     struct px__slot *slots;
     struct px__timer *timers;
+    struct px__keyshard *key_shards;
+    struct px__keyent *keys;
     _Atomic uint64_t *tags;
     uint8_t *arena;
     uint32_t self; /* our proc index */

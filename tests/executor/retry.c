@@ -334,7 +334,8 @@ Test(retry, a_dead_task_is_requeued_under_its_id_with_its_args)
     cr_assert_eq(px_requeue(r, id + (1ull << 32)), -ENOENT);
     atomic_store(&book->succeed_from, 1);
     cr_assert_eq(px_requeue(r, id), 0);
-    cr_assert_eq(px_requeue(r, id), -EBUSY);
+    int again = px_requeue(r, id); /* not dead: queued or running, or done and freed */
+    cr_assert(again == -EBUSY || again == -ENOENT, "%s", px_strerror(again));
     /* Detached: the success frees the slot. */
     cr_assert_eq(px_test_wait_state(r, id, -ENOENT, 10), -ENOENT);
     cr_assert_eq(atomic_load(&book->runs), 5);

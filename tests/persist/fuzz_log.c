@@ -187,8 +187,8 @@ static void decode_all(const struct px__rec *r)
                 CHECK(nl < sizeof s.name && ql < sizeof s.queue);
                 CHECK(s.args_len <= r->len);
                 CHECK(s.args >= body && s.args <= end && s.args_len <= (size_t)(end - s.args));
-                CHECK(r->len ==
-                      8 + 4 + 1 + 1 + nl + 1 + ql + 4 + (size_t)s.args_len + (s.due_ns ? 8 : 0));
+                CHECK(r->len == 8 + 4 + 1 + 1 + nl + 1 + ql + 4 + (size_t)s.args_len +
+                                    (s.due_ns ? 9 : 0) + (s.key ? 9 : 0));
                 px__rec_submit_put(&w, &s);
             }
             break;
