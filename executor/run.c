@@ -407,8 +407,7 @@ static enum px__outcome fail_run(px_region *r, px_id id, uint64_t claimed, const
         /* It was asked to stop, and now it has: its result chunks go, its
          * args stay for publish_outcome to release. */
         if (sweep)
-            px__arena_free_stray(r, id,
-                                 atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
+            px__arena_free_stray(r, id, atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
                                  atomic_load_explicit(&s->args_len, memory_order_relaxed));
         return px__end_cancelled(r, PX__ID_IDX(id), c) ? PX__DONE_CANCELLED : PX__DONE_REVOKED;
     }
