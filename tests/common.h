@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <time.h>
@@ -50,6 +51,25 @@ static inline double px_test_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A zeroed mapping shared with forked children (pool children, or a
+ * test's own), for what task bodies record. Never unmapped. */
+static inline void *px_test_shared(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(p, MAP_FAILED);
+    return p;
+}
+
+/* Starts workers on r; the test stops them. */
+static inline px_workers *px_test_workers(px_region *r, unsigned threads, unsigned processes)
+{
+    px_workers *w = NULL;
+    int rc =
+        px_workers_start(r, &(px_workers_opts){.threads = threads, .processes = processes}, &w);
+    cr_assert_eq(rc, 0, "px_workers_start: %s", px_strerror(rc));
+    return w;
 }
 
 /* CLOCK_REALTIME in nanoseconds: what due times (at_unix_ns, next_run_ns)

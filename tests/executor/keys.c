@@ -55,10 +55,8 @@ static int keyed(px_ctx *ctx, const void *a, size_t n)
 
 static px_region *open_r(const px_region_opts *o)
 {
-    if (!fl) {
-        fl = mmap(NULL, sizeof *fl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        cr_assert_neq(fl, MAP_FAILED);
-    }
+    if (!fl)
+        fl = px_test_shared(sizeof *fl);
     memset(fl, 0, sizeof *fl);
     px_region_opts d = {.capacity = 1024, .reap_interval_s = 0.02};
     px_region *r = px_test_region(rname, sizeof rname, o ? o : &d);
@@ -88,8 +86,7 @@ Test(keys, a_live_key_answers_with_its_task_and_a_finished_one_frees_it)
     px_region_info ri;
     cr_assert_eq(px_region_info_get(r, &ri), 0);
     cr_assert_eq(ri.slots_used, 2, "nothing was created for the duplicate");
-    px_workers *w;
-    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 1, .processes = 1}, &w), 0);
+    px_workers *w = px_test_workers(r, 1, 1);
     cr_assert_eq(px_join(r, a, 5, NULL, 0, NULL), 0);
     cr_assert_eq(submit_key(r, 0, "order-17", NULL, &d), 0, "finished: the key is free");
     cr_assert_neq(d, a);
@@ -139,8 +136,7 @@ static void *race(void *p)
 Test(keys, racing_threads_never_run_one_key_twice_at_once)
 {
     px_region *r = open_r(NULL);
-    px_workers *w;
-    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 4, .processes = 1}, &w), 0);
+    px_workers *w = px_test_workers(r, 4, 1);
     pthread_t th[4];
     struct racer rc[4];
     for (int i = 0; i < 4; i++) {
@@ -173,9 +169,7 @@ Test(keys, processes_submitting_one_key_at_once_get_one_task)
 {
     px_region *r = open_r(NULL); /* no workers: every task stays PENDING */
     enum { KIDS = 4 };
-    px_id *got = mmap(NULL, sizeof(px_id) * KIDS * NKEYS, PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(got, MAP_FAILED);
+    px_id *got = px_test_shared(sizeof(px_id) * KIDS * NKEYS);
     pid_t kids[KIDS];
     for (int c = 0; c < KIDS; c++) {
         kids[c] = fork();
@@ -206,7 +200,6 @@ Test(keys, processes_submitting_one_key_at_once_get_one_task)
     px_region_info ri;
     cr_assert_eq(px_region_info_get(r, &ri), 0);
     cr_assert_eq(ri.slots_used, NKEYS);
-    munmap(got, sizeof(px_id) * KIDS * NKEYS);
     cr_assert_eq(px_region_close(r), 0);
 }
 

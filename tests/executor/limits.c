@@ -70,10 +70,8 @@ static const px_task_def defs[] = {
 
 static px_region *open_r(void)
 {
-    if (!seen) {
-        seen = mmap(NULL, sizeof *seen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        cr_assert_neq(seen, MAP_FAILED);
-    }
+    if (!seen)
+        seen = px_test_shared(sizeof *seen);
     memset(seen, 0, sizeof *seen);
     px_region *r = px_test_region(rname, sizeof rname,
                                   &(px_region_opts){.capacity = 64, .reap_interval_s = 0.02});
@@ -84,9 +82,7 @@ static px_region *open_r(void)
 
 static px_workers *start(px_region *r)
 {
-    px_workers *w;
-    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 2, .processes = 1}, &w), 0);
-    return w;
+    return px_test_workers(r, 2, 1);
 }
 
 static px_id submit(px_region *r, const char *task, double limit)

@@ -109,10 +109,8 @@ static const px_task_def defs[] = {
 
 static px_region *open_r(void)
 {
-    if (!book) {
-        book = mmap(NULL, sizeof *book, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        cr_assert_neq(book, MAP_FAILED);
-    }
+    if (!book)
+        book = px_test_shared(sizeof *book);
     memset(book, 0, sizeof *book);
     px_region *r = px_test_region(rname, sizeof rname,
                                   &(px_region_opts){.capacity = 64, .reap_interval_s = 0.02});
@@ -123,9 +121,7 @@ static px_region *open_r(void)
 
 static px_workers *start(px_region *r)
 {
-    px_workers *w;
-    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 2, .processes = 1}, &w), 0);
-    return w;
+    return px_test_workers(r, 2, 1);
 }
 
 static px_id submit(px_region *r, const char *task, const px_submit_opts *o)

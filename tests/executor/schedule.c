@@ -46,11 +46,8 @@ static int mark(px_ctx *ctx, const void *a, size_t n)
 
 static px_region *open_r(uint32_t capacity)
 {
-    if (!marks) {
-        marks =
-            mmap(NULL, sizeof *marks, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        cr_assert_neq(marks, MAP_FAILED);
-    }
+    if (!marks)
+        marks = px_test_shared(sizeof *marks);
     memset(marks, 0, sizeof *marks);
     px_region *r = px_test_region(rname, sizeof rname,
                                   &(px_region_opts){.capacity = capacity, .reap_interval_s = 0.02});
@@ -61,9 +58,7 @@ static px_region *open_r(uint32_t capacity)
 
 static px_workers *start(px_region *r)
 {
-    px_workers *w;
-    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 2, .processes = 1}, &w), 0);
-    return w;
+    return px_test_workers(r, 2, 1);
 }
 
 /* Joins a task of `mark`; returns the index it ran with. */
