@@ -131,8 +131,9 @@ static int take_result(px_region *r, struct px__slot *s, px_id id, uint64_t c, v
     uint32_t st = PX__CTL_STATE(c);
     if (PX__CTL_GEN(c) != PX__ID_GEN(id) || !px__state_finished(st))
         return -ENOENT;
-    bool failed = st == PX__S_FAILED || st == PX__S_DEAD,
-         ephemeral = PX__CTL_FLAGS(c) & PX__F_EPHEMERAL;
+    /* A dead letter stays until requeued or forgotten, ephemeral or not. */
+    bool failed = st == PX__S_FAILED || st == PX__S_DEAD;
+    bool ephemeral = (PX__CTL_FLAGS(c) & PX__F_EPHEMERAL) && st != PX__S_DEAD;
     if (st == PX__S_CANCELLED) {
         /* No result to copy; an ephemeral one is consumed all the same. */
         uint64_t mine = PX__CTL_WITH(c, PX__S_CONSUMING, r->self + 1);

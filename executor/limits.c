@@ -10,7 +10,9 @@
  * the claimed state, and the body's late return finds its claim gone and
  * changes nothing. Its thread stays busy until the body returns.
  *
- * The run's start is the slot's start_tick, in the header's clock; the
+ * The run's start is the slot's start_tick, in the header's clock, which
+ * is 0 from the moment a task is made runnable again until its next run
+ * stamps it (so an old run's start is never taken for a new one's); the
  * limit is the slot's (or its definition's). A worker slot is read while
  * its thread may move to the next task: the claimed ctl it holds names the
  * run, and px__fail_claimed acts only if the task is still in that run.

@@ -174,7 +174,8 @@ static void await_reply(px_workers *w, unsigned i, px_id id)
     uint64_t end = px__mono_ns() + (uint64_t)ms * 1000000ull;
     for (;;) {
         uint64_t now = px__mono_ns();
-        int left = now >= end ? 0 : (int)((end - now + 999999) / 1000000);
+        uint64_t ms_left = now >= end ? 0 : (end - now + 999999) / 1000000;
+        int left = ms_left > (1u << 30) ? 1 << 30 : (int)ms_left;
         int rc = poll(&p, 1, left);
         if (rc > 0 || (rc < 0 && errno != EINTR))
             return;

@@ -110,6 +110,7 @@ int px_requeue(px_region *r, px_id id)
     if (rc)
         return rc;
     px__journal_retry(r, id, 0, 0, NULL, 0);
+    atomic_store_explicit(&s->start_tick, 0, memory_order_relaxed); /* see limits.c */
     uint64_t pend = PX__CTL(PX__CTL_GEN(held), PX__S_PENDING, r->self + 1, 0, PX__CTL_FLAGS(held));
     atomic_store(&s->ctl, pend);
     rc = px__publish(r, t, PX__KEY(q, r->defs[def].mode), &id, 1, 0);

@@ -183,9 +183,12 @@ static const uint8_t *set_out(px_region *r, struct px__slot *s, uint64_t tag, ui
     return out_chunk == PX__NO_CHUNK ? s->out : px__arena_ptr(r, out_chunk);
 }
 
-/* Writes the outcome into a slot we hold in FINISHING and publishes it. */
+/* Writes the outcome into a slot we hold in FINISHING and publishes it.
+ * `keep`: a body still runs (failed past its time limit) and may read its
+ * args, so they stay, and so does a detached task's slot, until the slot is
+ * freed (retention, px_forget). */
 static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint32_t state,
-                            uint32_t out_chunk, uint32_t out_len, const void *inl)
+                            uint32_t out_chunk, uint32_t out_len, const void *inl, bool keep)
 {
     uint64_t tag = PX__ID(PX__CTL_GEN(fin), (uint32_t)(s - r->slots));
     const uint8_t *out = set_out(r, s, tag, out_chunk, out_len, inl);
@@ -196,15 +199,16 @@ static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint
     /* A dead task keeps its args (for px_requeue) and its slot, detached
      * or not: dead letters are there to be looked at. */
     bool dead = state == PX__S_DEAD, detached = PX__CTL_FLAGS(fin) & PX__F_DETACHED;
-    if (!detached || dead)
+    keep = keep || dead;
+    if (!detached || keep)
         px__journal_finish(r, tag, state, out, out_len);
     atomic_store(&s->ctl, final);
-    if (!dead) {
+    if (!keep) {
         px__arena_free(r, tag, args_chunk, args_len);
         if (args_chunk != PX__NO_CHUNK)
             px__wake_room(r);
     }
-    if (detached && !dead)
+    if (detached && !keep)
         px__task_free(r, (uint32_t)(s - r->slots), final);
     else
         px__wake_slot(r, s);
@@ -215,9 +219,11 @@ static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint
  * DEAD or FAILED (retry.c). */
 static enum px__outcome publish_failure(px_region *r, struct px__tls *t, struct px__slot *s,
                                         uint64_t fin, const char *text, bool asked,
-                                        int64_t delay_ns)
+                                        int64_t delay_ns, bool live)
 {
-    size_t n = strnlen(text, PX__ERR_MAX - 1);
+    /* Out bytes are at most max_payload, error texts included. */
+    size_t cap = PX__ERR_MAX - 1 < r->hdr->max_payload ? PX__ERR_MAX - 1 : r->hdr->max_payload;
+    size_t n = strnlen(text, cap);
     uint32_t chunk = PX__NO_CHUNK, idx = (uint32_t)(s - r->slots);
     px_id id = PX__ID(PX__CTL_GEN(fin), idx);
     if (n > PX__INLINE_OUT && (!t || px__arena_alloc(r, t, id, n, &chunk) != 0))
@@ -227,11 +233,14 @@ static enum px__outcome publish_failure(px_region *r, struct px__tls *t, struct 
     uint64_t due = 0;
     uint32_t state = px__retry_decide(r, s, fin, asked, delay_ns, &due);
     if (state != PX__S_RETRY) {
-        publish_outcome(r, s, fin, state, chunk, (uint32_t)n, text);
+        publish_outcome(r, s, fin, state, chunk, (uint32_t)n, text, live);
         return state == PX__S_DEAD ? PX__DONE_DEAD : PX__DONE_FAILED;
     }
     const uint8_t *out = set_out(r, s, id, chunk, (uint32_t)n, text);
     atomic_store_explicit(&s->fin_tick, px__ticks(r->tsc), memory_order_relaxed);
+    /* Not started until its next run: a time limit must not count from
+     * this one (limits.c). */
+    atomic_store_explicit(&s->start_tick, 0, memory_order_relaxed);
     px__journal_retry(r, id, PX__CTL_ATT(fin), due, out, (uint32_t)n);
     px__timed_enter(r, idx, fin, PX__S_RETRY, due);
     return PX__DONE_RETRY;
@@ -245,7 +254,7 @@ bool px__end_cancelled(px_region *r, uint32_t idx, uint64_t seen)
     uint64_t fin = PX__CTL_WITH(seen, PX__S_FINISHING, owner);
     if (!atomic_compare_exchange_strong(&s->ctl, &seen, fin))
         return false;
-    publish_outcome(r, s, fin, PX__S_CANCELLED, PX__NO_CHUNK, 0, NULL);
+    publish_outcome(r, s, fin, PX__S_CANCELLED, PX__NO_CHUNK, 0, NULL, false);
     return true;
 }
 
@@ -327,12 +336,13 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
         return PX__DONE_REVOKED;
     }
     if (ok) {
-        publish_outcome(r, s, fin, PX__S_SUCCESS, ctx->out_chunk, ctx->out_len, ctx->out_inline);
+        publish_outcome(r, s, fin, PX__S_SUCCESS, ctx->out_chunk, ctx->out_len, ctx->out_inline,
+                        false);
         return PX__DONE_OK;
     }
     px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
     return publish_failure(r, ctx->t, s, fin, ctx->err, asked,
-                           ctx->retry_asked ? ctx->retry_delay_ns : -1);
+                           ctx->retry_asked ? ctx->retry_delay_ns : -1, false);
 }
 
 /* A retried or requeued task still holds its last error: it goes now, as
@@ -398,12 +408,15 @@ static enum px__outcome fail_run(px_region *r, px_id id, uint64_t claimed, const
                                  bool sweep)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
-    uint64_t c = atomic_load(&s->ctl), fin;
+    uint64_t c = atomic_load(&s->ctl), fin = 0;
     if (c == claimed && !to_finishing(s, claimed, &fin))
         c = atomic_load(&s->ctl); /* a cancel came in between */
     else if (c == claimed)
         c = fin;
     if (c == PX__CTL_WITH(claimed, PX__S_CANCEL_REQUESTED, PX__CTL_OWNER(claimed))) {
+        /* A live body asked to stop ends it itself when it returns. */
+        if (!sweep)
+            return PX__DONE_REVOKED;
         /* It was asked to stop, and now it has: its result chunks go, its
          * args stay for publish_outcome to release. */
         if (sweep)
@@ -411,9 +424,10 @@ static enum px__outcome fail_run(px_region *r, px_id id, uint64_t claimed, const
                                  atomic_load_explicit(&s->args_len, memory_order_relaxed));
         return px__end_cancelled(r, PX__ID_IDX(id), c) ? PX__DONE_CANCELLED : PX__DONE_REVOKED;
     }
-    /* Ours in FINISHING now: taken just above, or the runner died while
-     * writing its outcome. */
-    if (c != PX__CTL_WITH(claimed, PX__S_FINISHING, PX__CTL_OWNER(claimed)))
+    /* Ours in FINISHING now: taken just above, or (only when its runner is
+     * known dead: `sweep`) left there by a runner that died writing its
+     * outcome. A live runner's FINISHING is its own finish under way. */
+    if (c != PX__CTL_WITH(claimed, PX__S_FINISHING, PX__CTL_OWNER(claimed)) || (!sweep && c != fin))
         return PX__DONE_REVOKED;
     fin = c;
     if (sweep) {
@@ -422,7 +436,7 @@ static enum px__outcome fail_run(px_region *r, px_id id, uint64_t claimed, const
         /* The stray sweep released any error an earlier attempt left. */
         atomic_store_explicit(&s->out_chunk, PX__NO_CHUNK, memory_order_relaxed);
     }
-    return publish_failure(r, px__tls_get(r), s, fin, text, false, -1);
+    return publish_failure(r, px__tls_get(r), s, fin, text, false, -1, !sweep);
 }
 
 enum px__outcome px__fail_claimed(px_region *r, px_id id, uint64_t claimed, const char *text)
@@ -445,6 +459,7 @@ bool px__requeue(px_region *r, uint32_t idx, uint64_t seen)
     uint64_t want = PX__CTL_WITH(seen, PX__S_PENDING, r->self + 1);
     if (!atomic_compare_exchange_strong(&s->ctl, &seen, want))
         return false;
+    atomic_store_explicit(&s->start_tick, 0, memory_order_relaxed); /* see limits.c */
     struct px__tls *t = px__tls_get(r);
     uint64_t id = PX__ID(PX__CTL_GEN(want), idx);
     /* Wait as long as it takes: the task must not stay out of every lane

@@ -311,7 +311,8 @@ static int claim_key(px_region *r, uint64_t key, px_id *id)
     px_id other = px__keys_find(r, key);
     int rc = other ? 1 : px__keys_put(r, key, *id);
     px__keys_unlock(r, key);
-    if (other) {
+    if (other || rc < 0) {
+        /* A duplicate, or no room in the index: our slot goes, unlogged. */
         uint32_t idx = PX__ID_IDX(*id);
         px__slot_free(r, idx, atomic_load(&r->slots[idx].ctl));
         *id = other;

@@ -38,30 +38,35 @@
 #define PUSH_WAIT_NS 50000000ll   /* how long a push waits for lane room */
 #define BUSY_SLEEP_NS 50000ll     /* the shortest sleep after firing some */
 
-void px__timed_enter(px_region *r, uint32_t idx, uint64_t held, uint32_t state, uint64_t due)
+bool px__timed_enter(px_region *r, uint32_t idx, uint64_t held, uint32_t state, uint64_t due)
 {
     struct px__slot *s = &r->slots[idx];
     atomic_store_explicit(&s->due_ns, due, memory_order_relaxed);
     px__timers_lock(r);
-    atomic_store_explicit(&s->ctl, PX__CTL_WITH(held, state, 0), memory_order_release);
-    bool first = px__timers_push(r, due, PX__ID(PX__CTL_GEN(held), idx));
+    /* A CAS: a task put back from PENDING may have been cancelled since. */
+    bool ok = atomic_compare_exchange_strong(&s->ctl, &held, PX__CTL_WITH(held, state, 0));
+    bool first = ok && px__timers_push(r, due, PX__ID(PX__CTL_GEN(held), idx));
     px__timers_unlock(r);
     if (first)
         px__timers_kick(r);
+    return ok;
 }
 
 /* Under the heap lock: moves a due task to PENDING, owned by us. False if
  * the entry was stale. */
-static bool fire_one(px_region *r, px_id id, uint32_t *key, uint32_t *was)
+static bool fire_one(px_region *r, const struct px__timer *e, uint32_t *key, uint32_t *was)
 {
-    struct px__slot *s = px__slot_of(r, id);
+    struct px__slot *s = px__slot_of(r, e->id);
     if (!s)
         return false;
     uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
-    if (PX__CTL_GEN(c) != PX__ID_GEN(id) || !px__state_timed(PX__CTL_STATE(c)) ||
-        def >= r->hdr->max_defs || q >= r->hdr->max_queues)
+    /* An entry due before the task's own time is an older one of the same
+     * task (it went back to RETRY, due later): stale. */
+    if (PX__CTL_GEN(c) != PX__ID_GEN(e->id) || !px__state_timed(PX__CTL_STATE(c)) ||
+        def >= r->hdr->max_defs || q >= r->hdr->max_queues ||
+        e->due < atomic_load_explicit(&s->due_ns, memory_order_relaxed))
         return false;
     uint64_t want = PX__CTL_WITH(c, PX__S_PENDING, r->self + 1);
     if (!atomic_compare_exchange_strong(&s->ctl, &c, want))
@@ -118,7 +123,7 @@ uint64_t px__fire_due(px_region *r, bool *stuck, uint32_t *fired)
         uint64_t now = px__now_ns();
         while (n < FIRE_BATCH && px__timers_peek(r, &top) && top.due <= now) {
             px__timers_pop(r);
-            if (fire_one(r, top.id, &keys[n], &was[n]))
+            if (fire_one(r, &top, &keys[n], &was[n]))
                 ids[n++] = top.id;
         }
         bool more = n == FIRE_BATCH;

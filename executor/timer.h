@@ -9,9 +9,11 @@
 
 #include <pthread.h>
 
-/* Moves a task we hold (ctl `held`: RESERVED by our submit, or FINISHING
- * by our run) into `state` (SCHEDULED or RETRY), due at `due`. */
-void px__timed_enter(px_region *r, uint32_t idx, uint64_t held, uint32_t state, uint64_t due);
+/* Moves a task whose ctl is `held` (RESERVED by our submit, FINISHING by
+ * our run, or PENDING and ours to put back) into `state` (SCHEDULED or
+ * RETRY), due at `due`, by one CAS under the heap lock. False if ctl was
+ * no longer `held`. */
+bool px__timed_enter(px_region *r, uint32_t idx, uint64_t held, uint32_t state, uint64_t due);
 
 /* Fires every task due now (moves it to PENDING and into a lane). Returns
  * the next due time (UINT64_MAX: none); *stuck if some could not be pushed

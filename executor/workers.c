@@ -150,11 +150,13 @@ static void *thread_main(void *p)
     char err[PX__ERR_MAX];
     px_id id;
     while ((id = px__next_task(w, PX_THREAD, &scan, &claimed)) != 0) {
+        /* Reset before `current` names the run, so that the supervisor
+         * never reads an old run's flag for this one. */
+        atomic_store_explicit(&ws->expired, 0, memory_order_relaxed);
         atomic_store_explicit(&ws->claimed, claimed, memory_order_relaxed);
         atomic_store_explicit(&ws->current, id, memory_order_release);
         px__emit(w, PX_EV_START, id, NULL);
         const _Atomic int *stop = px__is_daemon(w->r, id) ? &w->flags->daemon : &w->flags->all;
-        atomic_store_explicit(&ws->expired, 0, memory_order_relaxed);
         enum px__outcome out = px__run(w->r, id, claimed, stop, &ws->expired, err, sizeof err);
         px__account(w, ws, id, out, err);
     }

@@ -104,8 +104,9 @@ static int check_def(const px_task_def *def)
     size_t len = strlen(def->name);
     if (len == 0 || len >= PX__NAME_MAX)
         return -EINVAL;
-    if (def->max_retries < 0 || def->max_retries > 4000 || !(def->retry_delay_s >= 0) ||
-        !(def->retry_backoff >= 0) || !(def->retry_max_delay_s >= 0) || def->retry_jitter > 1 ||
+    if (def->max_retries < 0 || def->max_retries > 4000 ||
+        !(def->retry_delay_s >= 0 && def->retry_delay_s < 4e6) || !(def->retry_backoff >= 0) ||
+        !(def->retry_max_delay_s >= 0 && def->retry_max_delay_s < 4e6) || def->retry_jitter > 1 ||
         def->retry_jitter != def->retry_jitter ||
         !(def->time_limit_s >= 0 && def->time_limit_s < 4e6))
         return -EINVAL;

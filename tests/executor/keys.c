@@ -259,3 +259,31 @@ Test(keys, a_key_holds_again_after_recovery_from_the_log)
     cr_assert_eq(b, a);
     cr_assert_eq(px_region_close(r), 0);
 }
+
+Test(keys, a_full_shard_refuses_and_leaves_nothing)
+{
+    /* 512 slots: 16 entries a shard. Seventeen keys of one shard. */
+    px_region *r = open_r(&(px_region_opts){.capacity = 512});
+    char keys[17][16];
+    int n = 0;
+    uint64_t shard = UINT64_MAX;
+    for (int i = 0; n < 17 && i < 100000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "s%d", i);
+        uint64_t s = px__key_hash(k, strlen(k)) >> 58;
+        if (shard == UINT64_MAX)
+            shard = s;
+        if (s == shard)
+            memcpy(keys[n++], k, sizeof k);
+    }
+    cr_assert_eq(n, 17);
+    px_id id;
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(submit_key(r, 0, keys[i], NULL, &id), 0, "key %d", i);
+    px_region_info before, after;
+    cr_assert_eq(px_region_info_get(r, &before), 0);
+    cr_assert_eq(submit_key(r, 0, keys[16], NULL, &id), -EAGAIN);
+    cr_assert_eq(px_region_info_get(r, &after), 0);
+    cr_assert_eq(after.slots_used, before.slots_used, "the refused submit left its slot");
+    cr_assert_eq(px_region_close(r), 0);
+}

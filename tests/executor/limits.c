@@ -7,6 +7,7 @@
  * are refused.
  */
 #include "common.h"
+#include "executor/executor.h"
 
 #include <errno.h>
 #include <math.h>
@@ -217,5 +218,30 @@ Test(limits, bad_limits_are_refused)
     px_region_info ri;
     cr_assert_eq(px_region_info_get(r, &ri), 0);
     cr_assert_eq(ri.slots_used, 0);
+    cr_assert_eq(px_region_close(r), 0);
+}
+
+Test(limits, failing_a_live_run_never_takes_over_its_own_finish)
+{
+    px_region *r = open_r();
+    px_id id;
+    cr_assert_eq(px_submit(r, "polite", "x", 1, NULL, &id), 0);
+    struct px__scan scan = {0};
+    uint64_t claimed;
+    cr_assert_eq(px__take(r, 1, PX_THREAD, &scan, &claimed), id);
+    /* Its runner is writing its outcome: FINISHING, owned by this process. */
+    struct px__slot *s = &r->slots[PX__ID_IDX(id)];
+    uint64_t fin = PX__CTL_WITH(claimed, PX__S_FINISHING, PX__CTL_OWNER(claimed));
+    atomic_store(&s->ctl, fin);
+    cr_assert_eq(px__fail_live(r, id, claimed, "late"), PX__DONE_REVOKED);
+    cr_assert_eq(atomic_load(&s->ctl), fin, "the runner's hold is left alone");
+    /* And a run asked to stop is the body's to end. */
+    uint64_t creq = PX__CTL_WITH(claimed, PX__S_CANCEL_REQUESTED, PX__CTL_OWNER(claimed));
+    atomic_store(&s->ctl, creq);
+    cr_assert_eq(px__fail_live(r, id, claimed, "late"), PX__DONE_REVOKED);
+    cr_assert_eq(atomic_load(&s->ctl), creq);
+    atomic_store(&s->ctl, claimed);
+    cr_assert_eq(px__fail_live(r, id, claimed, "late"), PX__DONE_FAILED);
+    cr_assert_eq(px_status(r, id), PX_FAILED);
     cr_assert_eq(px_region_close(r), 0);
 }

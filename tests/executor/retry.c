@@ -403,3 +403,28 @@ Test(retry, a_worker_process_killed_mid_run_counts_an_attempt)
     cr_assert_eq(px_workers_stop(w), 0);
     cr_assert_eq(px_region_close(r), 0);
 }
+
+Test(retry, a_long_error_in_a_small_region_is_cut_to_fit_and_ephemeral_dead_letters_stay)
+{
+    if (!book)
+        book = px_test_shared(sizeof *book);
+    memset(book, 0, sizeof *book);
+    px_region *r =
+        px_test_region(rname, sizeof rname, &(px_region_opts){.capacity = 16, .max_payload = 40});
+    px_task_def d = {.name = "wordy", .fn = flaky, .mode = PX_THREAD, .max_retries = 1};
+    cr_assert_eq(px_task_register(r, &d), 0);
+    px_workers *w = start(r);
+    px_id id;
+    cr_assert_eq(
+        px_submit(r, "wordy", "a", 1, &(px_submit_opts){.flags = PX_SUBMIT_EPHEMERAL}, &id), 0);
+    char err[256];
+    cr_assert_eq(px_join(r, id, 10, err, sizeof err, NULL), PX_ETASKFAILED);
+    cr_assert_eq(strlen(err), 40, "cut to max_payload: %s", err);
+    cr_assert(strncmp(err, "attempt 2 failed", 16) == 0, "%s", err);
+    cr_assert_eq(px_status(r, id), PX_DEAD, "an ephemeral join leaves a dead letter");
+    px_task_info info;
+    cr_assert_eq(px_info(r, id, &info), 0);
+    cr_assert_eq(strlen(info.error), 40);
+    cr_assert_eq(px_workers_stop(w), 0);
+    cr_assert_eq(px_region_close(r), 0);
+}
