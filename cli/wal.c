@@ -54,6 +54,11 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
         json_object_set_new(o, "flags", json_integer(sub.flags));
         if (sub.due_ns)
             json_object_set_new(o, "due_ns", json_integer((json_int_t)sub.due_ns));
+        if (sub.key) {
+            char key[17];
+            snprintf(key, sizeof key, "%016" PRIx64, sub.key);
+            json_object_set_new(o, "key_hash", json_string(key));
+        }
     } else if (px__rec_finish_get(r, &fin)) {
         px_id_format(fin.id, idtext);
         json_object_set_new(o, "id", json_string(idtext));

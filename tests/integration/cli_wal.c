@@ -143,3 +143,40 @@ Test(cli_wal, usage_and_missing_directory)
     cr_assert_eq(pollux("recover", NULL, NULL, NULL), 2);
     cr_assert_eq(pollux("recover", "--region", "/x", "--durability"), 2);
 }
+
+static int fails(px_ctx *ctx, const void *a, size_t n)
+{
+    (void)a;
+    (void)n;
+    return px_fail(ctx, "nope");
+}
+
+Test(cli_wal, dump_shows_due_times_keys_retries_and_dead_letters)
+{
+    it_bin(bin, sizeof bin, "pollux");
+    px_test_tmpdir(dir, sizeof dir, "cliwal");
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    px_region *r = it_region_new(
+        &(px_region_opts){.capacity = 64, .durability = PX_DURABLE_SYNC, .log_dir = logdir});
+    px_task_def d = {.name = "fails", .fn = fails, .mode = PX_THREAD, .max_retries = 1};
+    cr_assert_eq(px_task_register(r, &d), 0);
+    px_id later, dead;
+    cr_assert_eq(
+        px_submit(r, "fails", "a", 1, &(px_submit_opts){.delay_s = 60, .key = "k1"}, &later), 0);
+    cr_assert_eq(px_submit(r, "fails", "b", 1, NULL, &dead), 0);
+    px_workers *w;
+    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 1}, &w), 0);
+    cr_assert_eq(px_join(r, dead, 5, NULL, 0, NULL), PX_ETASKFAILED);
+    cr_assert_eq(px_workers_stop(w), 0);
+    cr_assert_eq(px_region_close(r), 0);
+    cr_assert_eq(px_region_destroy(it_region), 0);
+
+    cr_assert_eq(pollux("wal", "dump", logdir, "--json"), 0, "%s", out);
+    cr_assert_eq(count(out, "\"due_ns\""), 2, "the delayed submit and the retry: %s", out);
+    char want[64];
+    snprintf(want, sizeof want, "\"key_hash\":\"");
+    cr_assert_eq(count(out, want), 1, "%s", out);
+    cr_assert_eq(count(out, "\"type\":\"retry\""), 1, "%s", out);
+    cr_assert(strstr(out, "\"error\":\"nope\""), "%s", out);
+    cr_assert(strstr(out, "\"state\":\"DEAD\""), "%s", out);
+}
