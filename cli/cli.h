@@ -17,6 +17,7 @@ int cli_recover(int argc, char **argv);
 int cli_cancel(int argc, char **argv);
 int cli_dead(int argc, char **argv);
 int cli_schedule(int argc, char **argv);
+int cli_queue(int argc, char **argv);
 /* Parses none|async|sync; returns 0 or -EINVAL. */
 int cli_durability(const char *s, px_durability *out);
 

@@ -19,6 +19,7 @@ static void usage(FILE *f)
                "  cancel --region NAME ID           cancel a task\n"
                "  dead list|retry|purge --region NAME  the dead letters\n"
                "  schedule list --region NAME       tasks waiting for their time\n"
+               "  queue pause|resume|status --region NAME QUEUE\n"
                "  wal dump|verify DIR               read a region's log\n"
                "  version                           print the version\n"
                "\n"
@@ -64,6 +65,8 @@ int main(int argc, char **argv)
         return cli_dead(argc - 1, argv + 1);
     if (strcmp(cmd, "schedule") == 0)
         return cli_schedule(argc - 1, argv + 1);
+    if (strcmp(cmd, "queue") == 0)
+        return cli_queue(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pollux %d.%d.%d\n", PX_VERSION_MAJOR, PX_VERSION_MINOR, PX_VERSION_PATCH);
         return CLI_OK;

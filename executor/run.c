@@ -77,6 +77,7 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *sca
                uint64_t *claimed)
 {
     uint32_t hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire);
+    qmask &= ~atomic_load_explicit(&r->hdr->paused, memory_order_relaxed);
     if (hwm > r->hdr->lanes)
         hwm = r->hdr->lanes;
     if (scan->lane >= hwm)

@@ -470,6 +470,19 @@ PX_API int px_requeue(px_region *r, px_id id);
  */
 PX_API int px_cancel(px_region *r, px_id id);
 
+/* ---- Queues -------------------------------------------------------------- */
+
+/*
+ * Pauses a queue, from any attached process: no worker takes a task of it
+ * until px_queue_resume (running ones go on; submits and timers still add
+ * to it). -ENOENT for a queue the region does not know. A pause is region
+ * state: it lasts while the region's memory does, and is not logged.
+ */
+PX_API int px_queue_pause(px_region *r, const char *queue);
+PX_API int px_queue_resume(px_region *r, const char *queue);
+/* 1 if the queue is paused, 0 if not, or -ENOENT. */
+PX_API int px_queue_paused(px_region *r, const char *queue);
+
 /* ---- Workers ------------------------------------------------------------- */
 
 typedef struct px_workers px_workers;

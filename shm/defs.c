@@ -1,6 +1,7 @@
 /*
  * Task definitions and queue names, recorded in the region so that every
- * attached process sees them.
+ * attached process sees them, and which queues are paused (a bit mask in
+ * the header, changed by one atomic OR or AND, read by every take).
  *
  * Both tables are append-only. Writers hold the header lock (a cold path:
  * registration), fill an entry, then publish it with a release store
@@ -10,8 +11,10 @@
  * writer overwrites.
  */
 #include "region.h"
+#include "futex.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -193,4 +196,44 @@ int px_task_register_range(px_region *r, const px_task_def *begin, const px_task
         n++;
     }
     return n;
+}
+
+/* Sets or clears a queue's paused bit; a resume wakes every idle worker,
+ * which sleep on work_seq without a timeout short enough to notice. */
+static int set_paused(px_region *r, const char *queue, bool pause)
+{
+    if (!r || !queue)
+        return -EINVAL;
+    int q = px__queue_find(r, queue, false);
+    if (q < 0)
+        return q;
+    uint64_t bit = 1ull << q;
+    if (pause) {
+        atomic_fetch_or(&r->hdr->paused, bit);
+        return 0;
+    }
+    atomic_fetch_and(&r->hdr->paused, ~bit);
+    atomic_fetch_add(&r->hdr->work_seq, 1);
+    px__futex_wake_bits(&r->hdr->work_seq, INT_MAX, FUTEX_BITSET_MATCH_ANY);
+    return 0;
+}
+
+int px_queue_pause(px_region *r, const char *queue)
+{
+    return set_paused(r, queue, true);
+}
+
+int px_queue_resume(px_region *r, const char *queue)
+{
+    return set_paused(r, queue, false);
+}
+
+int px_queue_paused(px_region *r, const char *queue)
+{
+    if (!r || !queue)
+        return -EINVAL;
+    int q = px__queue_find(r, queue, false);
+    if (q < 0)
+        return q;
+    return (atomic_load(&r->hdr->paused) >> q) & 1;
 }

@@ -72,6 +72,9 @@ struct px__hdr {
     pthread_mutex_t lock;
     _Atomic uint32_t nqueues;   /* queues[0..nqueues) are published */
     _Atomic uint32_t lanes_hwm; /* lanes[0..hwm) were ever owned */
+    /* Queues whose tasks no worker takes (px_queue_pause), a bit per
+     * queue index; beside lanes_hwm, which every take reads already. */
+    _Atomic uint64_t paused;
     /* Idle workers sleep on work_seq with a bitset of the (queue, mode)
      * pairs they serve (see futex.h), counted per bit in sleepers; a submit
      * wakes only if its bit counts a sleeper. */

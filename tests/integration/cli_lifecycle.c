@@ -152,3 +152,28 @@ Test(cli_lifecycle, schedule_list_shows_timed_tasks_by_next_run)
     cr_assert_eq(it_run(noverb, out, sizeof out, 10), 2, "%s", out);
     px_region_close(r);
 }
+
+Test(cli_lifecycle, queue_pause_status_and_resume)
+{
+    it_bin(bin, sizeof bin, "pollux");
+    px_region *r = it_region_new(NULL);
+    cr_assert_eq(px_task_register_range(r, defs, defs + 2), 2);
+    char *pause[] = {bin, "queue", "pause", "--region", it_region, "default", NULL};
+    cr_assert_eq(it_run(pause, out, sizeof out, 10), 0, "%s", out);
+    cr_assert_str_eq(out, "default paused\n");
+    cr_assert_eq(px_queue_paused(r, "default"), 1);
+    char *status[] = {bin, "queue", "status", "--region", it_region, "default", NULL};
+    cr_assert_eq(it_run(status, out, sizeof out, 10), 0, "%s", out);
+    cr_assert_str_eq(out, "default paused\n");
+    char *resume[] = {bin, "queue", "resume", "--region", it_region, "default", NULL};
+    cr_assert_eq(it_run(resume, out, sizeof out, 10), 0, "%s", out);
+    cr_assert_str_eq(out, "default running\n");
+    cr_assert_eq(px_queue_paused(r, "default"), 0);
+    char *unknown[] = {bin, "queue", "pause", "--region", it_region, "nope", NULL};
+    cr_assert_eq(it_run(unknown, out, sizeof out, 10), 1, "%s", out);
+    char *noqueue[] = {bin, "queue", "pause", "--region", it_region, NULL};
+    cr_assert_eq(it_run(noqueue, out, sizeof out, 10), 2, "%s", out);
+    char *verb[] = {bin, "queue", "drain", "--region", it_region, "default", NULL};
+    cr_assert_eq(it_run(verb, out, sizeof out, 10), 2, "%s", out);
+    px_region_close(r);
+}

@@ -1,0 +1,54 @@
+/*
+ * pollux queue pause|resume|status --region NAME QUEUE: stop and restart a
+ * queue's flow from a terminal.
+ */
+#include "cli.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: pollux queue pause|resume|status --region NAME QUEUE\n"
+               "\n"
+               "A paused queue keeps its tasks: workers take none of them until it is\n"
+               "resumed (running ones go on). status prints \"QUEUE paused\" or\n"
+               "\"QUEUE running\". Exits 1 for an unknown region or queue.\n");
+}
+
+int cli_queue(int argc, char **argv)
+{
+    const char *verb = argc > 1 ? argv[1] : "", *name = NULL, *queue = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--region") && i + 1 < argc)
+            name = argv[++i];
+        else if (argv[i][0] != '-' && !queue)
+            queue = argv[i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            verb = "--help";
+        else
+            goto bad;
+    }
+    if (!strcmp(verb, "--help") || !strcmp(verb, "-h")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    bool pause = !strcmp(verb, "pause"), resume = !strcmp(verb, "resume");
+    if ((!pause && !resume && strcmp(verb, "status")) || !name || !queue)
+        goto bad;
+    px_region *r;
+    int rc = px_region_open(name, &(px_region_opts){.flags = PX_REGION_ATTACH}, &r);
+    if (rc)
+        return cli_fail(name, rc);
+    rc = pause ? px_queue_pause(r, queue) : resume ? px_queue_resume(r, queue) : 0;
+    int paused = rc ? rc : px_queue_paused(r, queue);
+    px_region_close(r);
+    if (paused < 0)
+        return cli_fail(queue, paused);
+    printf("%s %s\n", queue, paused ? "paused" : "running");
+    return CLI_OK;
+bad:
+    usage(stderr);
+    return CLI_USAGE;
+}
