@@ -48,7 +48,16 @@ bool px__claim(px_region *r, px_id id, uint64_t *claimed);
 struct px__scan {
     uint32_t lane;
     uint64_t tail_seen;
+    /* Set by a take that left tasks because their queue's rate limit had
+     * no token: how long until the next one (ns); 0 otherwise. */
+    uint64_t throttled_ns;
 };
+
+/* rate.c: takes a start token from rated queue q; false (with *wait_ns,
+ * the time until the next token) if there is none. */
+bool px__rate_take(px_region *r, uint32_t q, uint64_t *wait_ns);
+/* Gives back a token taken for a claim that failed. */
+void px__rate_give(px_region *r, uint32_t q);
 
 /* Takes one task from the lanes whose key is in (qmask, mode), starting the
  * scan at scan->lane. Returns its id and claimed ctl, or 0. */

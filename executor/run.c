@@ -78,6 +78,8 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *sca
 {
     uint32_t hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire);
     qmask &= ~atomic_load_explicit(&r->hdr->paused, memory_order_relaxed);
+    uint64_t rated = atomic_load_explicit(&r->hdr->rated, memory_order_relaxed);
+    scan->throttled_ns = 0;
     if (hwm > r->hdr->lanes)
         hwm = r->hdr->lanes;
     if (scan->lane >= hwm)
@@ -93,10 +95,20 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *sca
         uint64_t seen = i == scan->lane && scan->tail_seen
                             ? scan->tail_seen
                             : atomic_load_explicit(&l->head, memory_order_relaxed);
+        uint32_t q = PX__KEY_QUEUE(key);
+        bool limited = (rated >> q) & 1;
+        uint64_t wait;
         while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id, &seen)) {
             if (!px__serves(r, id, qmask, mode))
                 break; /* the lane changed key under us; leave it to others */
+            if (limited && !px__rate_take(r, q, &wait)) {
+                if (!scan->throttled_ns || wait < scan->throttled_ns)
+                    scan->throttled_ns = wait ? wait : 1;
+                break; /* no start left this instant: the task waits */
+            }
             bool mine = px__claim(r, id, claimed);
+            if (!mine && limited)
+                px__rate_give(r, q);
             px__lane_advance(l, pos);
             px__wake_lane(r, l);
             if (mine) {

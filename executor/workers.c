@@ -124,8 +124,12 @@ px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_
         px__announce_sleep(r, bits);
         uint32_t seen = atomic_load(&r->hdr->work_seq);
         id = px__take(r, w->qmask, mode, scan, claimed);
+        /* A rate limit held tasks back: sleep until its next token. */
+        int64_t sleep_ns = scan->throttled_ns && scan->throttled_ns < SLEEP_NS
+                               ? (int64_t)scan->throttled_ns
+                               : SLEEP_NS;
         if (!id && !atomic_load(&w->stopping))
-            px__futex_wait_bits(&r->hdr->work_seq, seen, SLEEP_NS, bits);
+            px__futex_wait_bits(&r->hdr->work_seq, seen, sleep_ns, bits);
         px__retract_sleep(r, bits);
         if (id)
             return id;

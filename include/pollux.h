@@ -483,6 +483,16 @@ PX_API int px_queue_resume(px_region *r, const char *queue);
 /* 1 if the queue is paused, 0 if not, or -ENOENT. */
 PX_API int px_queue_paused(px_region *r, const char *queue);
 
+/*
+ * Limits a queue to per_s task starts a second (at most 65535; a fraction
+ * below 1 is 1), counted across every worker of every process, with a burst
+ * of one second's worth; 0 lifts the limit. Tasks over the limit wait in
+ * their lanes. Region state, not logged. -ENOENT, -EINVAL.
+ */
+PX_API int px_queue_set_rate(px_region *r, const char *queue, double per_s);
+/* The queue's limit in starts a second (0: none), or a negative code. */
+PX_API double px_queue_rate(px_region *r, const char *queue);
+
 /* ---- Workers ------------------------------------------------------------- */
 
 typedef struct px_workers px_workers;

@@ -75,6 +75,7 @@ struct px__hdr {
     /* Queues whose tasks no worker takes (px_queue_pause), a bit per
      * queue index; beside lanes_hwm, which every take reads already. */
     _Atomic uint64_t paused;
+    _Atomic uint64_t rated; /* queues with a rate limit, likewise */
     /* Idle workers sleep on work_seq with a bitset of the (queue, mode)
      * pairs they serve (see futex.h), counted per bit in sleepers; a submit
      * wakes only if its bit counts a sleeper. */
@@ -144,7 +145,12 @@ struct px__proc {
 struct px__queue {
     uint64_t hash;
     char name[PX__QNAME_MAX];
-    char pad[20];
+    /* Rate limit (executor/rate.c): starts per second, 0 none; and the
+     * token bucket, tokens (1/256ths, 24 bits) and the CLOCK_MONOTONIC ms
+     * of its last refill (40 bits), changed by one CAS. */
+    _Atomic uint64_t bucket;
+    _Atomic uint32_t rate;
+    char pad[12];
 };
 
 /*

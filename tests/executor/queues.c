@@ -6,6 +6,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 
@@ -124,5 +125,61 @@ Test(queues, unknown_queues_and_bad_arguments_are_refused)
     cr_assert_eq(px_queue_pause(r, NULL), -EINVAL);
     cr_assert_eq(px_queue_pause(NULL, "a"), -EINVAL);
     cr_assert_eq(px_queue_paused(r, "a"), 0, "nothing changed");
+    cr_assert_eq(px_region_close(r), 0);
+}
+
+/* Runs a body that only counts, with the worker processes given. */
+static double time_to_run(px_region *r, int n, int *in_first_half)
+{
+    px_id ids[64];
+    double t0 = px_test_now();
+    for (int i = 0; i < n; i++)
+        ids[i] = submit(r, "in_a", 0, 0);
+    usleep(500000);
+    *in_first_half = atomic_load(ran);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(px_join(r, ids[i], 10, NULL, 0, NULL), 0);
+    return px_test_now() - t0;
+}
+
+Test(queues, a_rate_limit_holds_across_workers_and_processes)
+{
+    px_region *r = open_r();
+    cr_assert_eq(px_queue_set_rate(r, "a", 10), 0);
+    cr_assert_eq(px_queue_rate(r, "a"), 10);
+    cr_assert_eq(px_queue_rate(r, "default"), 0);
+    px_workers *w = start(r);
+    /* A second process of workers: the limit is the region's, not one
+     * worker's. */
+    pid_t kid = fork();
+    cr_assert_geq(kid, 0);
+    if (kid == 0) {
+        px_region *cr;
+        px_workers *cw;
+        if (px_region_open(rname, NULL, &cr) ||
+            px_task_register(
+                cr, &(px_task_def){.name = "in_a", .fn = count, .mode = PX_THREAD, .queue = "a"}) ||
+            px_workers_start(cr, &(px_workers_opts){.threads = 2, .queues = "a"}, &cw))
+            _exit(2);
+        pause();
+        _exit(0);
+    }
+    /* 25 tasks at 10/s with a burst of 10: 15 more tokens take 1.5 s. */
+    int early;
+    double took = time_to_run(r, 25, &early);
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
+    cr_assert_leq(early, 16, "%d started in the first 0.5 s", early);
+    cr_assert_geq(took, 1.4, "25 starts in %.2f s", took);
+    cr_assert_lt(took, 4, "throttled workers wake for each token");
+    /* Lifted: the rest flows at once. */
+    cr_assert_eq(px_queue_set_rate(r, "a", 0), 0);
+    atomic_store(ran, 0);
+    took = time_to_run(r, 25, &early);
+    cr_assert_eq(early, 25);
+    cr_assert_eq(px_queue_set_rate(r, "a", -1), -EINVAL);
+    cr_assert_eq(px_queue_set_rate(r, "a", 70000), -EINVAL);
+    cr_assert_eq(px_queue_set_rate(r, "nope", 5), -ENOENT);
+    cr_assert_eq(px_workers_stop(w), 0);
     cr_assert_eq(px_region_close(r), 0);
 }

@@ -169,6 +169,14 @@ Test(cli_lifecycle, queue_pause_status_and_resume)
     cr_assert_eq(it_run(resume, out, sizeof out, 10), 0, "%s", out);
     cr_assert_str_eq(out, "default running\n");
     cr_assert_eq(px_queue_paused(r, "default"), 0);
+    char *rate[] = {bin, "queue", "rate", "--region", it_region, "default", "25", NULL};
+    cr_assert_eq(it_run(rate, out, sizeof out, 10), 0, "%s", out);
+    cr_assert_str_eq(out, "default running rate=25/s\n");
+    cr_assert_eq(px_queue_rate(r, "default"), 25);
+    char *badrate[] = {bin, "queue", "rate", "--region", it_region, "default", "-3", NULL};
+    cr_assert_eq(it_run(badrate, out, sizeof out, 10), 2, "%s", out);
+    char *norate[] = {bin, "queue", "rate", "--region", it_region, "default", NULL};
+    cr_assert_eq(it_run(norate, out, sizeof out, 10), 2, "%s", out);
     char *unknown[] = {bin, "queue", "pause", "--region", it_region, "nope", NULL};
     cr_assert_eq(it_run(unknown, out, sizeof out, 10), 1, "%s", out);
     char *noqueue[] = {bin, "queue", "pause", "--region", it_region, NULL};
