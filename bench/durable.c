@@ -299,23 +299,6 @@ static void register_tasks(px_region *r)
         die("px_task_register_all", rc);
 }
 
-static px_workers *one_worker(px_region *r)
-{
-    px_workers_opts o = {.threads = 1, .processes = 1};
-    px_workers *w;
-    int rc = px_workers_start(r, &o, &w);
-    if (rc)
-        die("px_workers_start", rc);
-    return w;
-}
-
-static void workers_stop(px_workers *w)
-{
-    int rc = px_workers_stop(w);
-    if (rc)
-        die("px_workers_stop", rc);
-}
-
 /* Waits until the task bodies have counted `target` runs. */
 static void drain(uint64_t target)
 {
@@ -535,7 +518,7 @@ void bench_durable_sync(const struct config *c)
     px_region *r = dregion_create(name, sizeof name, &o, 0);
     register_tasks(r);
     atomic_store(&bench_noop_count, 0);
-    px_workers *w = one_worker(r);
+    px_workers *w = bench_one_worker(r);
     /* Warm-up: the first submits open the first segment; the naive files
      * go in the same directory, which the library has now made. */
     struct samples none = {0};
@@ -583,7 +566,7 @@ void bench_durable_sync(const struct config *c)
                  "tasks, latency per call; %s",
                  t, MANY, ARGS_BYTES, where);
     }
-    workers_stop(w);
+    bench_workers_stop(w);
     dregion_remove(r, name, 0);
     tmp_remove(&tmp);
 }
@@ -596,7 +579,7 @@ static double submit_round(px_region *r, uint64_t n)
 {
     uint8_t args[ARGS_BYTES];
     memset(args, 0x5a, sizeof args);
-    px_workers *w = one_worker(r);
+    px_workers *w = bench_one_worker(r);
     uint64_t warm = n / 10;
     atomic_store(&bench_noop_count, 0);
     uint64_t t0 = 0;
@@ -614,7 +597,7 @@ static double submit_round(px_region *r, uint64_t n)
         t0 = bench_now_ns();
     drain(warm + n);
     uint64_t t1 = bench_now_ns();
-    workers_stop(w);
+    bench_workers_stop(w);
     return (double)n * 1e9 / (double)(t1 - t0);
 }
 

@@ -131,23 +131,6 @@ static void lregion_remove(px_region *r, const char *name)
     live_shm_set = 0;
 }
 
-static px_workers *one_worker(px_region *r)
-{
-    px_workers_opts o = {.threads = 1, .processes = 1};
-    px_workers *w;
-    int rc = px_workers_start(r, &o, &w);
-    if (rc)
-        die("px_workers_start", rc);
-    return w;
-}
-
-static void workers_stop(px_workers *w)
-{
-    int rc = px_workers_stop(w);
-    if (rc)
-        die("px_workers_stop", rc);
-}
-
 /* ---- Small helpers ----------------------------------------------------------- */
 
 static uint64_t real_ns(void)
@@ -163,17 +146,6 @@ static void sleep_ns(uint64_t ns)
                           .tv_nsec = (long)(ns % 1000000000ull)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-/* Nearest-rank percentile of sorted[0..n), as set_latency() takes them. */
-static uint64_t pct(const uint64_t *sorted, size_t n, double q)
-{
-    size_t k = (size_t)ceil(q * (double)n);
-    if (k < 1)
-        k = 1;
-    if (k > n)
-        k = n;
-    return sorted[k - 1];
 }
 
 /* Waits until the task bodies have counted `target` runs. Yields: on a
@@ -245,7 +217,7 @@ static double kind_round(px_region *r, enum submit_kind kind, uint64_t n, double
     px_submit_opts o = {.timeout_s = -1, .flags = PX_SUBMIT_DETACHED};
     if (kind == DELAY_1MS)
         o.delay_s = 0.001;
-    px_workers *w = one_worker(r);
+    px_workers *w = bench_one_worker(r);
     uint64_t warm = n / 10;
     atomic_store(&bench_noop_count, 0);
     if (kind == AT_NOW)
@@ -260,7 +232,7 @@ static double kind_round(px_region *r, enum submit_kind kind, uint64_t n, double
     uint64_t ts = bench_now_ns();
     drain(warm + n);
     uint64_t t1 = bench_now_ns();
-    workers_stop(w);
+    bench_workers_stop(w);
     *sub_rate = (double)n * 1e9 / (double)(ts - t0);
     return (double)n * 1e9 / (double)(t1 - t0);
 }
@@ -354,9 +326,9 @@ static void add_lateness_row(const char *row, uint64_t *s, size_t n, double rate
     snprintf(res->note, sizeof res->note,
              "fire lateness us: p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f max %.1f; %zu over 1 ms; "
              "%s",
-             (double)pct(s, n, 0.50) / 1e3, (double)pct(s, n, 0.90) / 1e3,
-             (double)pct(s, n, 0.99) / 1e3, (double)pct(s, n, 0.999) / 1e3, (double)s[n - 1] / 1e3,
-             over, tail);
+             (double)percentile(s, n, 0.50) / 1e3, (double)percentile(s, n, 0.90) / 1e3,
+             (double)percentile(s, n, 0.99) / 1e3, (double)percentile(s, n, 0.999) / 1e3,
+             (double)s[n - 1] / 1e3, over, tail);
 }
 
 static void bench_timers(const struct config *c)
@@ -387,7 +359,7 @@ static void bench_timers(const struct config *c)
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, 0) != sizeof seed || seed == 0)
         seed = 0x9E3779B97F4A7C15ull ^ bench_now_ns();
-    px_workers *w = one_worker(r);
+    px_workers *w = bench_one_worker(r);
 
     /* timeout 0: a region too small fails at once rather than wait. */
     px_submit_opts o = {.timeout_s = 0, .flags = PX_SUBMIT_DETACHED};
@@ -421,7 +393,7 @@ static void bench_timers(const struct config *c)
     px_workers_stats st;
     if ((rc = px_workers_stats_get(w, &st)) != 0)
         die("px_workers_stats_get", rc);
-    workers_stop(w);
+    bench_workers_stop(w);
     lregion_remove(r, name);
     if (atomic_load(&lc_dup) || atomic_load(&lc_bad))
         fail("timers: %llu ran twice, %llu had bad args", (unsigned long long)atomic_load(&lc_dup),
@@ -514,7 +486,7 @@ static void bench_cancel(const struct config *c)
         r, &(px_task_def){.name = SPIN_TASK, .fn = spin_body, .mode = PX_THREAD, .cancellable = 1});
     if (rc)
         die("px_task_register", rc);
-    px_workers *w = one_worker(r);
+    px_workers *w = bench_one_worker(r);
     uint64_t n = c->cancel_n;
     uint64_t *s = malloc(n * sizeof *s);
     if (!s)
@@ -550,7 +522,7 @@ static void bench_cancel(const struct config *c)
             s[i - CANCEL_WARM] = b - a;
     }
     double elapsed = (double)(bench_now_ns() - t0);
-    workers_stop(w);
+    bench_workers_stop(w);
     lregion_remove(r, name);
     struct result *res = add_result("lifecycle_cancel", n, (double)n * 1e9 / elapsed);
     set_latency(res, s, n);
@@ -559,8 +531,8 @@ static void bench_cancel(const struct config *c)
              "px_should_continue every %llu us started, until px_join returns -ECANCELED; us: "
              "p50 %.1f p90 %.1f p99 %.1f max %.1f",
              (unsigned long long)(PHASE_NS / 1000), (unsigned long long)(POLL_NS / 1000),
-             (double)pct(s, n, 0.50) / 1e3, (double)pct(s, n, 0.90) / 1e3,
-             (double)pct(s, n, 0.99) / 1e3, (double)s[n - 1] / 1e3);
+             (double)percentile(s, n, 0.50) / 1e3, (double)percentile(s, n, 0.90) / 1e3,
+             (double)percentile(s, n, 0.99) / 1e3, (double)s[n - 1] / 1e3);
     free(s);
 }
 

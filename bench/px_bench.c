@@ -205,14 +205,30 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+px_workers *bench_one_worker(px_region *r)
+{
+    px_workers_opts o = {.threads = 1, .processes = 1};
+    px_workers *w;
+    int rc = px_workers_start(r, &o, &w);
+    if (rc)
+        die("px_workers_start", rc);
+    return w;
+}
+
+void bench_workers_stop(px_workers *w)
+{
+    int rc = px_workers_stop(w);
+    if (rc)
+        die("px_workers_stop", rc);
+}
+
 double median(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Nearest-rank percentile of sorted[0..n). */
-static uint64_t percentile(const uint64_t *sorted, size_t n, double q)
+uint64_t percentile(const uint64_t *sorted, size_t n, double q)
 {
     size_t k = (size_t)ceil(q * (double)n);
     if (k < 1)

@@ -1,9 +1,11 @@
 /*
- * What px_bench.c and durable.c share: the configuration, the result table
- * and the error exits.
+ * What px_bench.c, durable.c and lifecycle.c share: the configuration, the
+ * result table, statistics, a worker set and the error exits.
  */
 #ifndef PX_BENCH_H
 #define PX_BENCH_H
+
+#include <pollux.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,6 +48,11 @@ void set_latency(struct result *res, uint64_t *samples, size_t n);
 
 /* Sorts v in place and returns its median. */
 double median(double *v, size_t n);
+/* Nearest-rank percentile of sorted[0..n). */
+uint64_t percentile(const uint64_t *sorted, size_t n, double q);
+/* One thread worker and one pool child on r; exits on failure. */
+px_workers *bench_one_worker(px_region *r);
+void bench_workers_stop(px_workers *w);
 
 /* durable.c: the durability groups. */
 void bench_durable_sync(const struct config *c);
