@@ -17,8 +17,9 @@
  *                           have died between PENDING and its push).
  *    RUNNING, FINISHING  -> release result chunks, back to PENDING (the
  *                           attempt stays counted), push; or, if its
- *                           definition has max_retries > 0, the death is a
- *                           failed attempt: RETRY or DEAD (retry.c).
+ *                           definition has max_retries > 0 and it was a
+ *                           run, the death is a failed attempt: RETRY or
+ *                           DEAD (retry.c).
  *    CANCEL_REQUESTED    -> release result chunks, CANCELLED: it was asked
  *                           to stop, and it has.
  * 3. Sweep the arena for chunks of freed slots.
@@ -53,7 +54,11 @@ static int reap_run(px_region *r, uint32_t idx, uint64_t c, uint32_t dead)
     struct px__slot *s = &r->slots[idx];
     px_id id = PX__ID(PX__CTL_GEN(c), idx);
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
-    if (def < r->hdr->max_defs && r->defs[def].max_retries > 0) {
+    /* FINISHING with no start stamp is not a run ending but a hold (a
+     * cancel of a task that was waiting, or a px_requeue): no attempt. */
+    bool ran = PX__CTL_STATE(c) == PX__S_RUNNING ||
+               atomic_load_explicit(&s->start_tick, memory_order_relaxed) != 0;
+    if (ran && def < r->hdr->max_defs && r->defs[def].max_retries > 0) {
         char text[96];
         snprintf(text, sizeof text, "worker process %d died while running it",
                  (int)r->procs[dead].pid);

@@ -6,6 +6,7 @@
  * process's death counted as attempts.
  */
 #include "common.h"
+#include "shm/region.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -431,6 +432,35 @@ Test(retry, a_long_error_in_a_small_region_is_cut_to_fit_and_ephemeral_dead_lett
     px_task_info info;
     cr_assert_eq(px_info(r, id, &info), 0);
     cr_assert_eq(strlen(info.error), 40);
+    cr_assert_eq(px_workers_stop(w), 0);
+    cr_assert_eq(px_region_close(r), 0);
+}
+
+Test(retry, a_process_dying_mid_cancel_of_a_waiting_task_costs_no_attempt)
+{
+    px_region *r = open_r();
+    px_id id = submit(r, "slowretry", NULL); /* a retry would wait 30 s */
+    pid_t kid = fork();
+    cr_assert_geq(kid, 0);
+    if (kid == 0) {
+        /* A px_cancel cut short: the task held in FINISHING by this
+         * process, never started. */
+        px_region *cr;
+        if (px_region_open(rname, NULL, &cr))
+            _exit(2);
+        struct px__slot *s = &cr->slots[PX__ID_IDX(id)];
+        uint64_t c = atomic_load(&s->ctl);
+        atomic_store(&s->ctl, PX__CTL_WITH(c, PX__S_FINISHING, cr->self + 1));
+        raise(SIGKILL);
+    }
+    waitpid(kid, NULL, 0);
+    atomic_store(&book->succeed_from, 1);
+    px_workers *w = start(r);
+    char buf[8];
+    cr_assert_eq(px_join(r, id, 5, buf, sizeof buf, NULL), 0, "requeued, not a retry");
+    px_task_info info;
+    cr_assert_eq(px_info(r, id, &info), 0);
+    cr_assert_eq(info.attempts, 1, "the dead hold was not counted as a run");
     cr_assert_eq(px_workers_stop(w), 0);
     cr_assert_eq(px_region_close(r), 0);
 }
