@@ -35,6 +35,18 @@ static inline px_region *px_test_region(char *name, size_t cap, const px_region_
     return r;
 }
 
+/* A fresh region (capacity 64, a 20 ms reap interval: quick recovery of
+ * dead workers) with the definitions [defs, defs + n) registered. */
+static inline px_region *px_test_region_defs(char *name, size_t cap, const px_task_def *defs,
+                                             size_t n)
+{
+    px_region *r =
+        px_test_region(name, cap, &(px_region_opts){.capacity = 64, .reap_interval_s = 0.02});
+    int rc = px_task_register_range(r, defs, defs + n);
+    cr_assert_eq(rc, (int)n, "px_task_register_range: %s", px_strerror(rc));
+    return r;
+}
+
 /* A seed for randomised tests: PX_SEED from the environment, or the time;
  * printed so that a failure can be replayed. */
 static inline unsigned px_test_seed(void)

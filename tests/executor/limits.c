@@ -74,11 +74,7 @@ static px_region *open_r(void)
     if (!seen)
         seen = px_test_shared(sizeof *seen);
     memset(seen, 0, sizeof *seen);
-    px_region *r = px_test_region(rname, sizeof rname,
-                                  &(px_region_opts){.capacity = 64, .reap_interval_s = 0.02});
-    cr_assert_eq(px_task_register_range(r, defs, defs + sizeof defs / sizeof defs[0]),
-                 (int)(sizeof defs / sizeof defs[0]));
-    return r;
+    return px_test_region_defs(rname, sizeof rname, defs, sizeof defs / sizeof defs[0]);
 }
 
 static px_workers *start(px_region *r)

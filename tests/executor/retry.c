@@ -113,11 +113,7 @@ static px_region *open_r(void)
     if (!book)
         book = px_test_shared(sizeof *book);
     memset(book, 0, sizeof *book);
-    px_region *r = px_test_region(rname, sizeof rname,
-                                  &(px_region_opts){.capacity = 64, .reap_interval_s = 0.02});
-    cr_assert_eq(px_task_register_range(r, defs, defs + sizeof defs / sizeof defs[0]),
-                 (int)(sizeof defs / sizeof defs[0]));
-    return r;
+    return px_test_region_defs(rname, sizeof rname, defs, sizeof defs / sizeof defs[0]);
 }
 
 static px_workers *start(px_region *r)
@@ -143,6 +139,14 @@ static px_workers_stats stats_after(px_workers *w, uint64_t n)
         cr_assert_eq(px_workers_stats_get(w, &st), 0);
     while (st.succeeded + st.failed + st.dead < n && px_test_now() < end && !usleep(1000));
     return st;
+}
+
+/* Submits task and waits until it fails for good after `runs` runs. */
+static void fails_after(px_region *r, const char *task, int runs)
+{
+    px_id id = submit(r, task, NULL);
+    cr_assert_eq(px_join(r, id, 10, NULL, 0, NULL), PX_ETASKFAILED);
+    cr_assert_eq(atomic_load(&book->runs), runs);
 }
 
 static double gap(int i)
@@ -224,9 +228,7 @@ Test(retry, backoff_doubles)
 {
     px_region *r = open_r();
     px_workers *w = start(r);
-    px_id id = submit(r, "backoff", NULL);
-    cr_assert_eq(px_join(r, id, 10, NULL, 0, NULL), PX_ETASKFAILED);
-    cr_assert_eq(atomic_load(&book->runs), 4);
+    fails_after(r, "backoff", 4);
     /* 0.05, 0.1, 0.2 s without jitter; never earlier. */
     cr_assert_geq(gap(1), 0.05);
     cr_assert_geq(gap(2), 0.10);
@@ -240,9 +242,7 @@ Test(retry, backoff_is_capped)
 {
     px_region *r = open_r();
     px_workers *w = start(r);
-    px_id id = submit(r, "capped", NULL);
-    cr_assert_eq(px_join(r, id, 10, NULL, 0, NULL), PX_ETASKFAILED);
-    cr_assert_eq(atomic_load(&book->runs), 3);
+    fails_after(r, "capped", 3);
     cr_assert_geq(gap(1), 0.05);
     cr_assert_geq(gap(2), 0.08);
     cr_assert_lt(gap(2), 0.4, "0.5 s uncapped; capped at 0.08 s");
@@ -254,9 +254,7 @@ Test(retry, jitter_takes_off_at_most_half)
 {
     px_region *r = open_r();
     px_workers *w = start(r);
-    px_id id = submit(r, "jittered", NULL);
-    cr_assert_eq(px_join(r, id, 10, NULL, 0, NULL), PX_ETASKFAILED);
-    cr_assert_eq(atomic_load(&book->runs), 5);
+    fails_after(r, "jittered", 5);
     double d = 0.04;
     for (int i = 1; i < 5; i++, d *= 2)
         cr_assert_geq(gap(i), d / 2, "retry %d after %.3f s, less than half of %.3f", i, gap(i), d);

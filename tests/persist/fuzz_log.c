@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "persist/log.h"
 #include "persist/record.h"
+#include "rng.h"
 
 #include <dirent.h>
 #include <endian.h>
@@ -557,21 +558,6 @@ Test(fuzz_log, corpus)
             valid_segments++;
     }
     cr_assert_geq(valid_segments, 2, "the corpus has %zu valid segments", valid_segments);
-}
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static size_t below(size_t n)
-{
-    return n ? (size_t)(rnd() % n) : 0;
 }
 
 #define MAXIN 65536

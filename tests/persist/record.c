@@ -9,6 +9,7 @@
 #include "common.h"
 #include "persist/log.h"
 #include "persist/record.h"
+#include "rng.h"
 
 #include <dirent.h>
 #include <endian.h>
@@ -26,22 +27,6 @@ TestSuite(record);
 #define LAST_TYPE PX__REC_RETRY
 
 /* ---- Helpers ------------------------------------------------------------ */
-
-/* splitmix64: the same sequence everywhere for a given seed. */
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static size_t below(size_t n)
-{
-    return n ? (size_t)(rnd() % n) : 0;
-}
 
 static void fill_pattern(uint8_t *p, size_t n, unsigned salt)
 {
