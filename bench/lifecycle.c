@@ -1,8 +1,9 @@
 /*
  * px_bench's lifecycle group: what delayed tasks and cancellation cost.
  *
- * lifecycle_plain_submit, lifecycle_at_now_submit, lifecycle_delay1ms_submit
- *                Rounds (5) of three measurements, interleaved so that each
+ * lifecycle_plain_submit, lifecycle_at_now_submit, lifecycle_delay1ms_submit,
+ * lifecycle_key_submit, lifecycle_priority_submit
+ *                Rounds (5) of five measurements, interleaved so that each
  *                round sees the same machine load, each like noop_submit:
  *                n bench_noop tasks (1M; --quick 100k) submitted one by one
  *                with px_submit from this thread, PX_SUBMIT_DETACHED, after
@@ -22,6 +23,12 @@
  *                  gives the submit loop's own rate.
  *                ops/s is the median over the rounds; ratio_to_baseline is
  *                the median of the per-round ratios to plain.
+ *
+ *                - key: a distinct px_submit_opts.key each.
+ *                - priority: HIGH and NORMAL in turn, in a region of its
+ *                  own each round (two levels in use make every take walk
+ *                  the lanes level by level, which would stay for the
+ *                  other kinds).
  *
  * lifecycle_timers_insert, lifecycle_timers_lateness
  *                A region with capacity the next power of two >= n (1M;
@@ -164,10 +171,11 @@ static void drain(uint64_t target)
 
 /* ---- Delayed submits on the no-op path --------------------------------------- */
 
-enum submit_kind { PLAIN, AT_NOW, DELAY_1MS, KEYED, NKINDS };
+enum submit_kind { PLAIN, AT_NOW, DELAY_1MS, KEYED, PRIORITY, NKINDS };
 
 static const char *const kind_row[NKINDS] = {"lifecycle_plain_submit", "lifecycle_at_now_submit",
-                                             "lifecycle_delay1ms_submit", "lifecycle_key_submit"};
+                                             "lifecycle_delay1ms_submit", "lifecycle_key_submit",
+                                             "lifecycle_priority_submit"};
 
 /* Distinct keys, made before the clock starts: keys[i] for the i-th submit
  * of a round (warm-up included). */
@@ -195,15 +203,18 @@ static void free_keys(void)
     keys_made = NULL;
 }
 
-/* Submits n no-op tasks; with `keyed`, each with the next distinct key
- * from *next. */
-static void submit_n(px_region *r, uint64_t n, const px_submit_opts *o, bool keyed, uint64_t *next)
+/* Submits n no-op tasks; for KEYED, each with the next distinct key from
+ * *next; for PRIORITY, HIGH and NORMAL in turn. */
+static void submit_n(px_region *r, uint64_t n, const px_submit_opts *o, enum submit_kind kind,
+                     uint64_t *next)
 {
     px_submit_opts k = *o;
     for (uint64_t i = 0; i < n; i++) {
-        if (keyed)
+        if (kind == KEYED)
             k.key = keys_made[(*next)++ % keys_n];
-        int rc = px_submit(r, BENCH_NOOP, NULL, 0, keyed ? &k : o, NULL);
+        if (kind == PRIORITY)
+            k.priority = i & 1 ? PX_PRIORITY_HIGH : PX_PRIORITY_NORMAL;
+        int rc = px_submit(r, BENCH_NOOP, NULL, 0, &k, NULL);
         if (rc)
             die("px_submit", rc);
     }
@@ -223,12 +234,12 @@ static double kind_round(px_region *r, enum submit_kind kind, uint64_t n, double
     if (kind == AT_NOW)
         o.at_unix_ns = real_ns();
     uint64_t next = 0;
-    submit_n(r, warm, &o, kind == KEYED, &next);
+    submit_n(r, warm, &o, kind, &next);
     drain(warm);
     if (kind == AT_NOW)
         o.at_unix_ns = real_ns(); /* never in the future from here on */
     uint64_t t0 = bench_now_ns();
-    submit_n(r, n, &o, kind == KEYED, &next);
+    submit_n(r, n, &o, kind, &next);
     uint64_t ts = bench_now_ns();
     drain(warm + n);
     uint64_t t1 = bench_now_ns();
@@ -244,8 +255,22 @@ static void bench_delayed_submit(const struct config *c)
     double ops[NKINDS][LC_ROUNDS], sub[NKINDS][LC_ROUNDS], ratio[NKINDS][LC_ROUNDS];
     make_keys(c->noop_n + c->noop_n / 10);
     for (int i = 0; i < LC_ROUNDS; i++) {
-        for (int k = 0; k < NKINDS; k++)
-            ops[k][i] = kind_round(r, (enum submit_kind)k, c->noop_n, &sub[k][i]);
+        for (int k = 0; k < NKINDS; k++) {
+            /* Two levels in use change how every take walks the lanes:
+             * PRIORITY gets a region of its own each round, so that the
+             * others' stays on one level. */
+            char pname[64];
+            px_region *pr = k == PRIORITY
+                                ? lregion_create(pname, sizeof pname,
+                                                 &(px_region_opts){.flags = PX_REGION_CREATE})
+                                : r;
+            ops[k][i] = kind_round(pr, (enum submit_kind)k, c->noop_n, &sub[k][i]);
+            if (pr != r) {
+                lregion_remove(pr, pname);
+                snprintf(live_shm, sizeof live_shm, "/dev/shm%s", name);
+                live_shm_set = 1; /* r's again, for the cleanup */
+            }
+        }
         for (int k = 0; k < NKINDS; k++)
             ratio[k][i] = ops[k][i] / ops[PLAIN][i];
     }
@@ -253,7 +278,8 @@ static void bench_delayed_submit(const struct config *c)
     lregion_remove(r, name);
     static const char *const what[NKINDS] = {
         "no delay", "at_unix_ns = a moment already past (the plain path behind the check)",
-        "delay_s = 0.001 (timer heap)", "a distinct key each (the key index)"};
+        "delay_s = 0.001 (timer heap)", "a distinct key each (the key index)",
+        "priority HIGH and NORMAL in turn (two levels: takes walk the lanes level by level)"};
     for (int k = 0; k < NKINDS; k++) {
         struct result *res =
             add_result(kind_row[k], c->noop_n * LC_ROUNDS, median(ops[k], LC_ROUNDS));

@@ -54,6 +54,8 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
         json_object_set_new(o, "flags", json_integer(sub.flags));
         if (sub.due_ns)
             json_object_set_new(o, "due_ns", json_integer((json_int_t)sub.due_ns));
+        if (sub.prio)
+            json_object_set_new(o, "priority", json_integer((json_int_t)sub.prio));
         if (sub.key) {
             char key[17];
             snprintf(key, sizeof key, "%016" PRIx64, sub.key);

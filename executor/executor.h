@@ -43,11 +43,25 @@ enum px__outcome {
  * On success *claimed is the new ctl. */
 bool px__claim(px_region *r, px_id id, uint64_t *claimed);
 
+/* The lane key of the task in slot s (its queue, priority level and its
+ * definition's mode); false if a field read from the slot is out of range. */
+static inline bool px__slot_key(px_region *r, struct px__slot *s, uint32_t *key)
+{
+    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
+    uint32_t lv = atomic_load_explicit(&s->level, memory_order_relaxed);
+    if (def >= r->hdr->max_defs || q >= r->hdr->max_queues || lv >= PX__LEVELS)
+        return false;
+    *key = PX__KEY(q, lv, r->defs[def].mode);
+    return true;
+}
+
 /* Where a consumer's scan of the lanes resumes: the lane it last took from,
  * and that lane's tail as it last read it (see px__lane_peek; 0: none). */
 struct px__scan {
     uint32_t lane;
     uint64_t tail_seen;
+    uint32_t turn; /* takes so far, for the order of priority levels */
     /* Set by a take that left tasks because their queue's rate limit had
      * no token: how long until the next one (ns); 0 otherwise. */
     uint64_t throttled_ns;

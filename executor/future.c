@@ -232,6 +232,8 @@ static void fill_info(px_region *r, struct px__slot *s, uint64_t c, px_task_info
         snprintf(info->queue, sizeof info->queue, "%s", r->queues[q].name);
     if (def < r->hdr->max_defs)
         info->mode = (px_mode)r->defs[def].mode;
+    uint32_t lv = atomic_load_explicit(&s->level, memory_order_relaxed);
+    info->priority = lv < PX__LEVELS ? (px_priority)(lv + 1) : PX_PRIORITY_NORMAL;
     info->attempts = PX__CTL_ATT(c);
     info->worker_pid = atomic_load_explicit(&s->worker_pid, memory_order_relaxed);
     const struct px__clock *clk = &r->hdr->clock;

@@ -98,9 +98,8 @@ int px_requeue(px_region *r, px_id id)
     struct px__slot *s = px__slot_of(r, id);
     if (!s)
         return -ENOENT;
-    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
-    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
-    if (def >= r->hdr->max_defs || q >= r->hdr->max_queues)
+    uint32_t key;
+    if (!px__slot_key(r, s, &key))
         return -ENOENT;
     struct px__tls *t = px__tls_get(r);
     if (!t)
@@ -113,7 +112,7 @@ int px_requeue(px_region *r, px_id id)
     atomic_store_explicit(&s->start_tick, 0, memory_order_relaxed); /* see limits.c */
     uint64_t pend = PX__CTL(PX__CTL_GEN(held), PX__S_PENDING, r->self + 1, 0, PX__CTL_FLAGS(held));
     atomic_store(&s->ctl, pend);
-    rc = px__publish(r, t, PX__KEY(q, r->defs[def].mode), &id, 1, 0);
+    rc = px__publish(r, t, key, &id, 1, 0);
     if (rc > 0)
         return 0;
     /* No lane to push into: dead again, as the log will say too. */

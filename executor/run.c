@@ -73,53 +73,112 @@ static bool px__serves(px_region *r, px_id id, uint64_t qmask, uint32_t mode)
     return (qmask & (1ull << q)) && r->defs[def].mode == mode;
 }
 
+/* What one take looks for, and what it found. */
+struct take {
+    uint64_t qmask, rated;
+    uint32_t mode, hwm;
+    int level; /* the only level it takes; -1: any */
+};
+
+/* Takes the first claimable task of lane i, if its key matches. */
+static px_id take_lane(px_region *r, const struct take *k, uint32_t i, struct px__scan *scan,
+                       uint64_t *claimed)
+{
+    struct px__lane *l = &r->lanes[i];
+    uint32_t key = atomic_load_explicit(&l->key, memory_order_acquire);
+    if (PX__KEY_MODE(key) != k->mode || PX__KEY_QUEUE(key) >= 64 ||
+        !(k->qmask & (1ull << PX__KEY_QUEUE(key))) ||
+        (k->level >= 0 && PX__KEY_LEVEL(key) != (uint32_t)k->level))
+        return 0;
+    uint64_t pos, id;
+    uint64_t seen = i == scan->lane && scan->tail_seen
+                        ? scan->tail_seen
+                        : atomic_load_explicit(&l->head, memory_order_relaxed);
+    uint32_t q = PX__KEY_QUEUE(key);
+    bool limited = (k->rated >> q) & 1;
+    uint64_t wait;
+    while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id, &seen)) {
+        if (!px__serves(r, id, k->qmask, k->mode))
+            break; /* the lane changed key under us; leave it to others */
+        if (limited && !px__rate_take(r, q, &wait)) {
+            if (!scan->throttled_ns || wait < scan->throttled_ns)
+                scan->throttled_ns = wait ? wait : 1;
+            break; /* no start left this instant: the task waits */
+        }
+        bool mine = px__claim(r, id, claimed);
+        if (!mine && limited)
+            px__rate_give(r, q);
+        px__lane_advance(l, pos);
+        px__wake_lane(r, l);
+        if (mine) {
+            /* Stay on this lane next time: its producer is active. */
+            scan->lane = i;
+            scan->tail_seen = seen;
+            return id;
+        }
+    }
+    return 0;
+}
+
+/* One walk of the lanes, starting where the last take stopped. */
+static px_id take_walk(px_region *r, const struct take *k, struct px__scan *scan, uint64_t *claimed)
+{
+    /* i walks [lane, hwm) then [0, lane), wrapping without a division. */
+    for (uint32_t n = 0, i = scan->lane; n < k->hwm; n++, i = i + 1 == k->hwm ? 0 : i + 1) {
+        px_id id = take_lane(r, k, i, scan, claimed);
+        if (id)
+            return id;
+    }
+    return 0;
+}
+
+/*
+ * The level a worker's take tries first: for turn t, 4 - ctz(t % 31 + 1),
+ * which in every 31 turns gives HIGHEST 16, HIGH 8, NORMAL 4, LOW 2 and
+ * LOWEST 1, spread out. The other levels follow, highest first, so a level
+ * with no work never wastes a turn, and a level with work gets at least its
+ * share however busy the higher ones are: none starves.
+ */
+static px_id take_levels(px_region *r, struct take *k, uint32_t levels, struct px__scan *scan,
+                         uint64_t *claimed)
+{
+    int first = (int)PX__LEVELS - 1 - __builtin_ctz(scan->turn % 31 + 1);
+    for (int n = -1; n < (int)PX__LEVELS; n++) {
+        int lv = n < 0 ? first : (int)PX__LEVELS - 1 - n;
+        if ((n >= 0 && lv == first) || !((levels >> lv) & 1))
+            continue;
+        k->level = lv;
+        px_id id = take_walk(r, k, scan, claimed);
+        if (id) {
+            scan->turn++;
+            return id;
+        }
+    }
+    return 0;
+}
+
 px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *scan,
                uint64_t *claimed)
 {
-    uint32_t hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire);
-    qmask &= ~atomic_load_explicit(&r->hdr->paused, memory_order_relaxed);
-    uint64_t rated = atomic_load_explicit(&r->hdr->rated, memory_order_relaxed);
+    struct take k = {
+        .qmask = qmask & ~atomic_load_explicit(&r->hdr->paused, memory_order_relaxed),
+        .rated = atomic_load_explicit(&r->hdr->rated, memory_order_relaxed),
+        .mode = mode,
+        .hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire),
+        .level = -1,
+    };
+    uint32_t levels = atomic_load_explicit(&r->hdr->levels, memory_order_acquire);
     scan->throttled_ns = 0;
-    if (hwm > r->hdr->lanes)
-        hwm = r->hdr->lanes;
-    if (scan->lane >= hwm)
+    if (k.hwm > r->hdr->lanes)
+        k.hwm = r->hdr->lanes;
+    if (scan->lane >= k.hwm)
         scan->lane = 0;
-    /* i walks [lane, hwm) then [0, lane), wrapping without a division. */
-    for (uint32_t n = 0, i = scan->lane; n < hwm; n++, i = i + 1 == hwm ? 0 : i + 1) {
-        struct px__lane *l = &r->lanes[i];
-        uint32_t key = atomic_load_explicit(&l->key, memory_order_acquire);
-        if (PX__KEY_MODE(key) != mode || PX__KEY_QUEUE(key) >= 64 ||
-            !(qmask & (1ull << PX__KEY_QUEUE(key))))
-            continue;
-        uint64_t pos, id;
-        uint64_t seen = i == scan->lane && scan->tail_seen
-                            ? scan->tail_seen
-                            : atomic_load_explicit(&l->head, memory_order_relaxed);
-        uint32_t q = PX__KEY_QUEUE(key);
-        bool limited = (rated >> q) & 1;
-        uint64_t wait;
-        while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id, &seen)) {
-            if (!px__serves(r, id, qmask, mode))
-                break; /* the lane changed key under us; leave it to others */
-            if (limited && !px__rate_take(r, q, &wait)) {
-                if (!scan->throttled_ns || wait < scan->throttled_ns)
-                    scan->throttled_ns = wait ? wait : 1;
-                break; /* no start left this instant: the task waits */
-            }
-            bool mine = px__claim(r, id, claimed);
-            if (!mine && limited)
-                px__rate_give(r, q);
-            px__lane_advance(l, pos);
-            px__wake_lane(r, l);
-            if (mine) {
-                /* Stay on this lane next time: its producer is active. */
-                scan->lane = i;
-                scan->tail_seen = seen;
-                return id;
-            }
-        }
-    }
-    scan->lane = scan->lane + 1 < hwm ? scan->lane + 1 : 0;
+    /* One level in use (the common case): one walk, whatever the level. */
+    px_id id = levels & (levels - 1) ? take_levels(r, &k, levels, scan, claimed)
+                                     : take_walk(r, &k, scan, claimed);
+    if (id)
+        return id;
+    scan->lane = scan->lane + 1 < k.hwm ? scan->lane + 1 : 0;
     scan->tail_seen = 0;
     return 0;
 }
@@ -465,9 +524,8 @@ enum px__outcome px__fail_live(px_region *r, px_id id, uint64_t claimed, const c
 bool px__requeue(px_region *r, uint32_t idx, uint64_t seen)
 {
     struct px__slot *s = &r->slots[idx];
-    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
-    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
-    if (def >= r->hdr->max_defs || q >= r->hdr->max_queues)
+    uint32_t key;
+    if (!px__slot_key(r, s, &key))
         return false;
     uint64_t want = PX__CTL_WITH(seen, PX__S_PENDING, r->self + 1);
     if (!atomic_compare_exchange_strong(&s->ctl, &seen, want))
@@ -477,7 +535,7 @@ bool px__requeue(px_region *r, uint32_t idx, uint64_t seen)
     uint64_t id = PX__ID(PX__CTL_GEN(want), idx);
     /* Wait as long as it takes: the task must not stay out of every lane
      * while we live. If we die first, the next reaper pushes it again. */
-    if (!t || px__publish(r, t, PX__KEY(q, r->defs[def].mode), &id, 1, 0) < 0)
+    if (!t || px__publish(r, t, key, &id, 1, 0) < 0)
         return false;
     return true;
 }

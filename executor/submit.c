@@ -35,6 +35,7 @@ struct target {
     int def;
     uint32_t key;
     uint32_t queue;
+    uint32_t level;
     uint32_t limit_ms;
 };
 
@@ -63,9 +64,16 @@ static int resolve(px_region *r, struct px__tls *t, const char *task, const px_s
         return PX_ECORRUPT;
     if (o && o->queue && (queue = px__queue_find(r, o->queue, true)) < 0)
         return queue;
+    /* A definition made by recovery has no priority yet: NORMAL. */
+    int prio = o && o->priority ? o->priority : r->defs[def].priority;
+    if (o && (o->priority < 0 || o->priority > PX_PRIORITY_HIGHEST))
+        return -EINVAL;
+    if (prio < PX_PRIORITY_LOWEST || prio > PX_PRIORITY_HIGHEST)
+        prio = PX_PRIORITY_NORMAL;
     tg->def = def;
     tg->queue = (uint32_t)queue;
-    tg->key = PX__KEY(queue, r->defs[def].mode);
+    tg->level = (uint32_t)prio - 1;
+    tg->key = PX__KEY(queue, tg->level, r->defs[def].mode);
     tg->limit_ms = o ? px__limit_ms(o->time_limit_s) : 0;
     return 0;
 }
@@ -135,6 +143,7 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     atomic_store_explicit(&s->def, (uint32_t)tg->def, memory_order_relaxed);
     atomic_store_explicit(&s->queue, tg->queue, memory_order_relaxed);
+    atomic_store_explicit(&s->level, tg->level, memory_order_relaxed);
     atomic_store_explicit(&s->args_len, (uint32_t)len, memory_order_relaxed);
     atomic_store_explicit(&s->args_chunk, chunk, memory_order_relaxed);
     atomic_store_explicit(&s->out_len, 0, memory_order_relaxed);

@@ -60,18 +60,14 @@ static bool fire_one(px_region *r, const struct px__timer *e, uint32_t *key, uin
     if (!s)
         return false;
     uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
-    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
-    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
     /* An entry due before the task's own time is an older one of the same
      * task (it went back to RETRY, due later): stale. */
     if (PX__CTL_GEN(c) != PX__ID_GEN(e->id) || !px__state_timed(PX__CTL_STATE(c)) ||
-        def >= r->hdr->max_defs || q >= r->hdr->max_queues ||
-        e->due < atomic_load_explicit(&s->due_ns, memory_order_relaxed))
+        !px__slot_key(r, s, key) || e->due < atomic_load_explicit(&s->due_ns, memory_order_relaxed))
         return false;
     uint64_t want = PX__CTL_WITH(c, PX__S_PENDING, r->self + 1);
     if (!atomic_compare_exchange_strong(&s->ctl, &c, want))
         return false;
-    *key = PX__KEY(q, r->defs[def].mode);
     *was = PX__CTL_STATE(c);
     return true;
 }

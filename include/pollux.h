@@ -206,6 +206,19 @@ typedef enum px_mode {
     PX_PROCESS = 2, /* runs in a pre-forked child process */
 } px_mode;
 
+/* Priority levels within a queue. Workers start higher levels first, but
+ * not only: of every 31 starts a worker makes while every level has work,
+ * 16 go to HIGHEST, 8 to HIGH, 4 to NORMAL, 2 to LOW and 1 to LOWEST, so no
+ * level starves (docs/lifecycle.md). 0 in a definition means NORMAL, in
+ * px_submit_opts the definition's. */
+typedef enum px_priority {
+    PX_PRIORITY_LOWEST = 1,
+    PX_PRIORITY_LOW = 2,
+    PX_PRIORITY_NORMAL = 3,
+    PX_PRIORITY_HIGH = 4,
+    PX_PRIORITY_HIGHEST = 5,
+} px_priority;
+
 typedef struct px_task_def {
     const char *name;  /* at most 63 bytes */
     px_task_fn fn;     /* may be NULL in a process that only submits */
@@ -213,7 +226,7 @@ typedef struct px_task_def {
     int daemon;        /* on shutdown, stop at once instead of waiting */
     int cancellable;   /* px_cancel may stop it while it runs */
     const char *queue; /* NULL: "default"; at most 31 bytes */
-    int priority;      /* stored */
+    int priority;      /* a px_priority; 0: NORMAL */
     /* Retries (see docs/lifecycle.md). A failed run, a px_retry() and, when
      * max_retries > 0, a worker's death while running it count as attempts.
      * While fewer than max_retries retries were made the task goes to RETRY
@@ -343,6 +356,7 @@ typedef struct px_submit_opts {
      * with that task's id. Keys are compared by their 64-bit XXH3 hash.
      * Not for px_submit_many (-EINVAL). */
     const char *key;
+    int priority; /* a px_priority; 0: the definition's */
 } px_submit_opts;
 
 /*
@@ -414,6 +428,7 @@ typedef struct px_task_info {
     char queue[32];
     px_state state;
     px_mode mode;
+    px_priority priority;
     uint32_t attempts;  /* runs started */
     int32_t worker_pid; /* process that ran it last; 0 if none */
     uint32_t result_len;

@@ -16,17 +16,19 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
+    uint32_t prio = atomic_load_explicit(&s->level, memory_order_relaxed) + 1;
     struct px__rec_submit rec = {.id = id,
                                  .flags = flags,
                                  .mode = (uint8_t)r->defs[def].mode,
                                  .args = args,
                                  .args_len = len,
                                  .due_ns = due_ns,
-                                 .key = key};
+                                 .key = key,
+                                 .prio = prio == PX_PRIORITY_NORMAL ? 0 : prio};
     memcpy(rec.name, r->defs[def].name, sizeof rec.name);
     rec.name[sizeof rec.name - 1] = '\0';
     snprintf(rec.queue, sizeof rec.queue, "%s", r->queues[q].name);
-    uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 2 * 9;
+    uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 3 * 9;
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
         return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;

@@ -2,6 +2,7 @@
  * Log records: see record.h for the frame format.
  */
 #include "record.h"
+#include "pollux.h"
 
 #include <endian.h>
 #include <string.h>
@@ -196,20 +197,25 @@ void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s)
         px__put_u8(w, 2);
         px__put_u64(w, s->key);
     }
+    if (s->prio) {
+        px__put_u8(w, 3);
+        px__put_u64(w, s->prio);
+    }
 }
 
 /* The optional fields after a SUBMIT's args: tagged, in tag order, each
  * at most once and never 0 (records without them read as before). */
 static bool submit_trailer(struct px__get *g, struct px__rec_submit *s)
 {
-    s->due_ns = 0;
-    s->key = 0;
+    uint64_t *field[] = {NULL, &s->due_ns, &s->key, &s->prio};
+    s->due_ns = s->key = s->prio = 0;
     uint8_t last = 0, tag;
     uint64_t v;
     while (g->at < g->len) {
-        if (!px__get_u8(g, &tag) || tag <= last || tag > 2 || !px__get_u64(g, &v) || v == 0)
+        if (!px__get_u8(g, &tag) || tag <= last || tag > 3 || !px__get_u64(g, &v) || v == 0 ||
+            (tag == 3 && v > PX_PRIORITY_HIGHEST))
             return false;
-        *(tag == 1 ? &s->due_ns : &s->key) = v;
+        *field[tag] = v;
         last = tag;
     }
     return true;

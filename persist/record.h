@@ -106,6 +106,7 @@ struct px__rec_submit {
      * order, written only when not 0: */
     uint64_t due_ns; /* tag 1: a delayed task's time */
     uint64_t key;    /* tag 2: the hash of its px_submit_opts.key */
+    uint64_t prio;   /* tag 3: its px_priority, if not NORMAL */
 };
 
 /* The body of a FINISH record. */

@@ -230,6 +230,8 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
         return rc;
     atomic_store(&sl->def, (uint32_t)def);
     atomic_store(&sl->queue, (uint32_t)q);
+    uint32_t level = (uint32_t)(s.prio ? s.prio : PX_PRIORITY_NORMAL) - 1;
+    atomic_store(&sl->level, level);
     atomic_store(&sl->args_len, s.args_len);
     atomic_store(&sl->args_chunk, args_chunk);
     atomic_store(&sl->out_len, out_len);
@@ -251,7 +253,7 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
     uint32_t owner = done || timed ? 0 : r->self + 1;
     uint32_t att = e->attempts > 0xfff ? 0xfff : e->attempts;
     atomic_store(&sl->ctl, PX__CTL(PX__ID_GEN(e->id), state, owner, att, s.flags & 0xf));
-    *key = PX__KEY((uint32_t)q, (uint32_t)s.mode);
+    *key = PX__KEY((uint32_t)q, level, (uint32_t)s.mode);
     if (!done && s.key) {
         /* Its key holds again while it is not finished. */
         px__keys_lock(r, s.key);

@@ -8,7 +8,7 @@
  * releases the lanes of a dead process. Entries a released lane still holds
  * stay consumable, and a new owner continues from its tail.
  *
- * A lane keeps its key (queue and mode) while it holds entries: an owner
+ * A lane keeps its key (queue, level and mode) while it holds entries: an owner
  * may take a lane of another key only when the lane is empty, so a worker
  * never finds a task of a queue it does not serve. Since the new owner is
  * the only producer, "empty" cannot change to "not empty" under it.
@@ -24,6 +24,15 @@ static void raise_hwm(px_region *r, uint32_t idx)
            !atomic_compare_exchange_weak_explicit(&r->hdr->lanes_hwm, &hwm, idx + 1,
                                                   memory_order_release, memory_order_relaxed))
         ;
+}
+
+/* Records that a lane holds key's priority level, so that takes walk the
+ * lanes level by level from now on (executor/run.c). */
+static void note_level(px_region *r, uint32_t key)
+{
+    uint32_t bit = 1u << PX__KEY_LEVEL(key);
+    if (!(atomic_load_explicit(&r->hdr->levels, memory_order_relaxed) & bit))
+        atomic_fetch_or_explicit(&r->hdr->levels, bit, memory_order_release);
 }
 
 /*
@@ -62,6 +71,7 @@ static int acquire(px_region *r, uint32_t key)
                 }
                 atomic_store_explicit(&l->key, key, memory_order_release);
             }
+            note_level(r, key);
             raise_hwm(r, i);
             return (int)i;
         }

@@ -111,7 +111,8 @@ static int check_def(const px_task_def *def)
         !(def->retry_delay_s >= 0 && def->retry_delay_s < 4e6) || !(def->retry_backoff >= 0) ||
         !(def->retry_max_delay_s >= 0 && def->retry_max_delay_s < 4e6) || def->retry_jitter > 1 ||
         def->retry_jitter != def->retry_jitter ||
-        !(def->time_limit_s >= 0 && def->time_limit_s < 4e6))
+        !(def->time_limit_s >= 0 && def->time_limit_s < 4e6) || def->priority < 0 ||
+        def->priority > PX_PRIORITY_HIGHEST)
         return -EINVAL;
     return 0;
 }
@@ -121,7 +122,7 @@ static void fill_options(struct px__def *d, const px_task_def *def, uint32_t ext
 {
     d->flags = (def->daemon ? PX__DEF_DAEMON : 0) | (def->cancellable ? PX__DEF_CANCELLABLE : 0) |
                extra_flags;
-    d->priority = def->priority;
+    d->priority = def->priority ? def->priority : PX_PRIORITY_NORMAL;
     d->max_retries = def->max_retries;
     d->retry_delay_s = def->retry_delay_s;
     d->retry_backoff = def->retry_backoff > 0 ? def->retry_backoff : 2;

@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #define PX__MAGIC 0x31584c4c4f50ULL /* "POLLX1" */
-#define PX__ABI 3u
+#define PX__ABI 4u
 #define PX__LINE 64
 
 #define PX__MAX_PROCS 1024u /* fits the 12-bit owner field of a slot */
@@ -38,7 +38,8 @@
 #define PX__TTL_FOREVER UINT32_MAX
 #define PX__QNAME_MAX 32u   /* queue names, with the NUL */
 #define PX__INLINE_ARGS 64u /* args up to this size live in the slot */
-#define PX__INLINE_OUT 44u  /* results and error texts, likewise */
+#define PX__INLINE_OUT 40u  /* results and error texts, likewise */
+#define PX__LEVELS 5u       /* priority levels, px_priority - 1 */
 #define PX__ERR_MAX 256u    /* error texts, with the NUL */
 #define PX__NO_CHUNK UINT32_MAX
 
@@ -76,6 +77,9 @@ struct px__hdr {
      * queue index; beside lanes_hwm, which every take reads already. */
     _Atomic uint64_t paused;
     _Atomic uint64_t rated; /* queues with a rate limit, likewise */
+    /* Priority levels any lane was ever keyed with, a bit per level: a
+     * take walks the lanes level by level only once there are two. */
+    _Atomic uint32_t levels;
     /* Idle workers sleep on work_seq with a bitset of the (queue, mode)
      * pairs they serve (see futex.h), counted per bit in sleepers; a submit
      * wakes only if its bit counts a sleeper. */
@@ -185,7 +189,7 @@ enum { PX__DEF_DAEMON = 1, PX__DEF_CANCELLABLE = 2, PX__DEF_RECOVERED = 4 };
 /*
  * A producer lane: a single-producer, multi-consumer ring of task ids with
  * 64-bit counters (see ring/lane.h for the protocol). `owner` is the owning
- * proc index + 1, or 0 while free; `key` is the queue and mode its entries
+ * proc index + 1, or 0 while free; `key` is the queue, level and mode its entries
  * belong to and changes only while the lane is owned and empty.
  */
 struct px__lane {
@@ -224,6 +228,9 @@ struct px__slot {
      * definition says when it runs. Written by the producer while
      * RESERVED. */
     _Atomic uint32_t limit_ms;
+    /* Its priority level (px_priority - 1), written by the producer while
+     * RESERVED; picks its lane whenever it is queued. */
+    _Atomic uint32_t level;
     uint8_t args[PX__INLINE_ARGS];
     uint8_t out[PX__INLINE_OUT];
 };
@@ -289,9 +296,11 @@ static inline int px__state_timed(uint32_t st)
     return st == PX__S_SCHEDULED || st == PX__S_RETRY;
 }
 
-/* The lane key: which queue and which mode its entries are for. */
-#define PX__KEY(queue, mode) (((uint32_t)(queue) << 8) | (uint32_t)(mode))
+/* The lane key: which queue, priority level and mode its entries are for. */
+#define PX__KEY(queue, level, mode)                                                                \
+    (((uint32_t)(queue) << 8) | ((uint32_t)(level) << 4) | (uint32_t)(mode))
 #define PX__KEY_QUEUE(k) ((k) >> 8)
-#define PX__KEY_MODE(k) ((k)&0xff)
+#define PX__KEY_LEVEL(k) (((k) >> 4) & 0xf)
+#define PX__KEY_MODE(k) ((k)&0xf)
 
 #endif

@@ -14,8 +14,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Lanes one thread may own at once in one region (one per queue and mode). */
-#define PX__TLS_LANES 8
+/* Lanes one thread may own at once in one region (one per queue, priority
+ * level and mode). */
+#define PX__TLS_LANES 16
 
 /*
  * Per-thread, per-region state, found through the handle's pthread key. It

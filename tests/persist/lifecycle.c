@@ -224,6 +224,40 @@ static px_id make_dead(px_region *r, const uint8_t *args, size_t len)
 
 /* ---- SCHEDULED ------------------------------------------------------- */
 
+Test(lifecycle, a_tasks_priority_comes_back_with_it)
+{
+    px_region *r = open_first(0);
+    reg(r, &stamp_def);
+    uint32_t i = 0;
+    px_id low, high, plain;
+    cr_assert_eq(px_submit(r, "stamp", &i, sizeof i,
+                           &(px_submit_opts){.priority = PX_PRIORITY_LOW, .delay_s = 30}, &low),
+                 0);
+    cr_assert_eq(px_submit(r, "stamp", &i, sizeof i,
+                           &(px_submit_opts){.priority = PX_PRIORITY_HIGHEST}, &high),
+                 0);
+    plain = submit_stamp(r, 0, 0);
+    lose_memory(r);
+
+    px_recovery_info rec;
+    r = recover(0, &rec);
+    cr_assert_eq(rec.restored, 3);
+    cr_assert_eq(info_of(r, low).priority, PX_PRIORITY_LOW);
+    cr_assert_eq(info_of(r, low).state, PX_SCHEDULED);
+    cr_assert_eq(info_of(r, high).priority, PX_PRIORITY_HIGHEST);
+    cr_assert_eq(info_of(r, high).state, PX_PENDING);
+    cr_assert_eq(info_of(r, plain).priority, PX_PRIORITY_NORMAL);
+    /* The restored tasks are queued at their levels: one worker thread
+     * takes the HIGHEST one first. */
+    reg(r, &stamp_def);
+    px_workers *w = px_test_workers(r, 1, 0);
+    cr_assert_eq(px_join(r, high, 5, NULL, 0, NULL), 0);
+    cr_assert_eq(px_join(r, plain, 5, NULL, 0, NULL), 0);
+    cr_assert_leq(info_of(r, high).started_ns, info_of(r, plain).started_ns);
+    cr_assert_eq(px_workers_stop(w), 0);
+    cr_assert_eq(px_region_close(r), 0);
+}
+
 Test(lifecycle, a_scheduled_task_comes_back_scheduled_at_the_same_time)
 {
     px_region *r = open_first(0);

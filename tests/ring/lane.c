@@ -486,14 +486,14 @@ Test(lanes, one_lane_per_key_and_thread)
         &(px_region_opts){.capacity = 64, .lanes = 16, .lane_depth = 8, .arena_bytes = 64 * 1024});
     struct px__tls *t = px__tls_get(r);
     cr_assert_not_null(t);
-    int a = px__lane_for(r, t, PX__KEY(0, PX_THREAD));
-    int b = px__lane_for(r, t, PX__KEY(0, PX_PROCESS));
+    int a = px__lane_for(r, t, PX__KEY(0, 2, PX_THREAD));
+    int b = px__lane_for(r, t, PX__KEY(0, 2, PX_PROCESS));
     cr_assert_geq(a, 0);
     cr_assert_geq(b, 0);
     cr_assert_neq(a, b, "another key, another lane");
-    cr_assert_eq(px__lane_for(r, t, PX__KEY(0, PX_THREAD)), a, "the same key, the same lane");
+    cr_assert_eq(px__lane_for(r, t, PX__KEY(0, 2, PX_THREAD)), a, "the same key, the same lane");
     cr_assert_eq(atomic_load(&r->lanes[a].owner), r->self + 1);
-    cr_assert_eq(atomic_load(&r->lanes[a].key), PX__KEY(0, PX_THREAD));
+    cr_assert_eq(atomic_load(&r->lanes[a].key), PX__KEY(0, 2, PX_THREAD));
     cr_assert_geq(atomic_load(&r->hdr->lanes_hwm), (uint32_t)(a > b ? a : b) + 1);
     px_region_info info;
     px_region_info_get(r, &info);
@@ -501,8 +501,8 @@ Test(lanes, one_lane_per_key_and_thread)
 
     /* A thread may own PX__TLS_LANES lanes at most. */
     for (uint32_t q = 1; q < PX__TLS_LANES - 1; q++)
-        cr_assert_geq(px__lane_for(r, t, PX__KEY(q, PX_THREAD)), 0);
-    cr_assert_eq(px__lane_for(r, t, PX__KEY(50, PX_THREAD)), -EAGAIN);
+        cr_assert_geq(px__lane_for(r, t, PX__KEY(q, 2, PX_THREAD)), 0);
+    cr_assert_eq(px__lane_for(r, t, PX__KEY(50, 2, PX_THREAD)), -EAGAIN);
     px_region_close(r);
 }
 
@@ -510,7 +510,7 @@ static void *own_lane(void *p)
 {
     px_region *r = p;
     struct px__tls *t = px__tls_get(r);
-    return (void *)(intptr_t)px__lane_for(r, t, PX__KEY(0, PX_THREAD));
+    return (void *)(intptr_t)px__lane_for(r, t, PX__KEY(0, 2, PX_THREAD));
 }
 
 Test(lanes, threads_get_distinct_lanes_and_release_them_on_exit)
@@ -519,7 +519,7 @@ Test(lanes, threads_get_distinct_lanes_and_release_them_on_exit)
         rname, sizeof rname,
         &(px_region_opts){.capacity = 64, .lanes = 2, .lane_depth = 8, .arena_bytes = 64 * 1024});
     struct px__tls *t = px__tls_get(r);
-    int mine = px__lane_for(r, t, PX__KEY(0, PX_THREAD));
+    int mine = px__lane_for(r, t, PX__KEY(0, 2, PX_THREAD));
     cr_assert_geq(mine, 0);
     pthread_t th;
     void *ret;
@@ -531,7 +531,7 @@ Test(lanes, threads_get_distinct_lanes_and_release_them_on_exit)
     cr_assert_eq(atomic_load(&r->lanes[other].owner), 0, "released when the thread exits");
 
     /* With both lanes owned a third producer gets -EAGAIN. */
-    int held = px__lane_for(r, t, PX__KEY(1, PX_THREAD));
+    int held = px__lane_for(r, t, PX__KEY(1, 2, PX_THREAD));
     cr_assert_eq(held, other);
     pthread_create(&th, NULL, own_lane, r);
     pthread_join(th, &ret);
@@ -543,7 +543,7 @@ static void *push_one_and_exit(void *p)
 {
     px_region *r = p;
     struct px__tls *t = px__tls_get(r);
-    int l = px__lane_for(r, t, PX__KEY(3, PX_THREAD));
+    int l = px__lane_for(r, t, PX__KEY(3, 2, PX_THREAD));
     uint64_t id = 42;
     if (l >= 0)
         px__lane_push(&r->lanes[l], px__lane_entries(r, (uint32_t)l), r->lane_mask, &id, 1);
@@ -565,14 +565,14 @@ Test(lanes, a_lane_keeps_its_key_while_it_holds_entries)
     cr_assert_eq(px__lane_size(&r->lanes[l]), 1);
 
     struct px__tls *t = px__tls_get(r);
-    int other = px__lane_for(r, t, PX__KEY(0, PX_THREAD));
+    int other = px__lane_for(r, t, PX__KEY(0, 2, PX_THREAD));
     cr_assert_geq(other, 0);
     cr_assert_neq(other, l, "a non-empty lane of another key is not taken over");
-    cr_assert_eq(atomic_load(&r->lanes[l].key), PX__KEY(3, PX_THREAD));
+    cr_assert_eq(atomic_load(&r->lanes[l].key), PX__KEY(3, 2, PX_THREAD));
     cr_assert_eq(atomic_load(&r->lanes[l].owner), 0);
 
     /* The same key continues in the released lane, after its entries. */
-    int same = px__lane_for(r, t, PX__KEY(3, PX_THREAD));
+    int same = px__lane_for(r, t, PX__KEY(3, 2, PX_THREAD));
     cr_assert_eq(same, l);
     uint64_t id = 43, pos, got, bound = atomic_load(&r->lanes[l].head);
     cr_assert_eq(
@@ -594,8 +594,8 @@ Test(lanes, an_empty_lane_changes_key)
     pthread_join(th, &ret);
     cr_assert_eq((int)(intptr_t)ret, 0);
     struct px__tls *t = px__tls_get(r);
-    cr_assert_eq(px__lane_for(r, t, PX__KEY(5, PX_PROCESS)), 0);
-    cr_assert_eq(atomic_load(&r->lanes[0].key), PX__KEY(5, PX_PROCESS));
+    cr_assert_eq(px__lane_for(r, t, PX__KEY(5, 2, PX_PROCESS)), 0);
+    cr_assert_eq(atomic_load(&r->lanes[0].key), PX__KEY(5, 2, PX_PROCESS));
     px_region_close(r);
 }
 
@@ -605,8 +605,8 @@ Test(lanes, release_proc_frees_its_lanes_only)
         rname, sizeof rname,
         &(px_region_opts){.capacity = 64, .lanes = 4, .lane_depth = 8, .arena_bytes = 64 * 1024});
     struct px__tls *t = px__tls_get(r);
-    int a = px__lane_for(r, t, PX__KEY(0, PX_THREAD));
-    int b = px__lane_for(r, t, PX__KEY(1, PX_THREAD));
+    int a = px__lane_for(r, t, PX__KEY(0, 2, PX_THREAD));
+    int b = px__lane_for(r, t, PX__KEY(1, 2, PX_THREAD));
     /* Pretend lane b belongs to another process. */
     atomic_store(&r->lanes[b].owner, r->self + 2);
     px__lanes_release_proc(r, r->self + 1);

@@ -123,7 +123,7 @@ Test(defs, record_fields)
                        .daemon = 1,
                        .cancellable = 1,
                        .queue = "fq",
-                       .priority = -4,
+                       .priority = PX_PRIORITY_HIGH,
                        .max_retries = 3,
                        .retry_delay_s = 1.5,
                        .time_limit_s = 2.5};
@@ -136,7 +136,7 @@ Test(defs, record_fields)
     cr_assert_eq(e->mode, PX_PROCESS);
     cr_assert_eq(e->queue, (uint32_t)px__queue_find(r, "fq", false));
     cr_assert_eq(e->flags, PX__DEF_DAEMON | PX__DEF_CANCELLABLE);
-    cr_assert_eq(e->priority, -4);
+    cr_assert_eq(e->priority, PX_PRIORITY_HIGH);
     cr_assert_eq(e->max_retries, 3);
     cr_assert_eq(e->retry_delay_s, 1.5);
     cr_assert_eq(e->time_limit_s, 2.5);
