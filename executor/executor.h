@@ -7,6 +7,7 @@
 
 #include "../ring/lanes.h"
 #include "../shm/region.h"
+#include "../shm/tickets.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -61,11 +62,16 @@ static inline bool px__slot_key(px_region *r, struct px__slot *s, uint32_t *key)
 struct px__scan {
     uint32_t lane;
     uint64_t tail_seen;
-    uint32_t turn; /* takes so far, for the order of priority levels */
+    uint32_t turn;   /* takes so far, for the order of priority levels */
+    uint32_t ticket; /* the concurrency ticket of the task taken (0: none) */
     /* Set by a take that left tasks because their queue's rate limit had
      * no token: how long until the next one (ns); 0 otherwise. */
     uint64_t throttled_ns;
 };
+
+/* concurrency.c: gives back the concurrency ticket of the task `id` that
+ * scan's take claimed, if it had one, and wakes workers waiting for it. */
+void px__conc_release(px_region *r, struct px__scan *scan, px_id id);
 
 /* rate.c: takes a start token from rated queue q; false (with *wait_ns,
  * the time until the next token) if there is none. */

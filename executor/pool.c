@@ -261,7 +261,9 @@ static void *dispatch_main(void *p)
         atomic_store(&ws->current, id);
         px__emit(w, PX_EV_START, id, NULL);
         rep.err[0] = '\0';
-        px__account(w, ws, id, dispatch(w, i, id, claimed, &rep), rep.err);
+        enum px__outcome out = dispatch(w, i, id, claimed, &rep);
+        px__conc_release(w->r, &scan, id);
+        px__account(w, ws, id, out, rep.err);
     }
     /* Stopping: the child reads EOF, detaches and exits. */
     struct px__child *c = &w->children[i];

@@ -75,13 +75,14 @@ static bool px__serves(px_region *r, px_id id, uint64_t qmask, uint32_t mode)
 
 /* What one take looks for, and what it found. */
 struct take {
-    uint64_t qmask, rated;
+    uint64_t qmask, rated, conc;
+    uint64_t full; /* queues found with no free ticket in this take */
     uint32_t mode, hwm;
     int level; /* the only level it takes; -1: any */
 };
 
 /* Takes the first claimable task of lane i, if its key matches. */
-static px_id take_lane(px_region *r, const struct take *k, uint32_t i, struct px__scan *scan,
+static px_id take_lane(px_region *r, struct take *k, uint32_t i, struct px__scan *scan,
                        uint64_t *claimed)
 {
     struct px__lane *l = &r->lanes[i];
@@ -96,7 +97,10 @@ static px_id take_lane(px_region *r, const struct take *k, uint32_t i, struct px
                         : atomic_load_explicit(&l->head, memory_order_relaxed);
     uint32_t q = PX__KEY_QUEUE(key);
     bool limited = (k->rated >> q) & 1;
+    uint32_t conc = (k->conc >> q) & 1 ? atomic_load(&r->queues[q].conc_limit) : 0;
     uint64_t wait;
+    if (conc && (k->full >> q) & 1)
+        return 0;
     while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id, &seen)) {
         if (!px__serves(r, id, k->qmask, k->mode))
             break; /* the lane changed key under us; leave it to others */
@@ -105,15 +109,29 @@ static px_id take_lane(px_region *r, const struct take *k, uint32_t i, struct px
                 scan->throttled_ns = wait ? wait : 1;
             break; /* no start left this instant: the task waits */
         }
+        uint32_t ticket = conc ? px__ticket_take(r, q, conc, PX__ID_IDX(id), scan->lane) : 0;
+        if (conc && !ticket) {
+            /* K of its tasks run: this one waits for a ticket given back,
+             * which wakes us. */
+            k->full |= 1ull << q;
+            if (limited)
+                px__rate_give(r, q);
+            break;
+        }
         bool mine = px__claim(r, id, claimed);
         if (!mine && limited)
             px__rate_give(r, q);
+        if (!mine && ticket) {
+            px__ticket_give(r, ticket, PX__ID_IDX(id));
+            px__tickets_wake(r, 1ull << q);
+        }
         px__lane_advance(l, pos);
         px__wake_lane(r, l);
         if (mine) {
             /* Stay on this lane next time: its producer is active. */
             scan->lane = i;
             scan->tail_seen = seen;
+            scan->ticket = ticket;
             return id;
         }
     }
@@ -121,7 +139,7 @@ static px_id take_lane(px_region *r, const struct take *k, uint32_t i, struct px
 }
 
 /* One walk of the lanes, starting where the last take stopped. */
-static px_id take_walk(px_region *r, const struct take *k, struct px__scan *scan, uint64_t *claimed)
+static px_id take_walk(px_region *r, struct take *k, struct px__scan *scan, uint64_t *claimed)
 {
     /* i walks [lane, hwm) then [0, lane), wrapping without a division. */
     for (uint32_t n = 0, i = scan->lane; n < k->hwm; n++, i = i + 1 == k->hwm ? 0 : i + 1) {
@@ -163,6 +181,7 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *sca
     struct take k = {
         .qmask = qmask & ~atomic_load_explicit(&r->hdr->paused, memory_order_relaxed),
         .rated = atomic_load_explicit(&r->hdr->rated, memory_order_relaxed),
+        .conc = atomic_load_explicit(&r->hdr->conc_limited, memory_order_relaxed),
         .mode = mode,
         .hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire),
         .level = -1,

@@ -162,6 +162,7 @@ static void *thread_main(void *p)
         px__emit(w, PX_EV_START, id, NULL);
         const _Atomic int *stop = px__is_daemon(w->r, id) ? &w->flags->daemon : &w->flags->all;
         enum px__outcome out = px__run(w->r, id, claimed, stop, &ws->expired, err, sizeof err);
+        px__conc_release(w->r, &scan, id);
         px__account(w, ws, id, out, err);
     }
     return NULL;

@@ -508,6 +508,19 @@ PX_API int px_queue_set_rate(px_region *r, const char *queue, double per_s);
 /* The queue's limit in starts a second (0: none), or a negative code. */
 PX_API double px_queue_rate(px_region *r, const char *queue);
 
+/*
+ * Lets at most `limit` (1 to 256) of the queue's tasks run at once, across
+ * every worker of every process; 0 lifts the limit. Tasks over it wait in
+ * their lanes. A task counts from its start until its body returns, even
+ * past a failure for its time limit. Lowering the limit lets the tasks
+ * already running finish: until they have, up to the old limit may run.
+ * Region state, not logged. -ENOENT, -EINVAL.
+ */
+PX_API int px_queue_set_concurrency(px_region *r, const char *queue, int limit);
+/* The queue's concurrency limit (0: none), or a negative code; *running
+ * (if not NULL) is how many of its tasks hold a place under it now. */
+PX_API int px_queue_concurrency(px_region *r, const char *queue, int *running);
+
 /* ---- Workers ------------------------------------------------------------- */
 
 typedef struct px_workers px_workers;

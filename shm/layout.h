@@ -9,7 +9,8 @@
  *   header | procs[max_procs] | queues[max_queues] | defs[max_defs]
  *          | lanes[lanes] | lane entries[lanes * lane_depth]
  *          | slots[capacity] | timers[capacity]
- *          | key locks[64] | keys[64 * key_shard_size] | chunk tags[nchunks]
+ *          | key locks[64] | keys[64 * key_shard_size]
+ *          | tickets[max_queues * PX__CONC_MAX] | chunk tags[nchunks]
  *          | arena[nchunks * chunk]
  *
  * Who writes what, and the ordering that makes reads safe, is stated beside
@@ -40,6 +41,7 @@
 #define PX__INLINE_ARGS 64u /* args up to this size live in the slot */
 #define PX__INLINE_OUT 40u  /* results and error texts, likewise */
 #define PX__LEVELS 5u       /* priority levels, px_priority - 1 */
+#define PX__CONC_MAX 256u   /* the highest per-queue concurrency limit */
 #define PX__ERR_MAX 256u    /* error texts, with the NUL */
 #define PX__NO_CHUNK UINT32_MAX
 
@@ -60,7 +62,7 @@ struct px__hdr {
     uint32_t capacity, max_payload, lanes, lane_depth;
     uint32_t chunk_size, nchunks, max_procs, max_queues, max_defs;
     uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
-    uint64_t off_slots, off_timers, off_key_locks, off_keys, off_tags, off_arena;
+    uint64_t off_slots, off_timers, off_key_locks, off_keys, off_tickets, off_tags, off_arena;
     uint32_t key_shard_size; /* key index entries per shard, a power of two */
     struct px__clock clock;  /* what task stamps count in (clock.h) */
     uint32_t result_ttl_ms;  /* the default retention; PX__TTL_FOREVER */
@@ -76,7 +78,8 @@ struct px__hdr {
     /* Queues whose tasks no worker takes (px_queue_pause), a bit per
      * queue index; beside lanes_hwm, which every take reads already. */
     _Atomic uint64_t paused;
-    _Atomic uint64_t rated; /* queues with a rate limit, likewise */
+    _Atomic uint64_t rated;        /* queues with a rate limit, likewise */
+    _Atomic uint64_t conc_limited; /* queues with a concurrency limit */
     /* Priority levels any lane was ever keyed with, a bit per level: a
      * take walks the lanes level by level only once there are two. */
     _Atomic uint32_t levels;
@@ -154,7 +157,11 @@ struct px__queue {
      * of its last refill (40 bits), changed by one CAS. */
     _Atomic uint64_t bucket;
     _Atomic uint32_t rate;
-    char pad[12];
+    /* Concurrency limit (executor/concurrency.c): at most this many of
+     * its tasks run at once, each holding one of its first conc_limit
+     * tickets; 0 none. */
+    _Atomic uint32_t conc_limit;
+    char pad[8];
 };
 
 /*

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "region.h"
+#include "tickets.h"
 #include "futex.h"
 #include "../persist/durable.h"
 
@@ -75,6 +76,8 @@ static void layout(struct px__hdr *h)
     h->off_keys = off;
     off = align_up(off + (uint64_t)PX__KEY_SHARDS * h->key_shard_size * sizeof(struct px__keyent),
                    PX__LINE);
+    h->off_tickets = off;
+    off = align_up(off + (uint64_t)h->max_queues * PX__CONC_MAX * sizeof(uint64_t), PX__LINE);
     h->off_tags = off;
     off = align_up(off + (uint64_t)h->nchunks * sizeof(uint64_t), 4096);
     h->off_arena = off;
@@ -135,6 +138,7 @@ static void bind_tables(px_region *r)
     r->timers = (struct px__timer *)(r->base + h->off_timers);
     r->key_shards = (struct px__keyshard *)(r->base + h->off_key_locks);
     r->keys = (struct px__keyent *)(r->base + h->off_keys);
+    r->tickets = (_Atomic uint64_t *)(r->base + h->off_tickets);
     r->tags = (_Atomic uint64_t *)(r->base + h->off_tags);
     r->arena = r->base + h->off_arena;
     r->lane_mask = h->lane_depth - 1;
@@ -221,9 +225,10 @@ static int validate(px_region *r, const char *name)
     if (chk.size != h->size || chk.size != r->size || chk.off_arena != h->off_arena ||
         chk.off_slots != h->off_slots || chk.off_timers != h->off_timers ||
         chk.off_keys != h->off_keys || chk.off_key_locks != h->off_key_locks ||
-        chk.off_tags != h->off_tags || chk.off_lanes != h->off_lanes ||
-        chk.off_entries != h->off_entries || chk.off_defs != h->off_defs ||
-        chk.off_queues != h->off_queues || chk.off_procs != h->off_procs)
+        chk.off_tags != h->off_tags || chk.off_tickets != h->off_tickets ||
+        chk.off_lanes != h->off_lanes || chk.off_entries != h->off_entries ||
+        chk.off_defs != h->off_defs || chk.off_queues != h->off_queues ||
+        chk.off_procs != h->off_procs)
         goto corrupt;
     return 0;
 corrupt:
@@ -445,6 +450,7 @@ int px_region_close(px_region *r)
     px__durable_detach(r);
     px__tls_release_all(r);
     pthread_key_delete(r->tls_key);
+    px__tickets_wake(r, px__tickets_release_proc(r, r->self));
     px__proc_detach(r);
     munmap(r->base, r->size);
     pthread_mutex_destroy(&r->tls_lock);

@@ -53,6 +53,7 @@ struct px_region {
     struct px__timer *timers;
     struct px__keyshard *key_shards;
     struct px__keyent *keys;
+    _Atomic uint64_t *tickets; /* max_queues * PX__CONC_MAX */
     _Atomic uint64_t *tags;
     uint8_t *arena;
     uint32_t self; /* our proc index */

@@ -177,6 +177,15 @@ Test(cli_lifecycle, queue_pause_status_and_resume)
     cr_assert_eq(it_run(badrate, out, sizeof out, 10), 2, "%s", out);
     char *norate[] = {bin, "queue", "rate", "--region", it_region, "default", NULL};
     cr_assert_eq(it_run(norate, out, sizeof out, 10), 2, "%s", out);
+    char *conc[] = {bin, "queue", "concurrency", "--region", it_region, "default", "4", NULL};
+    cr_assert_eq(it_run(conc, out, sizeof out, 10), 0, "%s", out);
+    cr_assert_str_eq(out, "default running rate=25/s concurrency=0/4\n");
+    cr_assert_eq(px_queue_concurrency(r, "default", NULL), 4);
+    char *badconc[] = {bin, "queue", "concurrency", "--region", it_region, "default", "2.5", NULL};
+    cr_assert_eq(it_run(badconc, out, sizeof out, 10), 2, "%s", out);
+    char *bigconc[] = {bin, "queue", "concurrency", "--region", it_region, "default", "300", NULL};
+    cr_assert_eq(it_run(bigconc, out, sizeof out, 10), 2, "%s", out);
+    cr_assert_eq(px_queue_concurrency(r, "default", NULL), 4, "unchanged");
     char *unknown[] = {bin, "queue", "pause", "--region", it_region, "nope", NULL};
     cr_assert_eq(it_run(unknown, out, sizeof out, 10), 1, "%s", out);
     char *noqueue[] = {bin, "queue", "pause", "--region", it_region, NULL};
