@@ -8,6 +8,8 @@
 
 #include "pollux.h"
 
+#include <stdbool.h>
+
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
 int cli_worker(int argc, char **argv);
@@ -18,6 +20,11 @@ int cli_cancel(int argc, char **argv);
 int cli_dead(int argc, char **argv);
 int cli_schedule(int argc, char **argv);
 int cli_queue(int argc, char **argv);
+/* Prints the recurring schedules (filtered by task and queue when not
+ * NULL), one line each; 0 or a negative code. */
+int cli_schedules_print(px_region *r, const char *task, const char *queue, bool as_json);
+/* pollux schedule cancel: px_cancel of a schedule's (or task's) id. */
+int cli_schedule_cancel(const char *region, const char *id);
 /* Parses none|async|sync; returns 0 or -EINVAL. */
 int cli_durability(const char *s, px_durability *out);
 

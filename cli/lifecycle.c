@@ -28,9 +28,12 @@ static void dead_usage(FILE *f)
 static void schedule_usage(FILE *f)
 {
     fprintf(f, "usage: pollux schedule list --region NAME [--task T] [--queue Q] [--json]\n"
+               "       pollux schedule cancel --region NAME ID\n"
                "\n"
-               "Lists the tasks waiting for their time, SCHEDULED (delayed) and RETRY\n"
-               "(failed, to run again), by next run time.\n");
+               "list prints the recurring schedules (every or cron, with their next run\n"
+               "time and runs made), then the tasks waiting for their time, SCHEDULED\n"
+               "(delayed) and RETRY (failed, to run again), by next run time.\n"
+               "cancel stops a schedule: no more runs. Exits 1 for an unknown id.\n");
 }
 
 struct args {
@@ -335,8 +338,21 @@ int cli_schedule(int argc, char **argv)
         schedule_usage(stdout);
         return CLI_OK;
     }
-    if (rc == 0 && !strcmp(argv[1], "list") && !a.id && !a.all)
+    if (rc == 0 && !strcmp(argv[1], "list") && !a.id && !a.all) {
+        px_region *r;
+        if (open_region(a.region, &r))
+            return CLI_FAILED;
+        rc = cli_schedules_print(r, a.task, a.queue, a.json);
+        px_region_close(r);
+        if (rc)
+            return cli_fail("list", rc);
         return list(&a, (const int[]){PX_SCHEDULED, PX_RETRY, 0}, false, true);
+    }
+    if (rc == 0 && !strcmp(argv[1], "cancel") && a.id && !a.all) {
+        rc = cli_schedule_cancel(a.region, a.id);
+        if (rc != CLI_USAGE)
+            return rc;
+    }
 bad:
     schedule_usage(stderr);
     return CLI_USAGE;

@@ -26,8 +26,8 @@ static void usage(FILE *f)
 
 static const char *type_name(uint16_t t)
 {
-    static const char *names[] = {"?",    "segment",    "submit", "start", "finish",
-                                  "free", "checkpoint", "cancel", "retry"};
+    static const char *names[] = {"?",          "segment", "submit", "start", "finish",   "free",
+                                  "checkpoint", "cancel",  "retry",  "sched", "sched_end"};
     return t < sizeof names / sizeof *names ? names[t] : "?";
 }
 
@@ -42,6 +42,7 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
     struct px__rec_finish fin;
     struct px__rec_segment seg;
     struct px__rec_retry rt;
+    struct px__rec_sched sc;
     uint64_t id, begin;
     uint32_t att;
     bool end;
@@ -56,6 +57,13 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
             json_object_set_new(o, "due_ns", json_integer((json_int_t)sub.due_ns));
         if (sub.prio)
             json_object_set_new(o, "priority", json_integer((json_int_t)sub.prio));
+        if (sub.sched) {
+            char sid[PX_ID_LEN + 1];
+            px_id_format(sub.sched, sid);
+            json_object_set_new(o, "schedule", json_string(sid));
+            if (sub.run)
+                json_object_set_new(o, "run", json_integer((json_int_t)sub.run));
+        }
         if (sub.key) {
             char key[17];
             snprintf(key, sizeof key, "%016" PRIx64, sub.key);
@@ -72,11 +80,23 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
         json_object_set_new(o, "attempts", json_integer(rt.attempts));
         json_object_set_new(o, "due_ns", json_integer((json_int_t)rt.due_ns));
         json_object_set_new(o, "error", json_stringn((const char *)rt.err, rt.err_len));
+    } else if (px__rec_sched_get(r, &sc)) {
+        px_id_format(sc.id, idtext);
+        json_object_set_new(o, "id", json_string(idtext));
+        json_object_set_new(o, "task", json_string(sc.name));
+        if (sc.cron[0])
+            json_object_set_new(o, "cron", json_string(sc.cron));
+        else
+            json_object_set_new(o, "every_ns", json_integer((json_int_t)sc.every_ns));
+        json_object_set_new(o, "made", json_integer(sc.made));
+        json_object_set_new(o, "next_ns", json_integer((json_int_t)sc.next_ns));
     } else if (px__rec_id_get(r, &id, &att)) {
         px_id_format(id, idtext);
         json_object_set_new(o, "id", json_string(idtext));
         if (r->type == PX__REC_START)
             json_object_set_new(o, "attempts", json_integer(att));
+        if (r->type == PX__REC_SCHED_END)
+            json_object_set_new(o, "state", json_string(att == 2 ? "ended" : "cancelled"));
     } else if (px__rec_ckpt_get(r, &begin, &end)) {
         json_object_set_new(o, "begin_lsn", json_integer((json_int_t)begin));
         json_object_set_new(o, "phase", json_string(end ? "end" : "begin"));

@@ -33,6 +33,8 @@ int px_cancel(px_region *r, px_id id)
 {
     if (!r)
         return -EINVAL;
+    if (px__is_sched_id(id))
+        return px__sched_cancel(r, id);
     struct px__slot *s = px__slot_of(r, id);
     if (!s)
         return -ENOENT;

@@ -69,6 +69,43 @@ struct px__scan {
     uint64_t throttled_ns;
 };
 
+/* What one run of a schedule is made of (submit.c, sched.c). */
+struct px__run_spec {
+    uint32_t def, queue, level, limit_ms, flags, ttl_ms;
+    const void *args;
+    size_t len;
+    uint64_t due; /* CLOCK_REALTIME */
+    px_id sched;  /* the schedule's id */
+    uint32_t run; /* which run of it, from 1 */
+};
+
+/* submit.c: reserves and fills a slot for a run of a schedule and logs its
+ * submit (without waiting: *ticket is for px__journal_wait); the slot stays
+ * RESERVED until px__run_arm enters it into the timer heap, due at `due`.
+ * Never waits for room: -EAGAIN. */
+int px__run_make(px_region *r, struct px__tls *t, const struct px__run_spec *sp, px_id *out,
+                 int64_t *ticket);
+void px__run_arm(px_region *r, px_id id, uint64_t due);
+
+/* sched.c: px_submit of a recurring task (every_s or cron): creates the
+ * schedule and its first run. */
+int px__sched_create(px_region *r, const struct px__run_spec *proto, const px_submit_opts *o,
+                     px_id *out);
+/* Makes the next run of every schedule whose armed run has fired, and
+ * repairs what a process that died mid-step left; the timer threads call
+ * it. */
+void px__sched_advance(px_region *r);
+/* Whether a run of a schedule that should have fired at `due` is to be
+ * skipped now (its schedule's missed-run policy is skip and it is late). */
+bool px__sched_skips(px_region *r, uint32_t sched, uint64_t due, uint64_t now);
+/* px_cancel of a schedule's id. */
+int px__sched_cancel(px_region *r, px_id id);
+
+static inline bool px__is_sched_id(px_id id)
+{
+    return (PX__ID_IDX(id) & PX__SCHED_BIT) != 0;
+}
+
 /* concurrency.c: gives back the concurrency ticket of the task `id` that
  * scan's take claimed, if it had one, and wakes workers waiting for it. */
 void px__conc_release(px_region *r, struct px__scan *scan, px_id id);

@@ -235,6 +235,10 @@ static void fill_info(px_region *r, struct px__slot *s, uint64_t c, px_task_info
     uint32_t lv = atomic_load_explicit(&s->level, memory_order_relaxed);
     info->priority = lv < PX__LEVELS ? (px_priority)(lv + 1) : PX_PRIORITY_NORMAL;
     info->attempts = PX__CTL_ATT(c);
+    uint32_t sched = atomic_load_explicit(&s->sched, memory_order_relaxed);
+    if (sched && sched <= PX__MAX_SCHEDS)
+        info->schedule =
+            PX__ID(atomic_load(&r->scheds[sched - 1].gen), PX__SCHED_BIT | (sched - 1));
     info->worker_pid = atomic_load_explicit(&s->worker_pid, memory_order_relaxed);
     const struct px__clock *clk = &r->hdr->clock;
     info->enqueued_ns =

@@ -37,6 +37,7 @@ struct target {
     uint32_t queue;
     uint32_t level;
     uint32_t limit_ms;
+    uint32_t sched; /* the schedule making it, index + 1; 0: none */
 };
 
 /* px__def_find through the thread's one-entry cache. */
@@ -75,6 +76,7 @@ static int resolve(px_region *r, struct px__tls *t, const char *task, const px_s
     tg->level = (uint32_t)prio - 1;
     tg->key = PX__KEY(queue, tg->level, r->defs[def].mode);
     tg->limit_ms = o ? px__limit_ms(o->time_limit_s) : 0;
+    tg->sched = 0;
     return 0;
 }
 
@@ -144,6 +146,7 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
     atomic_store_explicit(&s->def, (uint32_t)tg->def, memory_order_relaxed);
     atomic_store_explicit(&s->queue, tg->queue, memory_order_relaxed);
     atomic_store_explicit(&s->level, tg->level, memory_order_relaxed);
+    atomic_store_explicit(&s->sched, tg->sched, memory_order_relaxed);
     atomic_store_explicit(&s->args_len, (uint32_t)len, memory_order_relaxed);
     atomic_store_explicit(&s->args_chunk, chunk, memory_order_relaxed);
     atomic_store_explicit(&s->out_len, 0, memory_order_relaxed);
@@ -369,6 +372,35 @@ __attribute__((noinline, cold)) static int submit_special(px_region *r, struct p
     return 0;
 }
 
+int px__run_make(px_region *r, struct px__tls *t, const struct px__run_spec *sp, px_id *out,
+                 int64_t *ticket)
+{
+    struct target tg = {.def = (int)sp->def,
+                        .queue = sp->queue,
+                        .level = sp->level,
+                        .limit_ms = sp->limit_ms,
+                        .sched = PX__ID_IDX(sp->sched) - PX__SCHED_BIT + 1};
+    tg.key = PX__KEY(sp->queue, sp->level, r->defs[sp->def].mode);
+    px_id id;
+    int rc = fill(r, t, &tg, sp->args, sp->len, sp->flags, sp->ttl_ms, 1, &id);
+    if (rc)
+        return rc;
+    int64_t lsn =
+        px__journal_run(r, id, sp->flags, sp->args, (uint32_t)sp->len, sp->due, sp->sched, sp->run);
+    if (lsn < 0) {
+        unfill(r, &id, 1);
+        return (int)lsn;
+    }
+    *ticket = lsn;
+    *out = id;
+    return 0;
+}
+
+void px__run_arm(px_region *r, px_id id, uint64_t due)
+{
+    schedule(r, &id, 1, due);
+}
+
 int px_submit(px_region *r, const char *task, const void *args, size_t len,
               const px_submit_opts *opts, px_id *out)
 {
@@ -385,6 +417,17 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
     struct target tg;
     if ((rc = resolve(r, t, task, opts, &tg)) != 0)
         return rc;
+    if (opts && (opts->every_s != 0 || opts->cron)) {
+        struct px__run_spec proto = {.def = (uint32_t)tg.def,
+                                     .queue = tg.queue,
+                                     .level = tg.level,
+                                     .limit_ms = tg.limit_ms,
+                                     .flags = slot_flags(opts),
+                                     .ttl_ms = ttl_of(r, opts),
+                                     .args = args,
+                                     .len = len};
+        return px__sched_create(r, &proto, opts, out);
+    }
     if (opts && (opts->delay_s != 0 || opts->at_unix_ns != 0 || opts->key))
         return submit_special(r, t, &tg, args, len, opts, out);
     int64_t deadline = deadline_of(opts);

@@ -37,6 +37,7 @@
 #define STUCK_NS 10000000ll       /* after a full lane, wait this long */
 #define PUSH_WAIT_NS 50000000ll   /* how long a push waits for lane room */
 #define BUSY_SLEEP_NS 50000ll     /* the shortest sleep after firing some */
+#define ADVANCE_NS 100000000ull   /* the least time between looks at the schedules */
 
 bool px__timed_enter(px_region *r, uint32_t idx, uint64_t held, uint32_t state, uint64_t due)
 {
@@ -65,6 +66,14 @@ static bool fire_one(px_region *r, const struct px__timer *e, uint32_t *key, uin
     if (PX__CTL_GEN(c) != PX__ID_GEN(e->id) || !px__state_timed(PX__CTL_STATE(c)) ||
         !px__slot_key(r, s, key) || e->due < atomic_load_explicit(&s->due_ns, memory_order_relaxed))
         return false;
+    uint32_t sched = atomic_load_explicit(&s->sched, memory_order_relaxed);
+    if (sched && PX__CTL_STATE(c) == PX__S_SCHEDULED &&
+        px__sched_skips(r, sched, e->due, px__now_ns())) {
+        /* A schedule's run missed while no timer thread ran, and its
+         * schedule skips those: it ends CANCELLED instead. */
+        px__end_cancelled(r, PX__ID_IDX(e->id), c);
+        return false;
+    }
     uint64_t want = PX__CTL_WITH(c, PX__S_PENDING, r->self + 1);
     if (!atomic_compare_exchange_strong(&s->ctl, &c, want))
         return false;
@@ -141,6 +150,7 @@ static void *timer_main(void *p)
     struct px__hdr *h = r->hdr;
     /* Fire times are the point of this thread: no slack on its sleeps. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    uint64_t next_advance = 0;
     while (!atomic_load(&tt->stop)) {
         /* The word is read before the heap: a push after this read bumps
          * it, and the wait below then returns at once. */
@@ -149,6 +159,14 @@ static void *timer_main(void *p)
         uint32_t fired;
         uint64_t next = px__fire_due(r, &stuck, &fired);
         uint64_t now = px__now_ns();
+        /* A fired run may be a schedule's, whose next run is then due to
+         * be made; and a schedule left half-advanced by a dead process is
+         * repaired within ADVANCE_NS. */
+        if (fired || now >= next_advance) {
+            px__sched_advance(r);
+            next_advance = now + ADVANCE_NS;
+            next = atomic_load_explicit(&h->timer_next, memory_order_acquire);
+        }
         int64_t ns = next == UINT64_MAX ? MAX_SLEEP_NS : next > now ? (int64_t)(next - now) : 0;
         /* Under a stream of timers a few microseconds apart, sleeping
          * until each would be a system call per task and a CPU taken from

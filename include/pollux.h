@@ -139,6 +139,7 @@ typedef struct px_recovery_info {
     uint64_t finished;  /* of which finished, with their results */
     uint64_t scheduled; /* of which waiting for their time (SCHEDULED, RETRY) */
     uint64_t orphans;   /* records about tasks the log does not hold */
+    uint64_t schedules; /* recurring schedules put back (any state) */
     /* When the region's memory survived and this handle was the first to
      * attach: how the log differed from it. The memory wins: a checkpoint
      * then makes the log say what the memory holds. */
@@ -357,7 +358,27 @@ typedef struct px_submit_opts {
      * Not for px_submit_many (-EINVAL). */
     const char *key;
     int priority; /* a px_priority; 0: the definition's */
+    /* Recurring tasks: px_submit makes a schedule instead of one task, and
+     * returns the schedule's id (px_schedule_get, px_cancel). Each
+     * occurrence submits one run: a task with these args and options.
+     * Either every_s or cron. The first run is at delay_s / at_unix_ns if
+     * given, else one period from now (every_s) or the first match after
+     * now (cron). Args are at most 256 bytes here (-E2BIG); not with a key
+     * (-EINVAL). See docs/lifecycle.md. */
+    double every_s;
+    const char *cron;       /* 5 fields, or @hourly, @daily, ... */
+    const char *tz;         /* cron's time zone: NULL UTC, or e.g. "Europe/Paris" */
+    uint32_t times;         /* at most this many runs; 0: no limit */
+    uint64_t until_unix_ns; /* no run due after this time; 0: none */
+    int missed;             /* a px_missed: occurrences missed while no worker ran */
 } px_submit_opts;
+
+/* What a schedule does about occurrences that passed while no worker's
+ * timer thread ran (more than min(1 s, every_s / 2) late): */
+typedef enum px_missed {
+    PX_MISSED_ONCE = 0, /* run once for all of them, then go on from now */
+    PX_MISSED_SKIP = 1, /* run none of them; go on from now */
+} px_missed;
 
 /*
  * Submits one task. args (len bytes, copied) may be NULL when len is 0. On
@@ -436,10 +457,42 @@ typedef struct px_task_info {
     uint64_t started_ns;  /* 0 if not started */
     uint64_t finished_ns; /* 0 if not finished */
     uint64_t next_run_ns; /* SCHEDULED, RETRY: when it runs (CLOCK_REALTIME) */
+    px_id schedule;       /* the schedule that made it; 0: none */
     char error[256];      /* FAILED, DEAD: why; RETRY: why the last run failed */
 } px_task_info;
 
 PX_API int px_info(px_region *r, px_id id, px_task_info *info);
+
+typedef enum px_schedule_state {
+    PX_SCHEDULE_ACTIVE = 1,
+    PX_SCHEDULE_ENDED = 2,     /* made its `times` runs, or past `until` */
+    PX_SCHEDULE_CANCELLED = 3, /* px_cancel of its id */
+} px_schedule_state;
+
+typedef struct px_schedule_info {
+    px_id id;
+    px_schedule_state state;
+    char task[64];
+    char queue[32];
+    px_priority priority;
+    double every_s;         /* 0 for cron */
+    char cron[64];          /* "" for every_s */
+    char tz[64];            /* "" for UTC */
+    uint32_t times;         /* 0: no limit */
+    uint32_t made;          /* runs made so far */
+    uint64_t until_unix_ns; /* 0: none */
+    px_missed missed;
+    uint64_t next_run_ns; /* ACTIVE: when its next run is due (CLOCK_REALTIME) */
+    px_id next_id;        /* the task of its latest run */
+} px_schedule_info;
+
+/* A schedule's description; -ENOENT for an id that names none. */
+PX_API int px_schedule_get(px_region *r, px_id id, px_schedule_info *info);
+
+/* Writes the ids of up to cap schedules (active first, then ended and
+ * cancelled ones, which stay until their entry is reused) and returns how
+ * many there are. */
+PX_API int px_schedule_list(px_region *r, px_id *ids, size_t cap);
 
 /* Copies the args of a task that still has them (any state but SUCCESS,
  * FAILED and CANCELLED, whose args are released when they finish) into buf,
@@ -481,7 +534,9 @@ PX_API int px_requeue(px_region *r, px_id id);
  * that never asks runs to its end, and its result is dropped). Returns 0,
  * also for a task already cancelled or asked to be; -EPERM for a running
  * task that is not cancellable; -EALREADY for a finished one; -ENOENT.
- * px_join on a cancelled task returns -ECANCELED.
+ * px_join on a cancelled task returns -ECANCELED. The id of a schedule
+ * cancels the schedule: it makes no more runs, and its run waiting for its
+ * time is cancelled (one already running goes on); -EALREADY if it ended.
  */
 PX_API int px_cancel(px_region *r, px_id id);
 

@@ -248,9 +248,20 @@ static int emit_task(px_region *r, uint32_t idx, struct scratch *sc)
         return 0;
     uint32_t st = PX__CTL_STATE(c);
     px_id id = PX__ID(PX__CTL_GEN(c), idx);
-    int64_t t =
-        px__journal_submit(r, id, PX__CTL_FLAGS(c), sc->args, al, st == PX__S_SCHEDULED ? due : 0,
-                           sc->key[idx] && sc->key_owner[idx] == id ? sc->key[idx] : 0);
+    uint64_t at = st == PX__S_SCHEDULED ? due : 0;
+    uint32_t sched = atomic_load(&r->slots[idx].sched);
+    int64_t t;
+    if (sched && sched <= PX__MAX_SCHEDS) {
+        /* A schedule's run: linked again on recovery, and numbered if it
+         * is the schedule's latest. */
+        struct px__sched *e = &r->scheds[sched - 1];
+        px_id sid = PX__ID(atomic_load(&e->gen), PX__SCHED_BIT | (sched - 1));
+        uint32_t run = atomic_load(&e->next_id) == id ? atomic_load(&e->made) : 0;
+        t = px__journal_run(r, id, PX__CTL_FLAGS(c), sc->args, al, at, sid, run);
+    } else {
+        t = px__journal_submit(r, id, PX__CTL_FLAGS(c), sc->args, al, at,
+                               sc->key[idx] && sc->key_owner[idx] == id ? sc->key[idx] : 0);
+    }
     if (t < 0)
         return (int)t;
     if (PX__CTL_ATT(c))
@@ -321,6 +332,26 @@ static int drop_old(px_region *r, uint64_t begin, uint64_t *dropped)
     return rc;
 }
 
+/* Writes every active schedule as it is now, before the tasks (its runs
+ * among them), under the schedule lock so that none is half-advanced.
+ * Ended ones are left out: their runs keep their own records. */
+static int emit_scheds(px_region *r)
+{
+    if (pthread_mutex_lock(&r->hdr->sched_lock) == EOWNERDEAD)
+        pthread_mutex_consistent(&r->hdr->sched_lock);
+    int rc = 0;
+    uint32_t hwm = atomic_load(&r->hdr->sched_hwm);
+    for (uint32_t i = 0; i < hwm && i < PX__MAX_SCHEDS && rc == 0; i++) {
+        struct px__sched *e = &r->scheds[i];
+        if (atomic_load(&e->state) != PX__SCHED_ACTIVE)
+            continue;
+        int64_t t = px__journal_sched(r, e, PX__ID(atomic_load(&e->gen), PX__SCHED_BIT | i));
+        rc = t < 0 ? (int)t : 0;
+    }
+    pthread_mutex_unlock(&r->hdr->sched_lock);
+    return rc;
+}
+
 int px__checkpoint(px_region *r, uint64_t *dropped)
 {
     *dropped = 0;
@@ -337,6 +368,8 @@ int px__checkpoint(px_region *r, uint64_t *dropped)
     /* Keys taken after this are in their own SUBMIT records, after ours. */
     if (rc == 0)
         px__keys_by_slot(r, sc.key, sc.key_owner);
+    if (rc == 0)
+        rc = emit_scheds(r);
     for (uint32_t i = 0; i < r->hdr->capacity && rc == 0; i++)
         rc = emit_task(r, i, &sc);
     free(sc.args);

@@ -8,33 +8,81 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A SUBMIT record from the slot's fields, with its optional ones. */
+static int64_t submit_record(px_region *r, struct px__rec_submit *rec, uint32_t len)
+{
+    struct px__slot *s = &r->slots[PX__ID_IDX(rec->id)];
+    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
+    uint32_t prio = atomic_load_explicit(&s->level, memory_order_relaxed) + 1;
+    rec->mode = (uint8_t)r->defs[def].mode;
+    rec->prio = prio == PX_PRIORITY_NORMAL ? 0 : prio;
+    memcpy(rec->name, r->defs[def].name, sizeof rec->name);
+    rec->name[sizeof rec->name - 1] = '\0';
+    snprintf(rec->queue, sizeof rec->queue, "%s", r->queues[q].name);
+    uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 5 * 9;
+    uint8_t *dst = px__wal_begin(r->wal, max);
+    if (!dst)
+        return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
+    struct px__put p = {dst, 0, max, false};
+    px__rec_submit_put(&p, rec);
+    return (int64_t)px__wal_end(r->wal, PX__REC_SUBMIT, (uint32_t)p.len);
+}
+
 int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
                            uint64_t due_ns, uint64_t key)
 {
     if (!r->wal)
         return 0;
-    struct px__slot *s = &r->slots[PX__ID_IDX(id)];
-    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
-    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
-    uint32_t prio = atomic_load_explicit(&s->level, memory_order_relaxed) + 1;
+    struct px__rec_submit rec = {
+        .id = id, .flags = flags, .args = args, .args_len = len, .due_ns = due_ns, .key = key};
+    return submit_record(r, &rec, len);
+}
+
+int64_t px__journal_run(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
+                        uint64_t due_ns, px_id sched, uint32_t run)
+{
+    if (!r->wal)
+        return 0;
     struct px__rec_submit rec = {.id = id,
                                  .flags = flags,
-                                 .mode = (uint8_t)r->defs[def].mode,
                                  .args = args,
                                  .args_len = len,
                                  .due_ns = due_ns,
-                                 .key = key,
-                                 .prio = prio == PX_PRIORITY_NORMAL ? 0 : prio};
-    memcpy(rec.name, r->defs[def].name, sizeof rec.name);
-    rec.name[sizeof rec.name - 1] = '\0';
-    snprintf(rec.queue, sizeof rec.queue, "%s", r->queues[q].name);
-    uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 3 * 9;
+                                 .sched = sched,
+                                 .run = run};
+    return submit_record(r, &rec, len);
+}
+
+int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id)
+{
+    if (!r->wal)
+        return 0;
+    struct px__rec_sched rec = {.id = id,
+                                .mode = (uint8_t)r->defs[e->def].mode,
+                                .level = (uint8_t)e->level,
+                                .flags = e->flags,
+                                .slot_flags = e->slot_flags,
+                                .ttl_ms = e->ttl_ms,
+                                .limit_ms = e->limit_ms,
+                                .times = e->times,
+                                .made = atomic_load(&e->made),
+                                .every_ns = e->every_ns,
+                                .until_ns = e->until_ns,
+                                .next_ns = atomic_load(&e->next_ns),
+                                .args = e->args,
+                                .args_len = e->args_len};
+    snprintf(rec.name, sizeof rec.name, "%s", r->defs[e->def].name);
+    snprintf(rec.queue, sizeof rec.queue, "%s", r->queues[e->queue].name);
+    snprintf(rec.cron, sizeof rec.cron, "%s", e->cron);
+    snprintf(rec.tz, sizeof rec.tz, "%s", e->tz);
+    uint32_t max = 8 + 2 + 65 * 2 + 6 * 4 + 3 * 8 + 65 * 2 + 4 + e->args_len;
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
-        return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
+        return -ENOMEM;
     struct px__put p = {dst, 0, max, false};
-    px__rec_submit_put(&p, &rec);
-    return (int64_t)px__wal_end(r->wal, PX__REC_SUBMIT, (uint32_t)p.len);
+    px__rec_sched_put(&p, &rec);
+    return (int64_t)px__wal_end(r->wal, PX__REC_SCHED, (uint32_t)p.len);
 }
 
 /* A record whose body is a task id and an attempt count. */
@@ -75,6 +123,11 @@ void px__journal_free(px_region *r, px_id id)
 void px__journal_cancel(px_region *r, px_id id)
 {
     journal_id(r, PX__REC_CANCEL, id, 0);
+}
+
+void px__journal_sched_end(px_region *r, px_id id, uint32_t state)
+{
+    journal_id(r, PX__REC_SCHED_END, id, state);
 }
 
 void px__journal_retry(px_region *r, px_id id, uint32_t attempts, uint64_t due_ns, const void *err,

@@ -19,6 +19,13 @@
  * or a negative errno if it could not be appended. */
 int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
                            uint64_t due_ns, uint64_t key);
+/* The SUBMIT of a schedule's run-th run. */
+int64_t px__journal_run(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
+                        uint64_t due_ns, px_id sched, uint32_t run);
+/* A schedule as it is now (made, and as a checkpoint sees it), and its
+ * end (state PX__SCHED_ENDED or PX__SCHED_CANCELLED). */
+int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id);
+void px__journal_sched_end(px_region *r, px_id id, uint32_t state);
 void px__journal_start(px_region *r, px_id id, uint32_t attempts);
 void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len);
 void px__journal_free(px_region *r, px_id id);

@@ -31,7 +31,7 @@ size_t px__rec_seal(uint8_t *dst, uint16_t type, uint64_t lsn, uint32_t len)
 
 static bool known_type(uint16_t t)
 {
-    return t >= PX__REC_SEGMENT && t <= PX__REC_RETRY;
+    return t >= PX__REC_SEGMENT && t <= PX__REC_SCHED_END;
 }
 
 size_t px__rec_read(const uint8_t *buf, size_t size, size_t off, struct px__rec *out)
@@ -197,22 +197,24 @@ void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s)
         px__put_u8(w, 2);
         px__put_u64(w, s->key);
     }
-    if (s->prio) {
-        px__put_u8(w, 3);
-        px__put_u64(w, s->prio);
-    }
+    const uint64_t more[] = {s->prio, s->sched, s->run};
+    for (uint8_t i = 0; i < 3; i++)
+        if (more[i]) {
+            px__put_u8(w, (uint8_t)(3 + i));
+            px__put_u64(w, more[i]);
+        }
 }
 
 /* The optional fields after a SUBMIT's args: tagged, in tag order, each
  * at most once and never 0 (records without them read as before). */
 static bool submit_trailer(struct px__get *g, struct px__rec_submit *s)
 {
-    uint64_t *field[] = {NULL, &s->due_ns, &s->key, &s->prio};
-    s->due_ns = s->key = s->prio = 0;
+    uint64_t *field[] = {NULL, &s->due_ns, &s->key, &s->prio, &s->sched, &s->run};
+    s->due_ns = s->key = s->prio = s->sched = s->run = 0;
     uint8_t last = 0, tag;
     uint64_t v;
     while (g->at < g->len) {
-        if (!px__get_u8(g, &tag) || tag <= last || tag > 3 || !px__get_u64(g, &v) || v == 0 ||
+        if (!px__get_u8(g, &tag) || tag <= last || tag > 5 || !px__get_u64(g, &v) || v == 0 ||
             (tag == 3 && v > PX_PRIORITY_HIGHEST))
             return false;
         *field[tag] = v;
@@ -299,7 +301,8 @@ void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts)
 bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts)
 {
     struct px__get g = body_of(r);
-    return (r->type == PX__REC_START || r->type == PX__REC_FREE || r->type == PX__REC_CANCEL) &&
+    return (r->type == PX__REC_START || r->type == PX__REC_FREE || r->type == PX__REC_CANCEL ||
+            r->type == PX__REC_SCHED_END) &&
            px__get_u64(&g, id) && px__get_u32(&g, attempts) && g.at == g.len;
 }
 
@@ -318,4 +321,39 @@ bool px__rec_ckpt_get(const struct px__rec *r, uint64_t *begin, bool *end)
         return false;
     *end = e == 1;
     return true;
+}
+
+void px__rec_sched_put(struct px__put *w, const struct px__rec_sched *s)
+{
+    px__put_u64(w, s->id);
+    px__put_u8(w, s->mode);
+    px__put_u8(w, s->level);
+    px__put_str(w, s->name);
+    px__put_str(w, s->queue);
+    const uint32_t u32[] = {s->flags, s->slot_flags, s->ttl_ms, s->limit_ms, s->times, s->made};
+    for (size_t i = 0; i < sizeof u32 / sizeof u32[0]; i++)
+        px__put_u32(w, u32[i]);
+    px__put_u64(w, s->every_ns);
+    px__put_u64(w, s->until_ns);
+    px__put_u64(w, s->next_ns);
+    px__put_str(w, s->cron);
+    px__put_str(w, s->tz);
+    px__put_bytes(w, s->args, s->args_len);
+}
+
+bool px__rec_sched_get(const struct px__rec *r, struct px__rec_sched *s)
+{
+    struct px__get g = body_of(r);
+    uint32_t *u32[] = {&s->flags, &s->slot_flags, &s->ttl_ms, &s->limit_ms, &s->times, &s->made};
+    if (r->type != PX__REC_SCHED || !px__get_u64(&g, &s->id) || !px__get_u8(&g, &s->mode) ||
+        !px__get_u8(&g, &s->level) || !px__get_str(&g, s->name, sizeof s->name) ||
+        !px__get_str(&g, s->queue, sizeof s->queue))
+        return false;
+    for (size_t i = 0; i < sizeof u32 / sizeof u32[0]; i++)
+        if (!px__get_u32(&g, u32[i]))
+            return false;
+    return px__get_u64(&g, &s->every_ns) && px__get_u64(&g, &s->until_ns) &&
+           px__get_u64(&g, &s->next_ns) && px__get_str(&g, s->cron, sizeof s->cron) &&
+           px__get_str(&g, s->tz, sizeof s->tz) && px__get_bytes(&g, &s->args, &s->args_len) &&
+           g.at == g.len;
 }

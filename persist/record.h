@@ -40,6 +40,8 @@ enum px__rec_type {
     PX__REC_CANCEL = 7,     /* a running task was asked to stop (px_cancel) */
     PX__REC_RETRY = 8,      /* a run failed and the task waits to run again, or
                                a dead task was requeued (due 0) */
+    PX__REC_SCHED = 9,      /* a recurring schedule: made, or as a checkpoint saw it */
+    PX__REC_SCHED_END = 10, /* a schedule ended or was cancelled */
 };
 
 /* A decoded frame; body points into the buffer it was read from. */
@@ -107,6 +109,25 @@ struct px__rec_submit {
     uint64_t due_ns; /* tag 1: a delayed task's time */
     uint64_t key;    /* tag 2: the hash of its px_submit_opts.key */
     uint64_t prio;   /* tag 3: its px_priority, if not NORMAL */
+    uint64_t sched;  /* tag 4: the schedule that made it (its id) */
+    uint64_t run;    /* tag 5: which run of that schedule, from 1 */
+};
+
+/* The body of a SCHED record: what makes the schedule's runs, and how far
+ * it got (runs made, and the due time of the latest). */
+struct px__rec_sched {
+    uint64_t id;
+    uint8_t mode;
+    uint8_t level;
+    char name[64];
+    char queue[64];
+    uint32_t flags; /* PX__SCHED_SKIP, PX__SCHED_CRON */
+    uint32_t slot_flags, ttl_ms, limit_ms, times, made;
+    uint64_t every_ns, until_ns, next_ns;
+    char cron[64];
+    char tz[64];
+    const uint8_t *args;
+    uint32_t args_len;
 };
 
 /* The body of a FINISH record. */
@@ -155,7 +176,10 @@ bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s);
  * end. */
 void px__rec_ckpt_put(struct px__put *w, uint64_t begin, bool end);
 bool px__rec_ckpt_get(const struct px__rec *r, uint64_t *begin, bool *end);
-/* START: id and attempts; FREE, CANCEL: id (attempts 0). */
+void px__rec_sched_put(struct px__put *w, const struct px__rec_sched *s);
+bool px__rec_sched_get(const struct px__rec *r, struct px__rec_sched *s);
+/* START: id and attempts; FREE, CANCEL: id (attempts 0); SCHED_END: the
+ * schedule's id and its final state. */
 void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts);
 bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts);
 

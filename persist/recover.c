@@ -199,6 +199,135 @@ static int resolve_def(px_region *r, const struct px__rec_submit *s, struct last
     return 0;
 }
 
+/* ---- Schedules ----------------------------------------------------------- */
+
+/* What the log says of one schedule entry: its latest SCHED record, how it
+ * ended, and the latest run any SUBMIT made of it. */
+struct sched_seen {
+    const struct px__rec *rec;
+    uint64_t id;
+    uint32_t end_state;
+    uint32_t max_run;
+    uint64_t max_run_due;
+};
+
+static struct sched_seen *seen_of(struct sched_seen *seen, uint64_t id)
+{
+    uint32_t idx = PX__ID_IDX(id);
+    if (!(idx & PX__SCHED_BIT) || idx - PX__SCHED_BIT >= PX__MAX_SCHEDS)
+        return NULL;
+    return &seen[idx - PX__SCHED_BIT];
+}
+
+static void replay_scheds(const struct px__log *log, struct sched_seen *seen)
+{
+    for (size_t i = 0; i < log->nrecs; i++) {
+        const struct px__rec *r = log->recs[i];
+        struct px__rec_sched sc;
+        struct px__rec_submit su;
+        struct sched_seen *e;
+        uint64_t id;
+        uint32_t state;
+        if (px__rec_sched_get(r, &sc) && (e = seen_of(seen, sc.id)) != NULL) {
+            if (e->id != sc.id) /* a later use of the entry */
+                *e = (struct sched_seen){.id = sc.id};
+            e->rec = r;
+            if (sc.made >= e->max_run) {
+                e->max_run = sc.made;
+                e->max_run_due = sc.next_ns;
+            }
+        } else if (r->type == PX__REC_SCHED_END && px__rec_id_get(r, &id, &state) &&
+                   (e = seen_of(seen, id)) != NULL && e->id == id) {
+            e->end_state = state;
+        } else if (r->type == PX__REC_SUBMIT && px__rec_submit_get(r, &su) && su.sched &&
+                   (e = seen_of(seen, su.sched)) != NULL && e->id == su.sched &&
+                   su.run > e->max_run) {
+            e->max_run = su.run;
+            e->max_run_due = su.due_ns;
+        }
+    }
+}
+
+/* Writes one schedule into its entry; the region is not yet shared. */
+static int restore_sched(px_region *r, const struct sched_seen *e, struct last_def *c)
+{
+    struct px__rec_sched sc;
+    px__rec_sched_get(e->rec, &sc);
+    struct px__rec_submit as = {.mode = sc.mode};
+    memcpy(as.name, sc.name, sizeof as.name);
+    memcpy(as.queue, sc.queue, sizeof as.queue);
+    int rc = resolve_def(r, &as, c);
+    if (rc)
+        return rc;
+    if (sc.args_len > PX__SCHED_ARGS || sc.level >= PX__LEVELS)
+        return PX_ECORRUPT;
+    struct px__sched *d = &r->scheds[PX__ID_IDX(sc.id) - PX__SCHED_BIT];
+    d->def = (uint32_t)c->def;
+    d->queue = (uint32_t)c->q;
+    d->level = sc.level;
+    d->flags = sc.flags;
+    d->slot_flags = sc.slot_flags;
+    d->ttl_ms = sc.ttl_ms;
+    d->limit_ms = sc.limit_ms;
+    d->times = sc.times;
+    d->every_ns = sc.every_ns;
+    d->until_ns = sc.until_ns;
+    d->created_ns = px__now_ns();
+    memcpy(d->cron, sc.cron, sizeof d->cron);
+    memcpy(d->tz, sc.tz, sizeof d->tz);
+    d->args_len = sc.args_len;
+    if (sc.args_len)
+        memcpy(d->args, sc.args, sc.args_len);
+    atomic_store(&d->gen, PX__ID_GEN(sc.id));
+    atomic_store(&d->made, e->max_run);
+    atomic_store(&d->next_ns, e->max_run_due);
+    atomic_store(&d->next_id, 0);
+    /* No run made at all (its SUBMIT was lost): make the first again.
+     * Otherwise the latest run, if it is still there, is linked to it when
+     * the tasks are restored (link_run); if not, it ran. */
+    atomic_store(&d->armed, e->max_run > 0);
+    uint32_t state = e->end_state ? e->end_state : PX__SCHED_ACTIVE;
+    atomic_store(&d->state, state);
+    if (state == PX__SCHED_ACTIVE)
+        atomic_fetch_add(&r->hdr->sched_active, 1);
+    uint32_t hwm = PX__ID_IDX(sc.id) - PX__SCHED_BIT + 1;
+    if (atomic_load(&r->hdr->sched_hwm) < hwm)
+        atomic_store(&r->hdr->sched_hwm, hwm);
+    return 0;
+}
+
+static int recover_scheds(px_region *r, const struct px__log *log, px_recovery_info *rep)
+{
+    struct sched_seen *seen = calloc(PX__MAX_SCHEDS, sizeof *seen);
+    if (!seen)
+        return -ENOMEM;
+    replay_scheds(log, seen);
+    struct last_def last = {.def = -1};
+    int rc = 0;
+    for (uint32_t i = 0; i < PX__MAX_SCHEDS && rc == 0; i++)
+        if (seen[i].rec && (rc = restore_sched(r, &seen[i], &last)) == 0)
+            rep->schedules++;
+    free(seen);
+    return rc;
+}
+
+/* The schedule link of a restored task (index + 1, or 0), making it its
+ * schedule's armed run if it is the latest. */
+static uint32_t link_run(px_region *r, const struct px__rec_submit *s, uint64_t id)
+{
+    uint32_t idx = PX__ID_IDX(s->sched);
+    if (!s->sched || !(idx & PX__SCHED_BIT) || idx - PX__SCHED_BIT >= PX__MAX_SCHEDS)
+        return 0;
+    struct px__sched *d = &r->scheds[idx - PX__SCHED_BIT];
+    if (atomic_load(&d->state) == PX__SCHED_FREE || atomic_load(&d->gen) != PX__ID_GEN(s->sched))
+        return 0;
+    if (s->run && s->run == atomic_load(&d->made)) {
+        atomic_store(&d->next_id, id);
+        atomic_store(&d->armed, 1);
+    }
+    return idx - PX__SCHED_BIT + 1;
+}
+
 static int restore(px_region *r, struct px__tls *t, const struct entry *e, struct last_def *c,
                    uint32_t *key)
 {
@@ -232,6 +361,7 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
     atomic_store(&sl->queue, (uint32_t)q);
     uint32_t level = (uint32_t)(s.prio ? s.prio : PX_PRIORITY_NORMAL) - 1;
     atomic_store(&sl->level, level);
+    atomic_store(&sl->sched, link_run(r, &s, e->id));
     atomic_store(&sl->args_len, s.args_len);
     atomic_store(&sl->args_chunk, args_chunk);
     atomic_store(&sl->out_len, out_len);
@@ -306,7 +436,8 @@ int px__recover(px_region *r, const struct px__log *log, px_recovery_info *rep)
     replay(log, t, cap, rep);
     uint32_t npend = 0;
     struct last_def last = {.def = -1};
-    rc = 0;
+    if ((rc = recover_scheds(r, log, rep)) != 0)
+        goto out;
     for (uint32_t i = 0; i < cap && rc >= 0; i++) {
         if (!t[i].id)
             continue;

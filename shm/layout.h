@@ -10,7 +10,8 @@
  *          | lanes[lanes] | lane entries[lanes * lane_depth]
  *          | slots[capacity] | timers[capacity]
  *          | key locks[64] | keys[64 * key_shard_size]
- *          | tickets[max_queues * PX__CONC_MAX] | chunk tags[nchunks]
+ *          | tickets[max_queues * PX__CONC_MAX] | schedules[PX__MAX_SCHEDS]
+ *          | chunk tags[nchunks]
  *          | arena[nchunks * chunk]
  *
  * Who writes what, and the ordering that makes reads safe, is stated beside
@@ -37,12 +38,15 @@
 #define PX__NAME_MAX 64u    /* task names, with the NUL */
 #define PX__PATH_MAX 512u   /* the log directory, with the NUL */
 #define PX__TTL_FOREVER UINT32_MAX
-#define PX__QNAME_MAX 32u   /* queue names, with the NUL */
-#define PX__INLINE_ARGS 64u /* args up to this size live in the slot */
-#define PX__INLINE_OUT 40u  /* results and error texts, likewise */
-#define PX__LEVELS 5u       /* priority levels, px_priority - 1 */
-#define PX__CONC_MAX 256u   /* the highest per-queue concurrency limit */
-#define PX__ERR_MAX 256u    /* error texts, with the NUL */
+#define PX__QNAME_MAX 32u         /* queue names, with the NUL */
+#define PX__INLINE_ARGS 60u       /* args up to this size live in the slot */
+#define PX__INLINE_OUT 40u        /* results and error texts, likewise */
+#define PX__LEVELS 5u             /* priority levels, px_priority - 1 */
+#define PX__CONC_MAX 256u         /* the highest per-queue concurrency limit */
+#define PX__MAX_SCHEDS 256u       /* recurring schedules in a region */
+#define PX__SCHED_ARGS 256u       /* the most args a schedule keeps for its runs */
+#define PX__SCHED_BIT 0x80000000u /* in the index half of a schedule's id */
+#define PX__ERR_MAX 256u          /* error texts, with the NUL */
 #define PX__NO_CHUNK UINT32_MAX
 
 /*
@@ -62,7 +66,8 @@ struct px__hdr {
     uint32_t capacity, max_payload, lanes, lane_depth;
     uint32_t chunk_size, nchunks, max_procs, max_queues, max_defs;
     uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
-    uint64_t off_slots, off_timers, off_key_locks, off_keys, off_tickets, off_tags, off_arena;
+    uint64_t off_slots, off_timers, off_key_locks, off_keys, off_tickets, off_scheds;
+    uint64_t off_tags, off_arena;
     uint32_t key_shard_size; /* key index entries per shard, a power of two */
     struct px__clock clock;  /* what task stamps count in (clock.h) */
     uint32_t result_ttl_ms;  /* the default retention; PX__TTL_FOREVER */
@@ -117,6 +122,13 @@ struct px__hdr {
     _Atomic uint64_t timer_next;
     alignas(PX__LINE) _Atomic uint32_t timer_seq;
     _Atomic uint32_t timer_sleepers;
+    /* Recurring schedules (executor/sched.c): every change to the table
+     * is made under sched_lock, a robust process-shared mutex, taken
+     * before timer_lock when both are held; sched_hwm bounds the entries
+     * ever used, sched_active counts the ACTIVE ones. */
+    alignas(PX__LINE) pthread_mutex_t sched_lock;
+    _Atomic uint32_t sched_hwm;
+    _Atomic uint32_t sched_active;
 };
 
 /*
@@ -238,8 +250,42 @@ struct px__slot {
     /* Its priority level (px_priority - 1), written by the producer while
      * RESERVED; picks its lane whenever it is queued. */
     _Atomic uint32_t level;
+    /* The schedule that made it (index + 1; 0: none), written by the
+     * producer while RESERVED. */
+    _Atomic uint32_t sched;
     uint8_t args[PX__INLINE_ARGS];
     uint8_t out[PX__INLINE_OUT];
+};
+
+/*
+ * A recurring schedule (executor/sched.c). Entries are written only under
+ * the header's sched_lock. The fields without _Atomic are written once, by
+ * the creator, before it stores state = ACTIVE (release); readers without
+ * the lock (px_schedule_get, the timer thread deciding to skip a missed
+ * run) read them only after loading a state other than FREE (acquire). The
+ * schedule's next run is an ordinary SCHEDULED task in the timer heap:
+ * next_id names it, next_ns is its due time, and armed says that it was
+ * entered into the heap (see sched.c for why each step is crash-safe).
+ */
+enum { PX__SCHED_FREE = 0, PX__SCHED_ACTIVE = 1, PX__SCHED_ENDED = 2, PX__SCHED_CANCELLED = 3 };
+enum { PX__SCHED_SKIP = 1, PX__SCHED_CRON = 2 };
+
+struct px__sched {
+    _Atomic uint32_t state;
+    _Atomic uint32_t gen; /* changes when the entry is reused */
+    uint32_t def, queue, level, flags;
+    uint32_t slot_flags, ttl_ms, limit_ms; /* for its runs' slots */
+    uint32_t times;                        /* runs to make; 0: no limit */
+    uint32_t args_len;
+    _Atomic uint32_t made; /* runs made so far */
+    _Atomic uint32_t armed;
+    uint32_t pad;
+    uint64_t every_ns, until_ns, created_ns; /* until: CLOCK_REALTIME; 0 none */
+    _Atomic uint64_t next_ns;                /* CLOCK_REALTIME */
+    _Atomic uint64_t next_id;
+    char cron[64]; /* the expression, "" for every_ns */
+    char tz[64];   /* its time zone, "" for UTC */
+    uint8_t args[PX__SCHED_ARGS];
 };
 
 _Static_assert(sizeof(struct px__slot) == 192, "slot is three cache lines");

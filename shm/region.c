@@ -78,6 +78,8 @@ static void layout(struct px__hdr *h)
                    PX__LINE);
     h->off_tickets = off;
     off = align_up(off + (uint64_t)h->max_queues * PX__CONC_MAX * sizeof(uint64_t), PX__LINE);
+    h->off_scheds = off;
+    off = align_up(off + (uint64_t)PX__MAX_SCHEDS * sizeof(struct px__sched), PX__LINE);
     h->off_tags = off;
     off = align_up(off + (uint64_t)h->nchunks * sizeof(uint64_t), 4096);
     h->off_arena = off;
@@ -139,6 +141,7 @@ static void bind_tables(px_region *r)
     r->key_shards = (struct px__keyshard *)(r->base + h->off_key_locks);
     r->keys = (struct px__keyent *)(r->base + h->off_keys);
     r->tickets = (_Atomic uint64_t *)(r->base + h->off_tickets);
+    r->scheds = (struct px__sched *)(r->base + h->off_scheds);
     r->tags = (_Atomic uint64_t *)(r->base + h->off_tags);
     r->arena = r->base + h->off_arena;
     r->lane_mask = h->lane_depth - 1;
@@ -164,6 +167,8 @@ static int init_region(px_region *r, const struct px__hdr *params)
     int rc = pthread_mutex_init(&h->lock, &a);
     if (rc == 0)
         rc = pthread_mutex_init(&h->timer_lock, &a);
+    if (rc == 0)
+        rc = pthread_mutex_init(&h->sched_lock, &a);
     bind_tables(r);
     for (uint32_t i = 0; i < PX__KEY_SHARDS && rc == 0; i++)
         rc = pthread_mutex_init(&r->key_shards[i].lock, &a);
@@ -226,9 +231,9 @@ static int validate(px_region *r, const char *name)
         chk.off_slots != h->off_slots || chk.off_timers != h->off_timers ||
         chk.off_keys != h->off_keys || chk.off_key_locks != h->off_key_locks ||
         chk.off_tags != h->off_tags || chk.off_tickets != h->off_tickets ||
-        chk.off_lanes != h->off_lanes || chk.off_entries != h->off_entries ||
-        chk.off_defs != h->off_defs || chk.off_queues != h->off_queues ||
-        chk.off_procs != h->off_procs)
+        chk.off_scheds != h->off_scheds || chk.off_lanes != h->off_lanes ||
+        chk.off_entries != h->off_entries || chk.off_defs != h->off_defs ||
+        chk.off_queues != h->off_queues || chk.off_procs != h->off_procs)
         goto corrupt;
     return 0;
 corrupt:

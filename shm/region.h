@@ -54,6 +54,7 @@ struct px_region {
     struct px__keyshard *key_shards;
     struct px__keyent *keys;
     _Atomic uint64_t *tickets; /* max_queues * PX__CONC_MAX */
+    struct px__sched *scheds;  /* PX__MAX_SCHEDS */
     _Atomic uint64_t *tags;
     uint8_t *arena;
     uint32_t self; /* our proc index */

@@ -24,7 +24,7 @@ TestSuite(record);
 
 /* The highest record type there is: every type up to it is a frame, every
  * type above it is not. */
-#define LAST_TYPE PX__REC_RETRY
+#define LAST_TYPE PX__REC_SCHED_END
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -267,8 +267,19 @@ static bool decode(uint16_t type, const uint8_t *body, uint32_t len)
             cr_assert(t.err_len == 0 || (t.err >= body && t.err + t.err_len <= body + len));
         return ok;
     }
+    case PX__REC_SCHED: {
+        struct px__rec_sched sc;
+        bool ok = px__rec_sched_get(&r, &sc);
+        if (ok) {
+            cr_assert(sc.args_len == 0 || (sc.args >= body && sc.args + sc.args_len <= body + len));
+            cr_assert_lt(strlen(sc.cron), sizeof sc.cron);
+            cr_assert_lt(strlen(sc.tz), sizeof sc.tz);
+        }
+        return ok;
+    }
     default: {
-        cr_assert(type == PX__REC_START || type == PX__REC_FREE || type == PX__REC_CANCEL);
+        cr_assert(type == PX__REC_START || type == PX__REC_FREE || type == PX__REC_CANCEL ||
+                  type == PX__REC_SCHED_END);
         uint64_t id;
         uint32_t attempts;
         return px__rec_id_get(&r, &id, &attempts);
@@ -291,8 +302,12 @@ static void only_own_decoder(const struct px__rec *r)
         cr_assert(!px__rec_submit_get(r, &sub), "type %u taken as SUBMIT", r->type);
     if (r->type != PX__REC_FINISH)
         cr_assert(!px__rec_finish_get(r, &fin), "type %u taken as FINISH", r->type);
-    if (r->type != PX__REC_START && r->type != PX__REC_FREE && r->type != PX__REC_CANCEL)
+    if (r->type != PX__REC_START && r->type != PX__REC_FREE && r->type != PX__REC_CANCEL &&
+        r->type != PX__REC_SCHED_END)
         cr_assert(!px__rec_id_get(r, &id, &att), "type %u taken as START/FREE", r->type);
+    struct px__rec_sched sc;
+    if (r->type != PX__REC_SCHED)
+        cr_assert(!px__rec_sched_get(r, &sc), "type %u taken as SCHED", r->type);
     if (r->type != PX__REC_CHECKPOINT)
         cr_assert(!px__rec_ckpt_get(r, &begin, &end), "type %u taken as CHECKPOINT", r->type);
     struct px__rec_retry rt;
@@ -661,17 +676,18 @@ static void exact_body(uint16_t type, const uint8_t *body, uint32_t len)
     cr_assert(decode(type, copy, len), "type %u body of %u bytes rejected", type, len);
     free(copy);
     /* A SUBMIT's optional fields (9 bytes each) may end it early: without
-     * them, or with the first of two. */
+     * them, or with only the first few. */
     struct px__rec_submit s;
     struct px__rec whole = {.type = type, .len = len, .lsn = 1, .body = body};
-    uint32_t nopt = type == PX__REC_SUBMIT && px__rec_submit_get(&whole, &s)
-                        ? (s.due_ns != 0) + (s.key != 0)
-                        : 0;
+    uint32_t nopt =
+        type == PX__REC_SUBMIT && px__rec_submit_get(&whole, &s)
+            ? (s.due_ns != 0) + (s.key != 0) + (s.prio != 0) + (s.sched != 0) + (s.run != 0)
+            : 0;
     for (uint32_t l = 0; l < len; l++) {
         copy = malloc(l ? l : 1);
         cr_assert_not_null(copy);
         memcpy(copy, body, l);
-        bool ok = nopt && (l == len - 9 * nopt || (nopt == 2 && l == len - 9));
+        bool ok = nopt && l >= len - 9 * nopt && (len - l) % 9 == 0;
         cr_assert_eq(decode(type, copy, l), ok, "type %u: %u of %u bytes %s", type, l, len,
                      ok ? "rejected" : "accepted");
         free(copy);
@@ -740,6 +756,68 @@ Test(record, bodies_truncated_or_trailing)
         rejects(PX__REC_SUBMIT, body, (uint32_t)w.len);
         s.key = 0;
     }
+
+    /* A schedule's run: priority, schedule and run number, in tag order. */
+    struct px__rec_submit run = {.id = 5,
+                                 .mode = 1,
+                                 .args = args,
+                                 .args_len = 3,
+                                 .due_ns = 7,
+                                 .prio = 5,
+                                 .sched = 0x80000001ull | (9ull << 32),
+                                 .run = 12};
+    snprintf(run.name, sizeof run.name, "n");
+    snprintf(run.queue, sizeof run.queue, "q");
+    w = (struct px__put){body, 0, sizeof body, false};
+    px__rec_submit_put(&w, &run);
+    exact_body(PX__REC_SUBMIT, body, (uint32_t)w.len);
+    struct px__rec_submit back;
+    struct px__rec rr = {.type = PX__REC_SUBMIT, .len = (uint32_t)w.len, .body = body};
+    cr_assert(px__rec_submit_get(&rr, &back));
+    cr_assert_eq(back.prio, 5);
+    cr_assert_eq(back.sched, run.sched);
+    cr_assert_eq(back.run, 12);
+    body[w.len - 9] = 6; /* no such tag */
+    rejects(PX__REC_SUBMIT, body, (uint32_t)w.len);
+    run.sched = run.run = 0;
+    run.prio = 6; /* no such priority */
+    w = (struct px__put){body, 0, sizeof body, false};
+    px__rec_submit_put(&w, &run);
+    rejects(PX__REC_SUBMIT, body, (uint32_t)w.len);
+
+    for (size_t i = 0; i < 3; i++) {
+        struct px__rec_sched sc = {.id = 0x80000003ull | (4ull << 32),
+                                   .mode = 2,
+                                   .level = 4,
+                                   .flags = 3,
+                                   .times = 9,
+                                   .made = 4,
+                                   .every_ns = i ? 0 : 1000,
+                                   .until_ns = 5,
+                                   .next_ns = 6,
+                                   .args = args,
+                                   .args_len = alens[i]};
+        snprintf(sc.name, sizeof sc.name, "task");
+        snprintf(sc.queue, sizeof sc.queue, "q");
+        snprintf(sc.cron, sizeof sc.cron, i ? "*/5 * * * *" : "");
+        snprintf(sc.tz, sizeof sc.tz, i == 2 ? "Europe/Paris" : "");
+        w = (struct px__put){body, 0, sizeof body, false};
+        px__rec_sched_put(&w, &sc);
+        exact_body(PX__REC_SCHED, body, (uint32_t)w.len);
+        struct px__rec_sched sb;
+        struct px__rec sr = {.type = PX__REC_SCHED, .len = (uint32_t)w.len, .body = body};
+        cr_assert(px__rec_sched_get(&sr, &sb));
+        cr_assert_eq(sb.id, sc.id);
+        cr_assert_eq(sb.made, 4);
+        cr_assert_eq(sb.times, 9);
+        cr_assert_eq(sb.next_ns, 6);
+        cr_assert_str_eq(sb.cron, sc.cron);
+        cr_assert_str_eq(sb.tz, sc.tz);
+        cr_assert_eq(sb.args_len, alens[i]);
+    }
+    w = (struct px__put){body, 0, sizeof body, false};
+    px__rec_id_put(&w, 0x80000003ull, 3);
+    exact_body(PX__REC_SCHED_END, body, (uint32_t)w.len);
 
     for (size_t i = 0; i < 3; i++) {
         struct px__rec_retry t = {

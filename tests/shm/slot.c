@@ -379,7 +379,8 @@ Test(slot, arena_full_is_no_room)
     px_region_info info = info_of(r);
     cr_assert_eq(info.slots_used, 4, "the reserved slot was given back");
     cr_assert_eq(info.arena_used, 4 * 4096);
-    cr_assert_eq(px_submit(r, "echo", big, 64, NULL, &extra), 0, "inline args still fit");
+    cr_assert_eq(px_submit(r, "echo", big, PX__INLINE_ARGS, NULL, &extra), 0,
+                 "inline args still fit");
     px_region_close(r);
 }
 
