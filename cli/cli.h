@@ -23,8 +23,9 @@ int cli_queue(int argc, char **argv);
 /* Prints the recurring schedules (filtered by task and queue when not
  * NULL), one line each; 0 or a negative code. */
 int cli_schedules_print(px_region *r, const char *task, const char *queue, bool as_json);
-/* pollux schedule cancel: px_cancel of a schedule's (or task's) id. */
-int cli_schedule_cancel(const char *region, const char *id);
+/* px_cancel of the task or schedule the id text names, with the message
+ * and exit code of `pollux cancel`; CLI_USAGE for a malformed id. */
+int cli_cancel_id(const char *region, const char *id);
 /* Parses none|async|sync; returns 0 or -EINVAL. */
 int cli_durability(const char *s, px_durability *out);
 

@@ -349,7 +349,7 @@ int cli_schedule(int argc, char **argv)
         return list(&a, (const int[]){PX_SCHEDULED, PX_RETRY, 0}, false, true);
     }
     if (rc == 0 && !strcmp(argv[1], "cancel") && a.id && !a.all) {
-        rc = cli_schedule_cancel(a.region, a.id);
+        rc = cli_cancel_id(a.region, a.id);
         if (rc != CLI_USAGE)
             return rc;
     }

@@ -101,20 +101,3 @@ int cli_schedules_print(px_region *r, const char *task, const char *queue, bool 
     free(ids);
     return 0;
 }
-
-int cli_schedule_cancel(const char *region, const char *text)
-{
-    px_id id;
-    if (!text || px_id_parse(text, &id) != 0)
-        return CLI_USAGE;
-    px_region *r;
-    int rc = px_region_open(region, &(px_region_opts){.flags = PX_REGION_ATTACH}, &r);
-    if (rc)
-        return cli_fail(region, rc);
-    rc = px_cancel(r, id);
-    px_region_close(r);
-    if (rc)
-        return cli_fail(text, rc);
-    printf("%s cancelled\n", text);
-    return CLI_OK;
-}

@@ -153,6 +153,58 @@ Test(cli_lifecycle, schedule_list_shows_timed_tasks_by_next_run)
     px_region_close(r);
 }
 
+Test(cli_lifecycle, schedule_list_shows_recurring_schedules_and_cancel_stops_one)
+{
+    it_bin(bin, sizeof bin, "pollux");
+    px_region *r = it_region_new(NULL);
+    cr_assert_eq(px_task_register_range(r, defs, defs + 2), 2);
+    px_id every, cron;
+    cr_assert_eq(
+        px_submit(r, "later", "e", 1, &(px_submit_opts){.every_s = 90, .times = 3}, &every), 0);
+    cr_assert_eq(px_submit(r, "later", "c", 1,
+                           &(px_submit_opts){.cron = "0 9 * * mon-fri", .tz = "Europe/Paris"},
+                           &cron),
+                 0);
+    char te[PX_ID_LEN + 1], tc[PX_ID_LEN + 1];
+    px_id_format(every, te);
+    px_id_format(cron, tc);
+
+    char *list[] = {bin, "schedule", "list", "--region", it_region, NULL};
+    cr_assert_eq(it_run(list, out, sizeof out, 10), 0, "%s", out);
+    char want[128];
+    snprintf(want, sizeof want, "%s later schedule active every=90s next_run=20", te);
+    cr_assert(strstr(out, want), "%s not in %s", want, out);
+    cr_assert(strstr(out, "made=1/3 missed=once"), "%s", out);
+    snprintf(want, sizeof want, "%s later schedule active cron=\"0 9 * * mon-fri\" tz=Europe/Paris",
+             tc);
+    cr_assert(strstr(out, want), "%s not in %s", want, out);
+    /* Their runs wait for their time, listed after the schedules. */
+    cr_assert_eq(strstr(out, "SCHEDULED attempts=0") > strstr(out, want), 1, "%s", out);
+
+    char *json[] = {bin, "schedule", "list", "--region", it_region, "--json", NULL};
+    cr_assert_eq(it_run(json, out, sizeof out, 10), 0, "%s", out);
+    px_schedule_info si;
+    cr_assert_eq(px_schedule_get(r, cron, &si), 0);
+    snprintf(want, sizeof want, "\"next_run_ns\":%llu", (unsigned long long)si.next_run_ns);
+    cr_assert(strstr(out, want), "%s not in %s", want, out);
+    cr_assert(strstr(out, "\"kind\":\"schedule\""), "%s", out);
+
+    char *cancel[] = {bin, "schedule", "cancel", "--region", it_region, te, NULL};
+    cr_assert_eq(it_run(cancel, out, sizeof out, 10), 0, "%s", out);
+    cr_assert_eq(px_schedule_get(r, every, &si), 0);
+    cr_assert_eq(si.state, PX_SCHEDULE_CANCELLED);
+    cr_assert_eq(px_status(r, si.next_id), PX_CANCELLED, "its waiting run went too");
+    cr_assert_eq(it_run(cancel, out, sizeof out, 10), 1, "cancelled already: %s", out);
+    /* pollux cancel takes a schedule's id as well. */
+    char *plain[] = {bin, "cancel", "--region", it_region, tc, NULL};
+    cr_assert_eq(it_run(plain, out, sizeof out, 10), 0, "%s", out);
+    cr_assert_eq(px_schedule_get(r, cron, &si), 0);
+    cr_assert_eq(si.state, PX_SCHEDULE_CANCELLED);
+    char *bad[] = {bin, "schedule", "cancel", "--region", it_region, "zz", NULL};
+    cr_assert_eq(it_run(bad, out, sizeof out, 10), 2, "%s", out);
+    px_region_close(r);
+}
+
 Test(cli_lifecycle, queue_pause_status_and_resume)
 {
     it_bin(bin, sizeof bin, "pollux");
