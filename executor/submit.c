@@ -490,7 +490,7 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
     int rc = check_common(r, opts);
     if (rc)
         return rc;
-    if (!jobs || !ids || n > INT_MAX || (opts && opts->key))
+    if (!jobs || !ids || n > INT_MAX || (opts && (opts->key || opts->every_s != 0 || opts->cron)))
         return -EINVAL;
     struct px__tls *t = px__tls_get(r);
     if (!t)

@@ -291,6 +291,9 @@ Test(recurring, bad_options_are_refused_and_leave_nothing)
         cr_assert_eq(px_submit(r, "tick", NULL, 0, &bad[i], &id), -EINVAL, "case %zu", i);
     cr_assert_eq(px_submit(r, "tick", big, sizeof big, &(px_submit_opts){.every_s = 1}, &id),
                  -E2BIG);
+    px_job job = {.task = "tick"};
+    cr_assert_eq(px_submit_many(r, &job, 1, &(px_submit_opts){.every_s = 1}, &id), -EINVAL);
+    cr_assert_eq(px_submit_many(r, &job, 1, &(px_submit_opts){.cron = "@daily"}, &id), -EINVAL);
     cr_assert_eq(px_schedule_list(r, NULL, 0), 0, "no schedule was made");
     uint32_t cursor = 0;
     px_id ids[4];
