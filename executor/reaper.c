@@ -82,7 +82,13 @@ static int reap_slots(px_region *r, uint32_t dead)
             continue;
         switch (PX__CTL_STATE(c)) {
         case PX__S_RESERVED:
-            px__slot_free(r, i, c);
+            /* A schedule's run is logged while RESERVED (sched.c): its
+             * free is logged too, or a recovery would bring it back next
+             * to the run made again in its place. */
+            if (atomic_load_explicit(&s->sched, memory_order_relaxed))
+                px__task_free(r, i, c);
+            else
+                px__slot_free(r, i, c);
             break;
         case PX__S_CONSUMING:
             px__task_free(r, i, c); /* logged: the result was being taken */

@@ -186,7 +186,7 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *sca
         .hwm = atomic_load_explicit(&r->hdr->lanes_hwm, memory_order_acquire),
         .level = -1,
     };
-    uint32_t levels = atomic_load_explicit(&r->hdr->levels, memory_order_acquire);
+    uint32_t levels = atomic_load(&r->hdr->levels); /* seq_cst: see ring/lanes.c */
     scan->throttled_ns = 0;
     if (k.hwm > r->hdr->lanes)
         k.hwm = r->hdr->lanes;

@@ -9,18 +9,24 @@
  * it has fired, a timer thread makes the following run. Every change to
  * the table is made under the header's sched_lock, taken before timer_lock.
  *
- * Making a run is three steps, each safe to die after:
- *   1. armed = 0, then next_ns (the occurrence), next_id (a slot reserved
- *      and filled for it, RESERVED and logged) and made;
- *   2. the run enters the heap (SCHEDULED);
- *   3. armed = 1.
- * The next locker repairs an entry left with armed = 0: if its run is in
+ * Making a run is four steps, each safe to die after:
+ *   1. a slot is reserved and filled for it (RESERVED, its submit logged),
+ *      and pend_id, pend_ns and pend_run say which run it is;
+ *   2. armed = 0: the commit; then next_id, next_ns and made take the
+ *      pending values;
+ *   3. the run enters the heap (SCHEDULED);
+ *   4. armed = 1.
+ * A process that dies in step 1 leaves a RESERVED slot that the reaper
+ * frees (logging the free, so that a recovery does not bring the run
+ * back) and an entry that is unchanged. The next locker repairs an entry
+ * left with armed = 0 from the pending values: if the pending run is in
  * the heap or went on (its generation still matches and it is past
- * RESERVED), step 3 was all that was missing; otherwise the run never got
- * into the heap (its RESERVED slot is freed by the reaper) and the same
- * occurrence is made again. One window is left: a run that entered the
- * heap, fired, finished and was freed before anyone repaired its schedule
- * (a detached run, in the instant between steps 2 and 3) is made again.
+ * RESERVED), only the copy and step 4 were missing; otherwise it never got
+ * into the heap and the same run is made again. One window is left: a run
+ * that entered the heap, fired, finished and was freed before anyone
+ * repaired its schedule (a detached run, in the instant between steps 3
+ * and 4) is made again. A schedule whose creator died before px_submit
+ * returned is cancelled by the repair: no one has its id.
  *
  * An occurrence missed while no timer thread ran is the armed run, fired
  * late. With PX_MISSED_ONCE it runs (once for all missed), with
@@ -42,6 +48,16 @@ static void sched_lock(px_region *r)
 {
     if (pthread_mutex_lock(&r->hdr->sched_lock) == EOWNERDEAD)
         pthread_mutex_consistent(&r->hdr->sched_lock); /* px__sched_advance repairs */
+}
+
+/* The lock if it is free: a timer thread that finds another advancing the
+ * schedules leaves it to that one rather than wait and fire late. */
+static bool sched_trylock(px_region *r)
+{
+    int rc = pthread_mutex_trylock(&r->hdr->sched_lock);
+    if (rc == EOWNERDEAD)
+        pthread_mutex_consistent(&r->hdr->sched_lock);
+    return rc == 0 || rc == EOWNERDEAD;
 }
 
 static void sched_unlock(px_region *r)
@@ -67,30 +83,26 @@ static px_id id_of(px_region *r, struct px__sched *e)
     return PX__ID(atomic_load(&e->gen), PX__SCHED_BIT | (uint32_t)(e - r->scheds));
 }
 
-/* The first occurrence strictly after `after`; 0 if there is none. */
-static uint64_t occurrence_after(const struct px__sched *e, uint64_t after)
-{
-    if (!(e->flags & PX__SCHED_CRON))
-        return after + e->every_ns; /* caller keeps the phase (see following) */
-    struct px__cron c;
-    uint64_t next;
-    if (px__cron_parse(e->cron, &c) || px__cron_next(&c, e->tz[0] ? e->tz : NULL, after, &next))
-        return 0;
-    return next;
-}
-
 /* The occurrence after the one due at `last`, and after `now`: occurrences
  * that passed meanwhile were missed and are not made. every_s keeps its
- * phase: the result is last + k * every_ns. */
-static uint64_t following(const struct px__sched *e, uint64_t last, uint64_t now)
+ * phase: the result is last + k * every_ns. -ERANGE if a cron expression
+ * has none left; another error (a zone file that cannot be read now) is
+ * worth trying again later. */
+static int following(const struct px__sched *e, uint64_t last, uint64_t now, uint64_t *next)
 {
     if (!(e->flags & PX__SCHED_CRON)) {
-        uint64_t next = last + e->every_ns;
-        if (next <= now)
-            next += ((now - next) / e->every_ns + 1) * e->every_ns;
-        return next;
+        if (e->every_ns == 0)
+            return -ERANGE; /* damaged: never divide by it */
+        *next = last + e->every_ns;
+        if (*next <= now)
+            *next += ((now - *next) / e->every_ns + 1) * e->every_ns;
+        return 0;
     }
-    return occurrence_after(e, last > now ? last : now);
+    struct px__cron c;
+    int rc = px__cron_parse(e->cron, &c);
+    if (rc)
+        return -ERANGE; /* it parsed when made: damaged */
+    return px__cron_next(&c, e->tz[0] ? e->tz : NULL, last > now ? last : now, next);
 }
 
 bool px__sched_skips(px_region *r, uint32_t sched, uint64_t due, uint64_t now)
@@ -113,13 +125,14 @@ static void end(px_region *r, struct px__sched *e, uint32_t state)
     px__journal_sched_end(r, id_of(r, e), state);
 }
 
-/* Steps 1-3 of the file comment for the occurrence due at `due`; `again`
- * when it replaces a run that never got into the heap. *ticket is its
- * submit record's, for px__journal_wait. */
-static int make_run(px_region *r, struct px__tls *t, struct px__sched *e, uint64_t due, bool again,
-                    int64_t *ticket)
+/* Steps 1-4 of the file comment for run number `run`, due at `due`.
+ * *ticket is its submit record's, for px__journal_wait. */
+static int make_run(px_region *r, struct px__tls *t, struct px__sched *e, uint64_t due,
+                    uint32_t run, int64_t *ticket)
 {
-    uint32_t run = atomic_load(&e->made) + (again ? 0 : 1);
+    if (e->def >= r->hdr->max_defs || e->queue >= r->hdr->max_queues || e->level >= PX__LEVELS ||
+        e->args_len > PX__SCHED_ARGS)
+        return PX_ECORRUPT;
     struct px__run_spec sp = {.def = e->def,
                               .queue = e->queue,
                               .level = e->level,
@@ -130,15 +143,18 @@ static int make_run(px_region *r, struct px__tls *t, struct px__sched *e, uint64
                               .len = e->args_len,
                               .due = due,
                               .sched = id_of(r, e),
-                              .run = run ? run : 1};
+                              .run = run};
     px_id id;
     int rc = px__run_make(r, t, &sp, &id, ticket);
     if (rc)
         return rc; /* no room: the next advance tries again */
+    atomic_store(&e->pend_id, id);
+    atomic_store(&e->pend_ns, due);
+    atomic_store(&e->pend_run, run);
     atomic_store(&e->armed, 0);
-    atomic_store(&e->next_ns, due);
     atomic_store(&e->next_id, id);
-    atomic_store(&e->made, sp.run);
+    atomic_store(&e->next_ns, due);
+    atomic_store(&e->made, run);
     px__run_arm(r, id, due);
     atomic_store(&e->armed, 1);
     return 0;
@@ -148,42 +164,71 @@ static int make_run(px_region *r, struct px__tls *t, struct px__sched *e, uint64
  * one is concerned. */
 enum run_stage { RUN_WAITING, RUN_LOST, RUN_FIRED };
 
-static enum run_stage stage_of(px_region *r, struct px__sched *e)
+/* The run id names: in the heap, or past RESERVED, or neither. */
+static bool run_entered(px_region *r, px_id id, bool *waiting)
 {
-    px_id id = atomic_load(&e->next_id);
     struct px__slot *s = px__slot_of(r, id);
     uint64_t c = s ? atomic_load(&s->ctl) : 0;
-    bool ours = s && PX__CTL_GEN(c) == PX__ID_GEN(id) && PX__CTL_STATE(c) != PX__S_FREE;
     uint32_t st = PX__CTL_STATE(c);
+    *waiting = s && PX__CTL_GEN(c) == PX__ID_GEN(id) && st == PX__S_SCHEDULED;
+    return s && PX__CTL_GEN(c) == PX__ID_GEN(id) && st != PX__S_FREE && st != PX__S_RESERVED;
+}
+
+static enum run_stage stage_of(px_region *r, struct px__sched *e)
+{
+    bool waiting;
     if (!atomic_load(&e->armed)) {
-        /* Its maker died between steps (we hold the lock: no one else is
-         * making it). */
-        if (!ours || st == PX__S_RESERVED)
+        /* Its maker died after the commit (we hold the lock: no one else
+         * is making it). */
+        if (!run_entered(r, atomic_load(&e->pend_id), &waiting))
             return RUN_LOST;
+        atomic_store(&e->next_id, atomic_load(&e->pend_id));
+        atomic_store(&e->next_ns, atomic_load(&e->pend_ns));
+        atomic_store(&e->made, atomic_load(&e->pend_run));
         atomic_store(&e->armed, 1);
     }
-    return ours && st == PX__S_SCHEDULED ? RUN_WAITING : RUN_FIRED;
+    run_entered(r, atomic_load(&e->next_id), &waiting);
+    return waiting ? RUN_WAITING : RUN_FIRED;
+}
+
+/* Cancels the run id names if it still waits for its time (one already
+ * going finishes). Without the lock. */
+static void cancel_waiting(px_region *r, px_id run)
+{
+    struct px__slot *s = px__slot_of(r, run);
+    if (run && s && PX__CTL_STATE(atomic_load(&s->ctl)) == PX__S_SCHEDULED)
+        px_cancel(r, run);
 }
 
 /* One active schedule, under the lock. */
 static void advance_one(px_region *r, struct px__tls *t, struct px__sched *e, uint64_t now)
 {
     int64_t ticket; /* not waited for: a run lost with the log is made again */
+    if (atomic_load(&e->creating)) {
+        /* Its creator died inside px_submit: no one has its id. */
+        px_id run = atomic_load(&e->pend_id);
+        end(r, e, PX__SCHED_CANCELLED);
+        cancel_waiting(r, run);
+        return;
+    }
     enum run_stage stage = stage_of(r, e);
     if (stage == RUN_WAITING)
         return;
-    uint64_t last = atomic_load(&e->next_ns);
     if (stage == RUN_LOST) {
-        make_run(r, t, e, last > now ? last : now, true, &ticket);
+        uint64_t due = atomic_load(&e->pend_ns);
+        make_run(r, t, e, due > now ? due : now, atomic_load(&e->pend_run), &ticket);
         return;
     }
-    uint64_t next = following(e, last, now);
-    if ((e->times && atomic_load(&e->made) >= e->times) || next == 0 ||
+    uint64_t next = 0;
+    int rc = following(e, atomic_load(&e->next_ns), now, &next);
+    if (rc && rc != -ERANGE)
+        return; /* the zone could not be read: try again next time */
+    if (rc || (e->times && atomic_load(&e->made) >= e->times) ||
         (e->until_ns && next > e->until_ns)) {
         end(r, e, PX__SCHED_ENDED);
         return;
     }
-    make_run(r, t, e, next, false, &ticket);
+    make_run(r, t, e, next, atomic_load(&e->made) + 1, &ticket);
 }
 
 void px__sched_advance(px_region *r)
@@ -194,7 +239,8 @@ void px__sched_advance(px_region *r)
     if (!t)
         return;
     uint64_t now = px__now_ns();
-    sched_lock(r);
+    if (!sched_trylock(r))
+        return;
     uint32_t hwm = atomic_load(&r->hdr->sched_hwm);
     for (uint32_t i = 0; i < hwm && i < PX__MAX_SCHEDS; i++)
         if (atomic_load(&r->scheds[i].state) == PX__SCHED_ACTIVE)
@@ -240,6 +286,8 @@ static int check(const px_submit_opts *o, const struct px__run_spec *p, uint64_t
 static struct px__sched *free_entry(px_region *r)
 {
     uint32_t hwm = atomic_load(&r->hdr->sched_hwm);
+    if (hwm > PX__MAX_SCHEDS)
+        hwm = PX__MAX_SCHEDS;
     for (uint32_t i = 0; i < hwm; i++)
         if (atomic_load(&r->scheds[i].state) == PX__SCHED_FREE)
             return &r->scheds[i];
@@ -273,8 +321,9 @@ static void fill(struct px__sched *e, const struct px__run_spec *p, const px_sub
     if (p->len)
         memcpy(e->args, p->args, p->len);
     atomic_store(&e->made, 0);
-    atomic_store(&e->armed, 1);
     atomic_store(&e->next_id, 0);
+    atomic_store(&e->pend_id, 0);
+    atomic_store(&e->armed, 1);
 }
 
 int px__sched_create(px_region *r, const struct px__run_spec *proto, const px_submit_opts *o,
@@ -297,22 +346,28 @@ int px__sched_create(px_region *r, const struct px__run_spec *proto, const px_su
     atomic_fetch_add(&e->gen, 1);
     fill(e, proto, o, now);
     atomic_store(&e->next_ns, first);
+    atomic_store(&e->creating, 1);
     px_id id = id_of(r, e);
     int64_t ticket = px__journal_sched(r, e, id);
     atomic_store_explicit(&e->state, PX__SCHED_ACTIVE, memory_order_release);
     atomic_fetch_add(&r->hdr->sched_active, 1);
     int64_t run_ticket = 0;
-    if (ticket < 0 || (rc = make_run(r, t, e, first, false, &run_ticket)) != 0) {
+    if (ticket < 0 || (rc = make_run(r, t, e, first, 1, &run_ticket)) != 0) {
         end(r, e, PX__SCHED_CANCELLED);
         atomic_store(&e->state, PX__SCHED_FREE);
+        atomic_store(&e->creating, 0);
         sched_unlock(r);
         return ticket < 0 ? (int)ticket : rc;
     }
+    atomic_store(&e->creating, 0);
     sched_unlock(r);
     /* Durable (sync mode) before it is acknowledged: the schedule's record
-     * precedes its first run's, so waiting for the run's waits for both. */
-    if ((rc = px__journal_wait(r, run_ticket)) != 0)
+     * precedes its first run's, so waiting for the run's waits for both.
+     * If that fails, nothing of it may stay. */
+    if ((rc = px__journal_wait(r, run_ticket)) != 0) {
+        px__sched_cancel(r, id);
         return rc;
+    }
     if (out)
         *out = id;
     return 0;
@@ -327,12 +382,8 @@ int px__sched_cancel(px_region *r, px_id id)
     if (rc == 0)
         end(r, e, PX__SCHED_CANCELLED);
     sched_unlock(r);
-    if (rc == 0 && run) {
-        /* Its run waiting for its time goes too; a running one goes on. */
-        struct px__slot *s = px__slot_of(r, run);
-        if (s && PX__CTL_STATE(atomic_load(&s->ctl)) == PX__S_SCHEDULED)
-            px_cancel(r, run);
-    }
+    if (rc == 0)
+        cancel_waiting(r, run);
     return rc;
 }
 

@@ -54,8 +54,10 @@ bool px__timed_enter(px_region *r, uint32_t idx, uint64_t held, uint32_t state, 
 }
 
 /* Under the heap lock: moves a due task to PENDING, owned by us. False if
- * the entry was stale. */
-static bool fire_one(px_region *r, const struct px__timer *e, uint32_t *key, uint32_t *was)
+ * the entry was stale, or the task a schedule's run that was skipped
+ * (*skipped set). */
+static bool fire_one(px_region *r, const struct px__timer *e, uint32_t *key, uint32_t *was,
+                     bool *skipped)
 {
     struct px__slot *s = px__slot_of(r, e->id);
     if (!s)
@@ -72,6 +74,7 @@ static bool fire_one(px_region *r, const struct px__timer *e, uint32_t *key, uin
         /* A schedule's run missed while no timer thread ran, and its
          * schedule skips those: it ends CANCELLED instead. */
         px__end_cancelled(r, PX__ID_IDX(e->id), c);
+        *skipped = true;
         return false;
     }
     uint64_t want = PX__CTL_WITH(c, PX__S_PENDING, r->self + 1);
@@ -126,14 +129,15 @@ uint64_t px__fire_due(px_region *r, bool *stuck, uint32_t *fired)
         struct px__timer top;
         px__timers_lock(r);
         uint64_t now = px__now_ns();
+        bool skipped = false;
         while (n < FIRE_BATCH && px__timers_peek(r, &top) && top.due <= now) {
             px__timers_pop(r);
-            if (fire_one(r, &top, &keys[n], &was[n]))
+            if (fire_one(r, &top, &keys[n], &was[n], &skipped))
                 ids[n++] = top.id;
         }
         bool more = n == FIRE_BATCH;
         px__timers_unlock(r);
-        *fired += n;
+        *fired += n + skipped; /* a skipped run's schedule wants its next */
         if (n && !push_fired(r, t, ids, keys, was, n)) {
             *stuck = true;
             more = false;
@@ -161,7 +165,7 @@ static void *timer_main(void *p)
         uint64_t now = px__now_ns();
         /* A fired run may be a schedule's, whose next run is then due to
          * be made; and a schedule left half-advanced by a dead process is
-         * repaired within ADVANCE_NS. */
+         * repaired at the next look, at least a second later. */
         if (fired || now >= next_advance) {
             px__sched_advance(r);
             next_advance = now + ADVANCE_NS;

@@ -364,7 +364,8 @@ typedef struct px_submit_opts {
      * Either every_s or cron. The first run is at delay_s / at_unix_ns if
      * given, else one period from now (every_s) or the first match after
      * now (cron). Args are at most 256 bytes here (-E2BIG); not with a key
-     * nor for px_submit_many (-EINVAL). See docs/lifecycle.md. */
+     * nor for px_submit_many (-EINVAL). Making one never waits for room:
+     * -EAGAIN if the region is full. See docs/lifecycle.md. */
     double every_s;
     const char *cron;       /* 5 fields, or @hourly, @daily, ... */
     const char *tz;         /* cron's time zone: NULL UTC, or e.g. "Europe/Paris" */

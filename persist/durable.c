@@ -333,8 +333,9 @@ static int drop_old(px_region *r, uint64_t begin, uint64_t *dropped)
 }
 
 /* Writes every active schedule as it is now, before the tasks (its runs
- * among them), under the schedule lock so that none is half-advanced.
- * Ended ones are left out: their runs keep their own records. */
+ * among them), under the schedule lock so that none is half-advanced; and
+ * the end of every ended or cancelled one, since the record of its end may
+ * be in a segment this checkpoint lets go while its SCHED record stays. */
 static int emit_scheds(px_region *r)
 {
     if (pthread_mutex_lock(&r->hdr->sched_lock) == EOWNERDEAD)
@@ -343,9 +344,13 @@ static int emit_scheds(px_region *r)
     uint32_t hwm = atomic_load(&r->hdr->sched_hwm);
     for (uint32_t i = 0; i < hwm && i < PX__MAX_SCHEDS && rc == 0; i++) {
         struct px__sched *e = &r->scheds[i];
-        if (atomic_load(&e->state) != PX__SCHED_ACTIVE)
+        uint32_t st = atomic_load(&e->state);
+        px_id id = PX__ID(atomic_load(&e->gen), PX__SCHED_BIT | i);
+        if (st == PX__SCHED_ENDED || st == PX__SCHED_CANCELLED)
+            px__journal_sched_end(r, id, st);
+        if (st != PX__SCHED_ACTIVE)
             continue;
-        int64_t t = px__journal_sched(r, e, PX__ID(atomic_load(&e->gen), PX__SCHED_BIT | i));
+        int64_t t = px__journal_sched(r, e, id);
         rc = t < 0 ? (int)t : 0;
     }
     pthread_mutex_unlock(&r->hdr->sched_lock);

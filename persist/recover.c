@@ -259,7 +259,11 @@ static int restore_sched(px_region *r, const struct sched_seen *e, struct last_d
     int rc = resolve_def(r, &as, c);
     if (rc)
         return rc;
-    if (sc.args_len > PX__SCHED_ARGS || sc.level >= PX__LEVELS)
+    bool cron = sc.flags & PX__SCHED_CRON;
+    if (sc.args_len > PX__SCHED_ARGS || sc.level >= PX__LEVELS ||
+        (sc.flags & ~(uint32_t)(PX__SCHED_SKIP | PX__SCHED_CRON)) || cron != (sc.cron[0] != 0) ||
+        (!cron && sc.every_ns == 0) ||
+        (e->end_state && e->end_state != PX__SCHED_ENDED && e->end_state != PX__SCHED_CANCELLED))
         return PX_ECORRUPT;
     struct px__sched *d = &r->scheds[PX__ID_IDX(sc.id) - PX__SCHED_BIT];
     d->def = (uint32_t)c->def;
@@ -282,9 +286,14 @@ static int restore_sched(px_region *r, const struct sched_seen *e, struct last_d
     atomic_store(&d->made, e->max_run);
     atomic_store(&d->next_ns, e->max_run_due);
     atomic_store(&d->next_id, 0);
-    /* No run made at all (its SUBMIT was lost): make the first again.
-     * Otherwise the latest run, if it is still there, is linked to it when
-     * the tasks are restored (link_run); if not, it ran. */
+    atomic_store(&d->creating, 0);
+    /* No run made at all (its SUBMIT was lost): the first is pending, and
+     * made again (sched.c). Otherwise the latest run, if it is still
+     * there, is linked to it when the tasks are restored (link_run); if
+     * not, it ran. */
+    atomic_store(&d->pend_id, 0);
+    atomic_store(&d->pend_ns, e->max_run_due);
+    atomic_store(&d->pend_run, e->max_run ? e->max_run : 1);
     atomic_store(&d->armed, e->max_run > 0);
     uint32_t state = e->end_state ? e->end_state : PX__SCHED_ACTIVE;
     atomic_store(&d->state, state);

@@ -31,8 +31,10 @@ static void raise_hwm(px_region *r, uint32_t idx)
 static void note_level(px_region *r, uint32_t key)
 {
     uint32_t bit = 1u << PX__KEY_LEVEL(key);
+    /* seq_cst, like the tail store and sleeper count that follow: a worker
+     * going to sleep (seq_cst) sees the level or the producer sees it. */
     if (!(atomic_load_explicit(&r->hdr->levels, memory_order_relaxed) & bit))
-        atomic_fetch_or_explicit(&r->hdr->levels, bit, memory_order_release);
+        atomic_fetch_or(&r->hdr->levels, bit);
 }
 
 /*

@@ -279,10 +279,15 @@ struct px__sched {
     uint32_t args_len;
     _Atomic uint32_t made; /* runs made so far */
     _Atomic uint32_t armed;
-    uint32_t pad;
+    _Atomic uint32_t creating;               /* its px_submit has not returned yet */
     uint64_t every_ns, until_ns, created_ns; /* until: CLOCK_REALTIME; 0 none */
     _Atomic uint64_t next_ns;                /* CLOCK_REALTIME */
     _Atomic uint64_t next_id;
+    /* The run being made: written before armed = 0, so that a repair
+     * knows it whole (sched.c). */
+    _Atomic uint64_t pend_id, pend_ns;
+    _Atomic uint32_t pend_run;
+    uint32_t pad;
     char cron[64]; /* the expression, "" for every_ns */
     char tz[64];   /* its time zone, "" for UTC */
     uint8_t args[PX__SCHED_ARGS];

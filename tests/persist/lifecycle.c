@@ -722,3 +722,35 @@ Test(lifecycle, a_schedule_comes_back_from_a_checkpoint)
 {
     schedule_survives(65536, true, 0.2, 0);
 }
+
+Test(lifecycle, a_cancelled_schedule_stays_cancelled_after_a_checkpoint_and_recovery)
+{
+    px_region *r = open_first(65536);
+    reg(r, &stamp_def);
+    reg(r, &echo_def);
+    uint32_t i = 2;
+    px_id s;
+    cr_assert_eq(px_submit(r, "stamp", &i, sizeof i, &(px_submit_opts){.every_s = 0.05}, &s), 0);
+    px_workers *w = start(r);
+    double end = px_test_now() + 10;
+    while (atomic_load(&sh->runs[2]) < 1 && px_test_now() < end)
+        usleep(1000);
+    cr_assert_eq(px_cancel(r, s), 0);
+    churn_until_checkpointed(r);
+    cr_assert_eq(px_workers_stop(w), 0);
+    int ran = atomic_load(&sh->runs[2]);
+    lose_memory(r);
+
+    px_recovery_info rec;
+    r = recover(65536, &rec);
+    px_schedule_info si;
+    int rc = px_schedule_get(r, s, &si);
+    cr_assert(rc == -ENOENT || (rc == 0 && si.state == PX_SCHEDULE_CANCELLED), "rc %d state %d", rc,
+              rc == 0 ? (int)si.state : 0);
+    reg(r, &stamp_def);
+    w = start(r);
+    usleep(300000);
+    cr_assert_eq(px_workers_stop(w), 0);
+    cr_assert_eq(atomic_load(&sh->runs[2]), ran, "no run after recovery");
+    cr_assert_eq(px_region_close(r), 0);
+}
