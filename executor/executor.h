@@ -7,6 +7,7 @@
 
 #include "../ring/lanes.h"
 #include "../shm/region.h"
+#include "../shm/stats.h"
 #include "../shm/tickets.h"
 
 #include <stdatomic.h>
@@ -68,6 +69,26 @@ struct px__scan {
      * no token: how long until the next one (ns); 0 otherwise. */
     uint64_t throttled_ns;
 };
+
+/* The public state a slot's state reports (px_status), or 0 for none
+ * (free, being filled or consumed). */
+static inline int px__public_state(uint32_t st)
+{
+    if (st == PX__S_RUNNING || st == PX__S_FINISHING)
+        return PX_RUNNING;
+    if (st == PX__S_FREE || st == PX__S_RESERVED || st == PX__S_CONSUMING || st > PX__S_DEAD)
+        return 0;
+    return (int)st;
+}
+
+/* A run's metrics (stats.c of the executor): started and its wait, read
+ * from the slot while the run is ours; then its outcome and run time. */
+struct px__stat_run {
+    uint32_t q;
+    uint64_t t0;
+};
+void px__stat_start(px_region *r, px_id id, struct px__stat_run *sr);
+void px__stat_end(px_region *r, const struct px__stat_run *sr, enum px__outcome out);
 
 /* What one run of a schedule is made of (submit.c, sched.c). */
 struct px__run_spec {

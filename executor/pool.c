@@ -261,7 +261,10 @@ static void *dispatch_main(void *p)
         atomic_store(&ws->current, id);
         px__emit(w, PX_EV_START, id, NULL);
         rep.err[0] = '\0';
+        struct px__stat_run sr;
+        px__stat_start(w->r, id, &sr);
         enum px__outcome out = dispatch(w, i, id, claimed, &rep);
+        px__stat_end(w->r, &sr, out);
         px__conc_release(w->r, &scan, id);
         px__account(w, ws, id, out, rep.err);
     }

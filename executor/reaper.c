@@ -121,6 +121,7 @@ int px__reap(px_region *r)
             continue;
         px__lanes_release_proc(r, i);
         px__tickets_wake(r, px__tickets_release_proc(r, i));
+        px__stats_release_proc(r, i);
         uint32_t owner = i + 1; /* a checkpoint it was running is given up */
         atomic_compare_exchange_strong(&r->hdr->ckpt_owner, &owner, 0);
         px__retract_dead(r, i);

@@ -346,6 +346,10 @@ bool px__end_cancelled(px_region *r, uint32_t idx, uint64_t seen)
     if (!atomic_compare_exchange_strong(&s->ctl, &seen, fin))
         return false;
     publish_outcome(r, s, fin, PX__S_CANCELLED, PX__NO_CHUNK, 0, NULL, false);
+    /* The shared shard: cancels are rare, and this may run in a pool child
+     * that should not take a shard of its own. */
+    px__stat_count(r, NULL, atomic_load_explicit(&s->queue, memory_order_relaxed), PX__ST_CANCELLED,
+                   1);
     return true;
 }
 

@@ -147,6 +147,7 @@ static int fill(px_region *r, struct px__tls *t, const struct target *tg, const 
     atomic_store_explicit(&s->queue, tg->queue, memory_order_relaxed);
     atomic_store_explicit(&s->level, tg->level, memory_order_relaxed);
     atomic_store_explicit(&s->sched, tg->sched, memory_order_relaxed);
+    atomic_store_explicit(&s->due_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&s->args_len, (uint32_t)len, memory_order_relaxed);
     atomic_store_explicit(&s->args_chunk, chunk, memory_order_relaxed);
     atomic_store_explicit(&s->out_len, 0, memory_order_relaxed);
@@ -367,6 +368,7 @@ __attribute__((noinline, cold)) static int submit_special(px_region *r, struct p
             return no_room(opts, rc);
         }
     }
+    px__stat_count(r, t, tg->queue, PX__ST_SUBMITTED, 1);
     if (out)
         *out = id;
     return 0;
@@ -393,6 +395,7 @@ int px__run_make(px_region *r, struct px__tls *t, const struct px__run_spec *sp,
     }
     *ticket = lsn;
     *out = id;
+    px__stat_count(r, t, sp->queue, PX__ST_SUBMITTED, 1);
     return 0;
 }
 
@@ -446,6 +449,7 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
         unfill(r, &id, 1);
         return no_room(opts, rc);
     }
+    px__stat_count(r, t, tg.queue, PX__ST_SUBMITTED, 1);
     if (out)
         *out = id;
     return 0;
@@ -474,6 +478,7 @@ static int flush(px_region *r, struct px__tls *t, const struct batch *b, uint64_
     if (b->due) {
         schedule(r, ids, n, b->due);
         *pushed = n;
+        px__stat_count(r, t, PX__KEY_QUEUE(key), PX__ST_SUBMITTED, n);
         return 0;
     }
     pend(r, ids, n);
@@ -481,6 +486,7 @@ static int flush(px_region *r, struct px__tls *t, const struct batch *b, uint64_
     uint32_t k = rc > 0 ? (uint32_t)rc : 0;
     unfill(r, ids + k, n - k);
     *pushed = k;
+    px__stat_count(r, t, PX__KEY_QUEUE(key), PX__ST_SUBMITTED, k);
     return k == n ? 0 : (rc < 0 ? rc : -EAGAIN);
 }
 

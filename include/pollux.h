@@ -577,6 +577,43 @@ PX_API int px_queue_set_concurrency(px_region *r, const char *queue, int limit);
  * (if not NULL) is how many of its tasks hold a place under it now. */
 PX_API int px_queue_concurrency(px_region *r, const char *queue, int *running);
 
+/* ---- Metrics ------------------------------------------------------------- */
+
+#define PX_MAX_QUEUES 64
+
+/* A latency distribution from a log-bucketed histogram: each figure is
+ * the upper bound of its bucket (within 19% of the true value). */
+typedef struct px_latency {
+    uint64_t count;
+    uint64_t p50_ns, p90_ns, p99_ns, max_ns;
+} px_latency;
+
+typedef struct px_queue_stats {
+    char name[32];
+    /* Since the region was made (counted by every process that ran or
+     * submitted its tasks; a recovered region starts again from 0). */
+    uint64_t submitted, started, succeeded, failed, retried, cancelled;
+    px_latency wait;                /* enqueued (or due, for delayed and retried) to start */
+    px_latency run;                 /* start to finish */
+    uint64_t by_state[10];          /* tasks now, by px_state */
+    uint64_t oldest_pending_age_ns; /* the longest a PENDING task has waited */
+    int paused;
+} px_queue_stats;
+
+typedef struct px_region_stats {
+    uint32_t nqueues;
+    px_queue_stats queues[PX_MAX_QUEUES];
+    uint64_t by_state[10]; /* all tasks now, by px_state */
+} px_region_stats;
+
+/*
+ * Fills st: counters and latencies per queue, kept in the region in
+ * shards that each thread writes alone and this call merges, and the
+ * tasks by state from a scan of the slots (a cold call: milliseconds for
+ * a large region). Reads only; costs the workers nothing.
+ */
+PX_API int px_stats(px_region *r, px_region_stats *st);
+
 /* ---- Workers ------------------------------------------------------------- */
 
 typedef struct px_workers px_workers;

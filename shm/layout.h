@@ -11,7 +11,7 @@
  *          | slots[capacity] | timers[capacity]
  *          | key locks[64] | keys[64 * key_shard_size]
  *          | tickets[max_queues * PX__CONC_MAX] | schedules[PX__MAX_SCHEDS]
- *          | chunk tags[nchunks]
+ *          | stat shards[PX__STAT_SHARDS] | chunk tags[nchunks]
  *          | arena[nchunks * chunk]
  *
  * Who writes what, and the ordering that makes reads safe, is stated beside
@@ -66,7 +66,7 @@ struct px__hdr {
     uint32_t capacity, max_payload, lanes, lane_depth;
     uint32_t chunk_size, nchunks, max_procs, max_queues, max_defs;
     uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
-    uint64_t off_slots, off_timers, off_key_locks, off_keys, off_tickets, off_scheds;
+    uint64_t off_slots, off_timers, off_key_locks, off_keys, off_tickets, off_scheds, off_stats;
     uint64_t off_tags, off_arena;
     uint32_t key_shard_size; /* key index entries per shard, a power of two */
     struct px__clock clock;  /* what task stamps count in (clock.h) */
@@ -291,6 +291,30 @@ struct px__sched {
     char cron[64]; /* the expression, "" for every_ns */
     char tz[64];   /* its time zone, "" for UTC */
     uint8_t args[PX__SCHED_ARGS];
+};
+
+/* Metrics (shm/stats.h): a shard per owning thread, shard 0 shared. */
+#define PX__STAT_SHARDS 32u
+#define PX__HIST_BUCKETS 168u /* 4 per power of two, up to 2^42 ns */
+enum {
+    PX__ST_SUBMITTED,
+    PX__ST_STARTED,
+    PX__ST_SUCCEEDED,
+    PX__ST_FAILED,
+    PX__ST_RETRIED,
+    PX__ST_CANCELLED,
+    PX__ST_COUNTERS
+};
+
+struct px__qstats {
+    _Atomic uint64_t count[PX__ST_COUNTERS];
+    _Atomic uint64_t wait[PX__HIST_BUCKETS]; /* enqueued (or due) to start, ns */
+    _Atomic uint64_t run[PX__HIST_BUCKETS];  /* start to finish, ns */
+};
+
+struct px__stat_shard {
+    _Atomic uint32_t owner; /* proc index + 1; 0 free; shard 0 never owned */
+    alignas(PX__LINE) struct px__qstats q[PX__MAX_QUEUES];
 };
 
 _Static_assert(sizeof(struct px__slot) == 192, "slot is three cache lines");

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "region.h"
+#include "stats.h"
 #include "tickets.h"
 #include "futex.h"
 #include "../persist/durable.h"
@@ -80,6 +81,8 @@ static void layout(struct px__hdr *h)
     off = align_up(off + (uint64_t)h->max_queues * PX__CONC_MAX * sizeof(uint64_t), PX__LINE);
     h->off_scheds = off;
     off = align_up(off + (uint64_t)PX__MAX_SCHEDS * sizeof(struct px__sched), PX__LINE);
+    h->off_stats = off;
+    off = align_up(off + (uint64_t)PX__STAT_SHARDS * sizeof(struct px__stat_shard), PX__LINE);
     h->off_tags = off;
     off = align_up(off + (uint64_t)h->nchunks * sizeof(uint64_t), 4096);
     h->off_arena = off;
@@ -142,6 +145,7 @@ static void bind_tables(px_region *r)
     r->keys = (struct px__keyent *)(r->base + h->off_keys);
     r->tickets = (_Atomic uint64_t *)(r->base + h->off_tickets);
     r->scheds = (struct px__sched *)(r->base + h->off_scheds);
+    r->stats = (struct px__stat_shard *)(r->base + h->off_stats);
     r->tags = (_Atomic uint64_t *)(r->base + h->off_tags);
     r->arena = r->base + h->off_arena;
     r->lane_mask = h->lane_depth - 1;
@@ -231,9 +235,10 @@ static int validate(px_region *r, const char *name)
         chk.off_slots != h->off_slots || chk.off_timers != h->off_timers ||
         chk.off_keys != h->off_keys || chk.off_key_locks != h->off_key_locks ||
         chk.off_tags != h->off_tags || chk.off_tickets != h->off_tickets ||
-        chk.off_scheds != h->off_scheds || chk.off_lanes != h->off_lanes ||
-        chk.off_entries != h->off_entries || chk.off_defs != h->off_defs ||
-        chk.off_queues != h->off_queues || chk.off_procs != h->off_procs)
+        chk.off_scheds != h->off_scheds || chk.off_stats != h->off_stats ||
+        chk.off_lanes != h->off_lanes || chk.off_entries != h->off_entries ||
+        chk.off_defs != h->off_defs || chk.off_queues != h->off_queues ||
+        chk.off_procs != h->off_procs)
         goto corrupt;
     return 0;
 corrupt:
@@ -513,6 +518,7 @@ static void tls_destructor(void *p)
     px_region *r = t->r;
     pthread_mutex_lock(&r->tls_lock);
     release_lanes(r, t);
+    px__stats_release(r, t);
     unlink_tls(r, t);
     pthread_mutex_unlock(&r->tls_lock);
     free(t);
@@ -549,6 +555,7 @@ void px__tls_release_all(px_region *r)
     for (struct px__tls *t = r->tls_list, *n; t; t = n) {
         n = t->next;
         release_lanes(r, t);
+        px__stats_release(r, t);
         free(t);
     }
     r->tls_list = NULL;

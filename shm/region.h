@@ -37,6 +37,8 @@ struct px__tls {
      * + 1 (0: none). Definitions never change once published, so a submit
      * of the same name again needs no hash and no probe. */
     uint32_t def_cached;
+    uint32_t stat_shard; /* the metrics shard it owns + 1; 0: none yet */
+    bool stat_none;      /* none was free: it counts in the shared one */
     char def_name[PX__NAME_MAX];
 };
 
@@ -53,8 +55,9 @@ struct px_region {
     struct px__timer *timers;
     struct px__keyshard *key_shards;
     struct px__keyent *keys;
-    _Atomic uint64_t *tickets; /* max_queues * PX__CONC_MAX */
-    struct px__sched *scheds;  /* PX__MAX_SCHEDS */
+    _Atomic uint64_t *tickets;    /* max_queues * PX__CONC_MAX */
+    struct px__sched *scheds;     /* PX__MAX_SCHEDS */
+    struct px__stat_shard *stats; /* PX__STAT_SHARDS */
     _Atomic uint64_t *tags;
     uint8_t *arena;
     uint32_t self; /* our proc index */
