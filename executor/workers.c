@@ -311,6 +311,8 @@ int px_workers_start(px_region *r, const px_workers_opts *opts, px_workers **out
     }
     atomic_store(&r->procs[r->self].role, PX_ROLE_WORKER);
     atomic_fetch_add(&r->workers, 1);
+    atomic_fetch_add(&r->procs[r->self].threads, w->o.threads);
+    atomic_fetch_add(&r->procs[r->self].children, w->o.processes);
     /* The pool first: its dispatchers fork the children before any worker
      * thread takes a task. */
     if ((rc = px__pool_start(w)) == 0 && (rc = start_threads(w)) == 0) {
@@ -391,6 +393,8 @@ int px_workers_stop(px_workers *w)
         pthread_join(w->super, NULL);
     px__timer_stop(&w->timer);
     px__pool_join(w);
+    atomic_fetch_sub(&w->r->procs[w->r->self].threads, w->o.threads);
+    atomic_fetch_sub(&w->r->procs[w->r->self].children, w->o.processes);
     atomic_fetch_sub(&w->r->workers, 1);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);

@@ -188,10 +188,15 @@ typedef struct px_proc_info {
     int32_t pid;
     px_role role;
     uint64_t attached_ns; /* CLOCK_REALTIME */
+    /* Its workers: thread slots and process (pool child) slots, and how
+     * many of each run a task now. */
+    uint32_t threads, children;
+    uint32_t threads_busy, children_busy;
 } px_proc_info;
 
 /* Copies up to cap attached processes into procs; returns how many there are
- * (which may exceed cap). */
+ * (which may exceed cap). The busy counts come from a scan of the task
+ * slots: a cold call. */
 PX_API int px_region_procs(px_region *r, px_proc_info *procs, int cap);
 
 /* ---- Task definitions ----------------------------------------------------- */

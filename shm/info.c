@@ -4,7 +4,9 @@
 #include "region.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *px_strerror(int err)
@@ -125,19 +127,50 @@ int px_region_info_get(px_region *r, px_region_info *info)
     return 0;
 }
 
+/* Adds to each listed process the tasks it runs now, by mode. */
+static void count_busy(px_region *r, px_proc_info *procs, const uint32_t *index, int n)
+{
+    for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+        struct px__slot *s = &r->slots[i];
+        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        uint32_t st = PX__CTL_STATE(c), owner = PX__CTL_OWNER(c);
+        if ((st != PX__S_RUNNING && st != PX__S_CANCEL_REQUESTED && st != PX__S_FINISHING) ||
+            owner == 0)
+            continue;
+        uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+        bool child = def < r->hdr->max_defs && r->defs[def].mode == PX_PROCESS;
+        for (int k = 0; k < n; k++)
+            if (index[k] == owner - 1) {
+                (child ? &procs[k].children_busy : &procs[k].threads_busy)[0]++;
+                break;
+            }
+    }
+}
+
 int px_region_procs(px_region *r, px_proc_info *procs, int cap)
 {
     if (!r || cap < 0 || (cap > 0 && !procs))
         return -EINVAL;
     int n = 0;
+    uint32_t *index = cap ? malloc((size_t)cap * sizeof *index) : NULL;
+    if (cap && !index)
+        return -ENOMEM;
     for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
         struct px__proc *p = &r->procs[i];
         if (atomic_load_explicit(&p->state, memory_order_acquire) != PX__PROC_ALIVE)
             continue;
-        if (n < cap)
-            procs[n] = (px_proc_info){
-                .pid = p->pid, .role = (px_role)p->role, .attached_ns = p->attached_ns};
+        if (n < cap) {
+            procs[n] = (px_proc_info){.pid = p->pid,
+                                      .role = (px_role)p->role,
+                                      .attached_ns = p->attached_ns,
+                                      .threads = atomic_load(&p->threads),
+                                      .children = atomic_load(&p->children)};
+            index[n] = i;
+        }
         n++;
     }
+    if (cap)
+        count_busy(r, procs, index, n < cap ? n : cap);
+    free(index);
     return n;
 }

@@ -157,7 +157,9 @@ struct px__proc {
      * the segment file is created. */
     _Atomic uint32_t wal_seq;
     _Atomic uint64_t wal_writer;
-    char pad[8];
+    /* The worker threads and pool children its worker sets run (added
+     * when a set starts, taken off when it stops); for dashboards. */
+    _Atomic uint32_t threads, children;
 };
 
 /* A queue name; append-only, published by nqueues (release). */

@@ -40,7 +40,18 @@ static int twice(px_ctx *ctx, const void *a, size_t n)
     return px_task_attempt(ctx) == 1 ? px_retry(ctx, 0) : 0;
 }
 
+static _Atomic int *hold;
+
+static int held(px_ctx *ctx, const void *a, size_t n)
+{
+    (void)ctx, (void)a, (void)n;
+    while (atomic_load(hold))
+        usleep(1000);
+    return 0;
+}
+
 static const px_task_def defs[] = {
+    {.name = "held", .fn = held, .mode = PX_THREAD},
     {.name = "nap", .fn = nap, .mode = PX_THREAD},
     {.name = "boom", .fn = boom, .mode = PX_THREAD},
     {.name = "twice", .fn = twice, .mode = PX_THREAD, .max_retries = 1},
@@ -50,7 +61,7 @@ static const px_task_def defs[] = {
 static px_region *open_r(void)
 {
     px_region *r = px_test_region(rname, sizeof rname, &(px_region_opts){.capacity = 256});
-    cr_assert_eq(px_task_register_range(r, defs, defs + 4), 4);
+    cr_assert_eq(px_task_register_range(r, defs, defs + 5), 5);
     return r;
 }
 
@@ -176,4 +187,37 @@ Test(stats, a_histogram_bucket_holds_its_values_within_a_fifth)
             cr_assert_lt(px__hist_upper(b - 1), v, "and not in the one below");
     }
     cr_assert_eq(px__hist_bucket(UINT64_MAX), PX__HIST_BUCKETS - 1);
+}
+
+Test(stats, attached_processes_show_their_worker_slots_and_how_many_are_busy)
+{
+    px_region *r = open_r();
+    if (!hold)
+        hold = px_test_shared(sizeof *hold);
+    atomic_store(hold, 1);
+    px_workers *w = px_test_workers(r, 3, 1);
+    px_id a = submit(r, "held"), b = submit(r, "held");
+    cr_assert_eq(px_test_wait_state(r, a, PX_RUNNING, 5), PX_RUNNING);
+    cr_assert_eq(px_test_wait_state(r, b, PX_RUNNING, 5), PX_RUNNING);
+    px_proc_info procs[8];
+    int n = px_region_procs(r, procs, 8);
+    cr_assert_geq(n, 1);
+    int me = -1;
+    for (int i = 0; i < n && i < 8; i++)
+        if (procs[i].pid == getpid())
+            me = i;
+    cr_assert_geq(me, 0);
+    cr_assert_eq(procs[me].role, PX_ROLE_WORKER);
+    cr_assert_eq(procs[me].threads, 3);
+    cr_assert_eq(procs[me].children, 1);
+    cr_assert_eq(procs[me].threads_busy, 2);
+    cr_assert_eq(procs[me].children_busy, 0);
+    atomic_store(hold, 0);
+    cr_assert_eq(px_join(r, a, 5, NULL, 0, NULL), 0);
+    cr_assert_eq(px_join(r, b, 5, NULL, 0, NULL), 0);
+    cr_assert_eq(px_workers_stop(w), 0);
+    cr_assert_eq(px_region_procs(r, procs, 8), n);
+    cr_assert_eq(procs[me].threads, 0, "a stopped set is taken off");
+    cr_assert_eq(procs[me].threads_busy, 0);
+    cr_assert_eq(px_region_close(r), 0);
 }
