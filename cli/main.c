@@ -16,10 +16,17 @@ static void usage(FILE *f)
                "  region create|info|destroy NAME   manage a region\n"
                "  worker --region NAME --lib PATH   run the tasks of a library\n"
                "  recover --region NAME             rebuild a lost region from its log\n"
-               "  cancel --region NAME ID           cancel a task\n"
+               "  submit --region NAME TASK         submit a task or a recurring schedule\n"
+               "  status|inspect --region NAME ID   a task's or schedule's state, or all of it\n"
+               "  join --region NAME ID             wait for a task and print its result\n"
+               "  list --region NAME                the tasks, filtered by state, queue, task\n"
+               "  cancel --region NAME ID           cancel a task or a schedule\n"
                "  dead list|retry|purge --region NAME  the dead letters\n"
-               "  schedule list --region NAME       tasks waiting for their time\n"
-               "  queue pause|resume|status --region NAME QUEUE\n"
+               "  schedule list|cancel --region NAME  schedules, tasks waiting for their time\n"
+               "  queue pause|resume|status|rate|concurrency --region NAME QUEUE\n"
+               "  stats --region NAME               counts, depths, latencies (--json,\n"
+               "                                    --prometheus)\n"
+               "  top --region NAME                 a live dashboard (--once: one frame)\n"
                "  wal dump|verify DIR               read a region's log\n"
                "  version                           print the version\n"
                "\n"
@@ -59,6 +66,16 @@ int main(int argc, char **argv)
         return cli_wal(argc - 1, argv + 1);
     if (strcmp(cmd, "recover") == 0)
         return cli_recover(argc - 1, argv + 1);
+    if (strcmp(cmd, "submit") == 0)
+        return cli_submit(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return cli_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "inspect") == 0)
+        return cli_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "join") == 0)
+        return cli_join(argc - 1, argv + 1);
+    if (strcmp(cmd, "list") == 0)
+        return cli_list(argc - 1, argv + 1);
     if (strcmp(cmd, "cancel") == 0)
         return cli_cancel(argc - 1, argv + 1);
     if (strcmp(cmd, "dead") == 0)
@@ -67,6 +84,10 @@ int main(int argc, char **argv)
         return cli_schedule(argc - 1, argv + 1);
     if (strcmp(cmd, "queue") == 0)
         return cli_queue(argc - 1, argv + 1);
+    if (strcmp(cmd, "stats") == 0)
+        return cli_stats(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0)
+        return cli_top(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pollux %d.%d.%d\n", PX_VERSION_MAJOR, PX_VERSION_MINOR, PX_VERSION_PATCH);
         return CLI_OK;

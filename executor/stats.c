@@ -88,6 +88,9 @@ static void scan_slots(px_region *r, px_region_stats *st, uint64_t *oldest)
         if (q >= st->nqueues)
             continue;
         st->queues[q].by_state[pub]++;
+        uint32_t lv = atomic_load_explicit(&s->level, memory_order_relaxed);
+        if (pub == PX_PENDING && lv < PX__LEVELS)
+            st->queues[q].pending_by_priority[lv + 1]++;
         uint64_t enq = atomic_load_explicit(&s->enq_tick, memory_order_relaxed);
         if (pub == PX_PENDING && (oldest[q] == 0 || enq < oldest[q]))
             oldest[q] = enq;
