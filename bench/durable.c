@@ -458,7 +458,8 @@ static double run_loops(enum loop_kind kind, unsigned nthreads, px_region *r, co
     for (unsigned i = 0; i < nthreads; i++) {
         th[i] = (struct loop_thread){.l = &l, .kind = kind, .r = r, .fd = -1};
         if (kind == NAIVE) {
-            snprintf(path[i], sizeof path[i], "%s/naive-%u.dat", dir, i);
+            if (snprintf(path[i], sizeof path[i], "%s/naive-%u.dat", dir, i) >= (int)sizeof path[i])
+                die(dir, -ENAMETOOLONG);
             th[i].fd = open(path[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
             if (th[i].fd < 0)
                 die(path[i], -errno);

@@ -2,8 +2,8 @@
  * px_bench's lifecycle group: what delayed tasks and cancellation cost.
  *
  * lifecycle_plain_submit, lifecycle_at_now_submit, lifecycle_delay1ms_submit,
- * lifecycle_key_submit, lifecycle_priority_submit
- *                Rounds (5) of five measurements, interleaved so that each
+ * lifecycle_key_submit, lifecycle_priority_submit, lifecycle_observed_submit
+ *                Rounds (5) of six measurements, interleaved so that each
  *                round sees the same machine load, each like noop_submit:
  *                n bench_noop tasks (1M; --quick 100k) submitted one by one
  *                with px_submit from this thread, PX_SUBMIT_DETACHED, after
@@ -25,6 +25,10 @@
  *                the median of the per-round ratios to plain.
  *
  *                - key: a distinct px_submit_opts.key each.
+ *                - observed: plain, while another thread reads what one
+ *                  frame of pollux top reads (px_stats, px_region_procs,
+ *                  px_info of every task) 20 times a second, ten times
+ *                  top's rate: what watching costs the workers.
  *                - priority: HIGH and NORMAL in turn, in a region of its
  *                  own each round (two levels in use make every take walk
  *                  the lanes level by level, which would stay for the
@@ -74,6 +78,7 @@
 #include <ck_pr.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -171,11 +176,43 @@ static void drain(uint64_t target)
 
 /* ---- Delayed submits on the no-op path --------------------------------------- */
 
-enum submit_kind { PLAIN, AT_NOW, DELAY_1MS, KEYED, PRIORITY, NKINDS };
+enum submit_kind { PLAIN, AT_NOW, DELAY_1MS, KEYED, PRIORITY, OBSERVED, NKINDS };
 
-static const char *const kind_row[NKINDS] = {"lifecycle_plain_submit", "lifecycle_at_now_submit",
-                                             "lifecycle_delay1ms_submit", "lifecycle_key_submit",
-                                             "lifecycle_priority_submit"};
+static const char *const kind_row[NKINDS] = {
+    "lifecycle_plain_submit", "lifecycle_at_now_submit",   "lifecycle_delay1ms_submit",
+    "lifecycle_key_submit",   "lifecycle_priority_submit", "lifecycle_observed_submit"};
+
+/* ---- An observer, as pollux top is -------------------------------------------- */
+
+struct observer {
+    px_region *r;
+    _Atomic int stop;
+    uint64_t frames;
+    pthread_t thread;
+};
+
+/* Reads what one frame of pollux top reads (px_stats, px_region_procs,
+ * every task's px_info), 20 times a second: ten times top's rate. */
+static void *observe(void *p)
+{
+    struct observer *o = p;
+    static px_region_stats st;
+    static px_proc_info procs[64];
+    static px_id ids[512];
+    while (!atomic_load(&o->stop)) {
+        px_stats(o->r, &st);
+        px_region_procs(o->r, procs, 64);
+        uint32_t cursor = 0;
+        int n;
+        px_task_info ti;
+        while ((n = px_list(o->r, &(px_list_opts){0}, ids, 512, &cursor)) > 0)
+            for (int i = 0; i < n; i++)
+                px_info(o->r, ids[i], &ti);
+        o->frames++;
+        sleep_ns(50000000);
+    }
+    return NULL;
+}
 
 /* Distinct keys, made before the clock starts: keys[i] for the i-th submit
  * of a round (warm-up included). */
@@ -231,6 +268,9 @@ static double kind_round(px_region *r, enum submit_kind kind, uint64_t n, double
     px_workers *w = bench_one_worker(r);
     uint64_t warm = n / 10;
     atomic_store(&bench_noop_count, 0);
+    struct observer obs = {.r = r};
+    if (kind == OBSERVED && pthread_create(&obs.thread, NULL, observe, &obs) != 0)
+        die("pthread_create", -EAGAIN);
     if (kind == AT_NOW)
         o.at_unix_ns = real_ns();
     uint64_t next = 0;
@@ -243,6 +283,10 @@ static double kind_round(px_region *r, enum submit_kind kind, uint64_t n, double
     uint64_t ts = bench_now_ns();
     drain(warm + n);
     uint64_t t1 = bench_now_ns();
+    if (kind == OBSERVED) {
+        atomic_store(&obs.stop, 1);
+        pthread_join(obs.thread, NULL);
+    }
     bench_workers_stop(w);
     *sub_rate = (double)n * 1e9 / (double)(ts - t0);
     return (double)n * 1e9 / (double)(t1 - t0);
@@ -277,9 +321,12 @@ static void bench_delayed_submit(const struct config *c)
     free_keys();
     lregion_remove(r, name);
     static const char *const what[NKINDS] = {
-        "no delay", "at_unix_ns = a moment already past (the plain path behind the check)",
-        "delay_s = 0.001 (timer heap)", "a distinct key each (the key index)",
-        "priority HIGH and NORMAL in turn (two levels: takes walk the lanes level by level)"};
+        "no delay",
+        "at_unix_ns = a moment already past (the plain path behind the check)",
+        "delay_s = 0.001 (timer heap)",
+        "a distinct key each (the key index)",
+        "priority HIGH and NORMAL in turn (two levels: takes walk the lanes level by level)",
+        "no delay, while a thread reads what a pollux top frame reads 20 times a second"};
     for (int k = 0; k < NKINDS; k++) {
         struct result *res =
             add_result(kind_row[k], c->noop_n * LC_ROUNDS, median(ops[k], LC_ROUNDS));

@@ -3,7 +3,7 @@
  *
  * What is measured, in one run (each group can be picked with --only):
  *
- * throughput     Rounds of three measurements, interleaved so that each round
+ * throughput     Rounds of four measurements, interleaved so that each round
  *                sees the same machine load:
  *                - ring_spsc: 64-bit values through a ck_ring (SPSC) from this
  *                  thread to one consumer thread: the raw baseline.
@@ -13,6 +13,9 @@
  *                  (px_workers_start with threads = 1, processes = 1,
  *                  default spin). The clock stops when the task bodies'
  *                  counter reaches n.
+ *                - noop_submit_many64_nometrics: the same batches in a
+ *                  region made with PX_REGION_NO_METRICS (created for the
+ *                  round): what the metrics cost on the no-op path.
  *                ops/s is the median over the rounds; ratio_to_baseline is
  *                the median of the per-round ratios to ring_spsc.
  *
@@ -257,17 +260,22 @@ static bool wanted(const struct config *c, const char *group)
 /* ---- Regions -------------------------------------------------------------- */
 
 /* Creates a fresh region with a name unique to this process and run. */
-static px_region *region_create(char *name, size_t cap)
+static px_region *region_create_with(char *name, size_t cap, uint32_t flags)
 {
     static int seq;
     snprintf(name, cap, "/px-bench-%d-%d", (int)getpid(), seq++);
     px_region *r;
-    int rc = px_region_open(name, &(px_region_opts){.flags = PX_REGION_CREATE}, &r);
+    int rc = px_region_open(name, &(px_region_opts){.flags = PX_REGION_CREATE | flags}, &r);
     if (rc)
         die(name, rc);
     snprintf(live_path, sizeof live_path, "/dev/shm%s", name);
     live_path_set = 1;
     return r;
+}
+
+static px_region *region_create(char *name, size_t cap)
+{
+    return region_create_with(name, cap, 0);
 }
 
 static void region_remove(px_region *r, const char *name)
@@ -412,18 +420,28 @@ static double noop_round(px_region *r, uint64_t n, bool batched)
 
 static void bench_throughput(const struct config *c)
 {
-    char name[64];
+    char name[64], bare_name[64];
     px_region *r = region_create(name, sizeof name);
     int rc = px_task_register_all(r);
     if (rc < 0)
         die("px_task_register_all", rc);
     double ring[ROUNDS], single[ROUNDS], batch[ROUNDS], rs[ROUNDS], rb[ROUNDS];
+    double bare[ROUNDS], rbare[ROUNDS];
     for (int i = 0; i < ROUNDS; i++) {
         ring[i] = ring_round(c->ring_n);
         single[i] = noop_round(r, c->noop_n, false);
         batch[i] = noop_round(r, c->noop_n, true);
+        /* The same batches in a region that keeps no metrics: their cost. */
+        px_region *b = region_create_with(bare_name, sizeof bare_name, PX_REGION_NO_METRICS);
+        if ((rc = px_task_register_all(b)) < 0)
+            die("px_task_register_all", rc);
+        bare[i] = noop_round(b, c->noop_n, true);
+        region_remove(b, bare_name);
+        snprintf(live_path, sizeof live_path, "/dev/shm%s", name);
+        live_path_set = 1;
         rs[i] = single[i] / ring[i];
         rb[i] = batch[i] / ring[i];
+        rbare[i] = bare[i] / ring[i];
     }
     region_remove(r, name);
     add_result("ring_spsc", c->ring_n * ROUNDS, median(ring, ROUNDS))->ratio = 1.0;
@@ -431,6 +449,8 @@ static void bench_throughput(const struct config *c)
         median(rs, ROUNDS);
     add_result("noop_submit_many64", c->noop_n * ROUNDS, median(batch, ROUNDS))->ratio =
         median(rb, ROUNDS);
+    add_result("noop_submit_many64_nometrics", c->noop_n * ROUNDS, median(bare, ROUNDS))->ratio =
+        median(rbare, ROUNDS);
 }
 
 /* ---- (c, d) Latency on a fixed schedule ---------------------------------- */

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: pollux region create NAME [--capacity N] [--max-payload BYTES]\n"
                "                            [--arena-bytes BYTES] [--mode OCTAL]\n"
                "                            [--durability none|async|sync] [--log-dir DIR]\n"
-               "       pollux region info NAME\n"
+               "       pollux region info NAME [--json]\n"
                "       pollux region destroy NAME\n"
                "\n"
                "NAME is /name (in /dev/shm) or a file path containing another '/'.\n"
@@ -88,7 +90,30 @@ bad:
     return CLI_USAGE;
 }
 
-static int info(const char *name)
+static const char *const durability_name[] = {"none", "async", "sync"};
+
+/* The same as one JSON object: the region, then its processes. */
+static void info_json(const char *name, const px_region_info *i, const px_proc_info *procs, int n)
+{
+    json_t *list = json_array();
+    for (int k = 0; k < n && k < 64; k++)
+        json_array_append_new(
+            list,
+            json_pack("{s:i, s:s, s:i, s:i, s:i, s:i}", "pid", (int)procs[k].pid, "role",
+                      procs[k].role == PX_ROLE_WORKER ? "worker" : "client", "threads",
+                      (int)procs[k].threads, "threads_busy", (int)procs[k].threads_busy, "children",
+                      (int)procs[k].children, "children_busy", (int)procs[k].children_busy));
+    cli_json_print(json_pack("{s:s, s:i, s:I, s:i, s:i, s:i, s:I, s:I, s:i, s:s, s:s, s:o}",
+                             "region", name, "version", (int)i->version, "size_bytes",
+                             (json_int_t)i->size_bytes, "capacity", (int)i->capacity, "slots_used",
+                             (int)i->slots_used, "max_payload", (int)i->max_payload, "arena_bytes",
+                             (json_int_t)i->arena_bytes, "arena_used", (json_int_t)i->arena_used,
+                             "tasks_defined", (int)i->tasks_defined, "durability",
+                             durability_name[i->durability <= PX_DURABLE_SYNC ? i->durability : 0],
+                             "log_dir", i->log_dir, "processes", list));
+}
+
+static int info(const char *name, bool json)
 {
     px_region *r;
     px_region_opts o = {.flags = PX_REGION_ATTACH};
@@ -97,6 +122,13 @@ static int info(const char *name)
         return cli_fail(name, rc);
     px_region_info i;
     px_region_info_get(r, &i);
+    px_proc_info procs[64];
+    int n = px_region_procs(r, procs, 64);
+    if (json) {
+        info_json(name, &i, procs, n);
+        px_region_close(r);
+        return CLI_OK;
+    }
     printf("region      %s\n", name);
     printf("version     %u\n", i.version);
     printf("size        %llu bytes\n", (unsigned long long)i.size_bytes);
@@ -106,15 +138,14 @@ static int info(const char *name)
     printf("lanes       %u of depth %u, %u owned, %llu entries queued\n", i.lanes, i.lane_depth,
            i.lanes_used, (unsigned long long)i.queued);
     printf("tasks       %u defined\n", i.tasks_defined);
-    static const char *dur[] = {"none", "async", "sync"};
-    printf("durability  %s%s%s\n", dur[i.durability <= PX_DURABLE_SYNC ? i.durability : 0],
+    printf("durability  %s%s%s\n",
+           durability_name[i.durability <= PX_DURABLE_SYNC ? i.durability : 0],
            i.log_dir[0] ? ", log in " : "", i.log_dir);
-    px_proc_info procs[64];
-    int n = px_region_procs(r, procs, 64);
     printf("processes   %d attached (this one included)\n", n);
     for (int k = 0; k < n && k < 64; k++)
-        printf("  pid %-8d %s\n", procs[k].pid,
-               procs[k].role == PX_ROLE_WORKER ? "worker" : "client");
+        printf("  pid %-8d %-6s threads %u/%u busy, processes %u/%u busy\n", procs[k].pid,
+               procs[k].role == PX_ROLE_WORKER ? "worker" : "client", procs[k].threads_busy,
+               procs[k].threads, procs[k].children_busy, procs[k].children);
     px_region_close(r);
     return CLI_OK;
 }
@@ -128,12 +159,13 @@ int cli_region(int argc, char **argv)
     const char *sub = argv[1];
     if (strcmp(sub, "create") == 0)
         return create(argc - 1, argv + 1);
-    if (argc != 3) {
+    bool json = argc == 4 && strcmp(sub, "info") == 0 && strcmp(argv[3], "--json") == 0;
+    if (argc != 3 && !json) {
         usage(stderr);
         return CLI_USAGE;
     }
     if (strcmp(sub, "info") == 0)
-        return info(argv[2]);
+        return info(argv[2], json);
     if (strcmp(sub, "destroy") == 0) {
         int rc = px_region_destroy(argv[2]);
         if (rc)

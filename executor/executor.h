@@ -18,6 +18,7 @@ struct px_ctx {
     px_id id;
     struct px__slot *s;
     uint64_t claimed; /* ctl value of our claim: RUNNING, owner us */
+    uint64_t t1;      /* ticks when the body returned */
     struct px__tls *t;
     uint32_t out_chunk; /* result chunks claimed so far, PX__NO_CHUNK */
     uint32_t out_len;
@@ -81,14 +82,18 @@ static inline int px__public_state(uint32_t st)
     return (int)st;
 }
 
-/* A run's metrics (stats.c of the executor): started and its wait, read
- * from the slot while the run is ours; then its outcome and run time. */
+/* What a run's metrics need (executor/stats.c), read from the slot while
+ * the run is ours: its queue, enqueue stamp and due time, and the ticks
+ * at its start and end. */
 struct px__stat_run {
     uint32_t q;
-    uint64_t t0;
+    uint64_t enq, due, t0, t1;
 };
-void px__stat_start(px_region *r, px_id id, struct px__stat_run *sr);
-void px__stat_end(px_region *r, const struct px__stat_run *sr, enum px__outcome out);
+/* Fills sr at a run's start, for a caller that does not run it itself
+ * (the pool's dispatcher); px__run fills it as it goes. */
+void px__stat_begin(px_region *r, px_id id, struct px__stat_run *sr);
+/* Counts the run: started, its outcome, its wait and run times. */
+void px__stat_ran(px_region *r, const struct px__stat_run *sr, enum px__outcome out);
 
 /* What one run of a schedule is made of (submit.c, sched.c). */
 struct px__run_spec {
@@ -162,7 +167,8 @@ bool px__task_free(px_region *r, uint32_t idx, uint64_t seen);
  * when the run passed its time limit, makes px_should_continue() say 0 too
  * and the run fail with the limit's error text. */
 enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
-                         const _Atomic int *expired, char *err_out, size_t err_cap);
+                         const _Atomic int *expired, char *err_out, size_t err_cap,
+                         struct px__stat_run *sr);
 
 /* The error text of a run past its time limit. */
 void px__limit_text(uint32_t limit_ms, char *buf, size_t cap);

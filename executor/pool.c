@@ -70,7 +70,8 @@ static void child_main(px_workers *w, unsigned me, pid_t parent)
            send(sock, "A", 1, MSG_NOSIGNAL) == 1) {
         const _Atomic int *stop = px__is_daemon(r, m.id) ? &w->flags->daemon : &w->flags->all;
         rep.err[0] = '\0';
-        rep.outcome = (uint8_t)px__run(r, m.id, m.claimed, stop, NULL, rep.err, sizeof rep.err);
+        rep.outcome =
+            (uint8_t)px__run(r, m.id, m.claimed, stop, NULL, rep.err, sizeof rep.err, NULL);
         if (send(sock, &rep, sizeof rep, MSG_NOSIGNAL) < 0)
             break;
     }
@@ -261,10 +262,12 @@ static void *dispatch_main(void *p)
         atomic_store(&ws->current, id);
         px__emit(w, PX_EV_START, id, NULL);
         rep.err[0] = '\0';
-        struct px__stat_run sr;
-        px__stat_start(w->r, id, &sr);
+        struct px__stat_run sr = {0};
+        if (w->r->metrics)
+            px__stat_begin(w->r, id, &sr);
         enum px__outcome out = dispatch(w, i, id, claimed, &rep);
-        px__stat_end(w->r, &sr, out);
+        sr.t1 = px__ticks(w->r->tsc);
+        px__stat_ran(w->r, &sr, out);
         px__conc_release(w->r, &scan, id);
         px__account(w, ws, id, out, rep.err);
     }

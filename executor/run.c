@@ -279,11 +279,15 @@ static const uint8_t *set_out(px_region *r, struct px__slot *s, uint64_t tag, ui
  * args, so they stay, and so does a detached task's slot, until the slot is
  * freed (retention, px_forget). */
 static void publish_outcome(px_region *r, struct px__slot *s, uint64_t fin, uint32_t state,
-                            uint32_t out_chunk, uint32_t out_len, const void *inl, bool keep)
+                            uint32_t out_chunk, uint32_t out_len, const void *inl, bool keep,
+                            uint64_t fin_tick)
 {
     uint64_t tag = PX__ID(PX__CTL_GEN(fin), (uint32_t)(s - r->slots));
     const uint8_t *out = set_out(r, s, tag, out_chunk, out_len, inl);
-    atomic_store_explicit(&s->fin_tick, px__ticks(r->tsc), memory_order_relaxed);
+    /* A run's end was stamped when its body returned (px__run): reading
+     * the TSC again would cost as much as a no-op task's run. */
+    atomic_store_explicit(&s->fin_tick, fin_tick ? fin_tick : px__ticks(r->tsc),
+                          memory_order_relaxed);
     uint32_t args_chunk = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
     uint32_t args_len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
     uint64_t final = PX__CTL_WITH(fin, state, PX__CTL_OWNER(fin));
@@ -324,7 +328,7 @@ static enum px__outcome publish_failure(px_region *r, struct px__tls *t, struct 
     uint64_t due = 0;
     uint32_t state = px__retry_decide(r, s, fin, asked, delay_ns, &due);
     if (state != PX__S_RETRY) {
-        publish_outcome(r, s, fin, state, chunk, (uint32_t)n, text, live);
+        publish_outcome(r, s, fin, state, chunk, (uint32_t)n, text, live, 0);
         return state == PX__S_DEAD ? PX__DONE_DEAD : PX__DONE_FAILED;
     }
     const uint8_t *out = set_out(r, s, id, chunk, (uint32_t)n, text);
@@ -345,7 +349,7 @@ bool px__end_cancelled(px_region *r, uint32_t idx, uint64_t seen)
     uint64_t fin = PX__CTL_WITH(seen, PX__S_FINISHING, owner);
     if (!atomic_compare_exchange_strong(&s->ctl, &seen, fin))
         return false;
-    publish_outcome(r, s, fin, PX__S_CANCELLED, PX__NO_CHUNK, 0, NULL, false);
+    publish_outcome(r, s, fin, PX__S_CANCELLED, PX__NO_CHUNK, 0, NULL, false, 0);
     /* The shared shard: cancels are rare, and this may run in a pool child
      * that should not take a shard of its own. */
     px__stat_count(r, NULL, atomic_load_explicit(&s->queue, memory_order_relaxed), PX__ST_CANCELLED,
@@ -432,7 +436,7 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
     }
     if (ok) {
         publish_outcome(r, s, fin, PX__S_SUCCESS, ctx->out_chunk, ctx->out_len, ctx->out_inline,
-                        false);
+                        false, ctx->t1);
         return PX__DONE_OK;
     }
     px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
@@ -457,7 +461,8 @@ void px__limit_text(uint32_t limit_ms, char *buf, size_t cap)
 }
 
 enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
-                         const _Atomic int *expired, char *err_out, size_t err_cap)
+                         const _Atomic int *expired, char *err_out, size_t err_cap,
+                         struct px__stat_run *sr)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     px_ctx ctx;
@@ -477,7 +482,15 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
         clear_last_error(r, s, id);
     atomic_store_explicit(&s->worker_pid, r->procs[r->self].pid, memory_order_relaxed);
     px__journal_start(r, id, PX__CTL_ATT(claimed));
-    atomic_store_explicit(&s->start_tick, px__ticks(r->tsc), memory_order_relaxed);
+    uint64_t t0 = px__ticks(r->tsc);
+    atomic_store_explicit(&s->start_tick, t0, memory_order_relaxed);
+    if (sr) {
+        /* The metrics' stamps: the start's own, no second clock read. */
+        sr->q = atomic_load_explicit(&s->queue, memory_order_relaxed);
+        sr->enq = atomic_load_explicit(&s->enq_tick, memory_order_relaxed);
+        sr->due = atomic_load_explicit(&s->due_ns, memory_order_relaxed);
+        sr->t0 = t0;
+    }
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
     const uint8_t *args = px__slot_args(r, s);
@@ -494,6 +507,11 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
     } else {
         rc = fn(&ctx, args, len);
     }
+    /* A detached task's end is read by no one but the metrics. */
+    bool detached = PX__CTL_FLAGS(claimed) & PX__F_DETACHED;
+    ctx.t1 = sr || !detached ? px__ticks(r->tsc) : 0;
+    if (sr)
+        sr->t1 = ctx.t1;
     return finish(&ctx, rc, err_out, err_cap);
 }
 

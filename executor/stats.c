@@ -9,36 +9,45 @@
 #include <stdio.h>
 #include <string.h>
 
-void px__stat_start(px_region *r, px_id id, struct px__stat_run *sr)
+void px__stat_begin(px_region *r, px_id id, struct px__stat_run *sr)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
-    const struct px__clock *clk = &r->hdr->clock;
     sr->q = atomic_load_explicit(&s->queue, memory_order_relaxed);
+    sr->enq = atomic_load_explicit(&s->enq_tick, memory_order_relaxed);
+    sr->due = atomic_load_explicit(&s->due_ns, memory_order_relaxed);
     sr->t0 = px__ticks(r->tsc);
-    /* A delayed or retried task waits from its due time, not its submit. */
-    uint64_t due = atomic_load_explicit(&s->due_ns, memory_order_relaxed);
-    uint64_t from =
-        due ? due : px__clock_real(clk, atomic_load_explicit(&s->enq_tick, memory_order_relaxed));
-    uint64_t now = px__clock_real(clk, sr->t0);
-    struct px__tls *t = px__tls_get(r);
-    px__stat_count(r, t, sr->q, PX__ST_STARTED, 1);
-    px__stat_time(r, t, sr->q, false, now > from ? now - from : 0);
+    sr->t1 = sr->t0;
 }
 
-void px__stat_end(px_region *r, const struct px__stat_run *sr, enum px__outcome out)
+/* Spans are converted with one multiply and the system clocks are not
+ * read (but for a delayed task's wait): on the no-op path they would cost
+ * more than the task. One shard entry takes the four updates. */
+void px__stat_ran(px_region *r, const struct px__stat_run *sr, enum px__outcome out)
 {
+    if (out == PX__DONE_REQUEUED || out == PX__DONE_REVOKED || sr->t0 == 0)
+        return; /* not a run that ended (it goes again, or another ended it) */
+    bool owned;
+    struct px__qstats *qs = px__stats_of(r, px__tls_get(r), sr->q, &owned);
+    if (!qs)
+        return;
+    const struct px__clock *clk = &r->hdr->clock;
+    uint64_t wait;
+    if (sr->due) { /* a delayed or retried task waits from its due time */
+        uint64_t now = px__now_ns();
+        wait = now > sr->due ? now - sr->due : 0;
+    } else {
+        wait = sr->t0 > sr->enq ? px__clock_span_ns(clk, sr->t0 - sr->enq) : 0;
+    }
+    uint64_t run = sr->t1 > sr->t0 ? px__clock_span_ns(clk, sr->t1 - sr->t0) : 0;
     int field = out == PX__DONE_OK                               ? PX__ST_SUCCEEDED
                 : out == PX__DONE_FAILED || out == PX__DONE_DEAD ? PX__ST_FAILED
                 : out == PX__DONE_RETRY                          ? PX__ST_RETRIED
                                                                  : -1;
-    if (out == PX__DONE_REQUEUED || out == PX__DONE_REVOKED)
-        return; /* not a run that ended: it goes again, or another ended it */
-    const struct px__clock *clk = &r->hdr->clock;
-    uint64_t t0 = px__clock_real(clk, sr->t0), t1 = px__clock_real(clk, px__ticks(r->tsc));
-    struct px__tls *t = px__tls_get(r);
+    px__stat_add(&qs->count[PX__ST_STARTED], owned, 1);
     if (field >= 0) /* cancellations are counted where they end (run.c) */
-        px__stat_count(r, t, sr->q, field, 1);
-    px__stat_time(r, t, sr->q, true, t1 > t0 ? t1 - t0 : 0);
+        px__stat_add(&qs->count[field], owned, 1);
+    px__stat_add(&qs->wait[px__hist_bucket(wait)], owned, 1);
+    px__stat_add(&qs->run[px__hist_bucket(run)], owned, 1);
 }
 
 /* A percentile of a histogram: the upper bound of the bucket that holds

@@ -161,10 +161,9 @@ static void *thread_main(void *p)
         atomic_store_explicit(&ws->current, id, memory_order_release);
         px__emit(w, PX_EV_START, id, NULL);
         const _Atomic int *stop = px__is_daemon(w->r, id) ? &w->flags->daemon : &w->flags->all;
-        struct px__stat_run sr;
-        px__stat_start(w->r, id, &sr);
-        enum px__outcome out = px__run(w->r, id, claimed, stop, &ws->expired, err, sizeof err);
-        px__stat_end(w->r, &sr, out);
+        struct px__stat_run sr = {0};
+        enum px__outcome out = px__run(w->r, id, claimed, stop, &ws->expired, err, sizeof err, &sr);
+        px__stat_ran(w->r, &sr, out);
         px__conc_release(w->r, &scan, id);
         px__account(w, ws, id, out, err);
     }

@@ -71,4 +71,13 @@ uint64_t px__clock_ticks(const struct px__clock *c, uint64_t ns);
 /* CLOCK_REALTIME ns of a stamp; 0 for 0. */
 uint64_t px__clock_real(const struct px__clock *c, uint64_t ticks);
 
+/* A short span of ticks in ns, at the creation-time rate: one multiply,
+ * no clock read, for the hot path (latency histograms). */
+static inline uint64_t px__clock_span_ns(const struct px__clock *c, uint64_t dt)
+{
+    if (c->kind != PX__CLOCK_TSC || c->ns_q32 == 0)
+        return dt;
+    return (uint64_t)(((unsigned __int128)dt * c->ns_q32) >> 32);
+}
+
 #endif

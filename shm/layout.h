@@ -72,6 +72,7 @@ struct px__hdr {
     struct px__clock clock;  /* what task stamps count in (clock.h) */
     uint32_t result_ttl_ms;  /* the default retention; PX__TTL_FOREVER */
     uint32_t durability;     /* px_durability */
+    uint32_t no_metrics;     /* made with PX_REGION_NO_METRICS */
     uint32_t async_ms;
     uint64_t segment_bytes;
     char log_dir[PX__PATH_MAX]; /* absolute; "" when not durable */

@@ -125,6 +125,7 @@ static int params_from_opts(const px_region_opts *o, struct px__hdr *h)
         o->reap_interval_s > 0 ? (uint64_t)(o->reap_interval_s * 1e9) : DEF_REAP_NS;
     if (o->result_ttl_s > 4e6)
         return -EINVAL;
+    h->no_metrics = (o->flags & PX_REGION_NO_METRICS) != 0;
     h->result_ttl_ms = o->result_ttl_s < 0    ? PX__TTL_FOREVER
                        : o->result_ttl_s == 0 ? DEF_TTL_MS
                                               : (uint32_t)(o->result_ttl_s * 1000);
@@ -150,6 +151,7 @@ static void bind_tables(px_region *r)
     r->arena = r->base + h->off_arena;
     r->lane_mask = h->lane_depth - 1;
     r->tsc = h->clock.kind == PX__CLOCK_TSC;
+    r->metrics = !h->no_metrics;
 }
 
 /* Everything but the magic; the file is fresh, so it is all zero. */

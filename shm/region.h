@@ -63,6 +63,7 @@ struct px_region {
     uint32_t self; /* our proc index */
     uint32_t lane_mask;
     bool tsc;                  /* task stamps are TSC ticks (the header's clock) */
+    bool metrics;              /* the region keeps metrics (shm/stats.h) */
     struct px__wal *wal;       /* this process's log writer; NULL: not durable */
     bool wal_borrowed;         /* a pool child's: its parent's writer */
     px_recovery_info recovery; /* what opening recovered from the log */

@@ -34,6 +34,8 @@ struct px__qstats *px__stats_of(px_region *r, struct px__tls *t, uint32_t q, boo
 
 void px__stat_count(px_region *r, struct px__tls *t, uint32_t q, int field, uint64_t n)
 {
+    if (!r->metrics)
+        return;
     bool owned;
     struct px__qstats *qs = px__stats_of(r, t, q, &owned);
     if (qs)
@@ -42,6 +44,8 @@ void px__stat_count(px_region *r, struct px__tls *t, uint32_t q, int field, uint
 
 void px__stat_time(px_region *r, struct px__tls *t, uint32_t q, bool run, uint64_t ns)
 {
+    if (!r->metrics)
+        return;
     bool owned;
     struct px__qstats *qs = px__stats_of(r, t, q, &owned);
     if (qs)

@@ -156,7 +156,7 @@ static void run_id(px_region *r, px_id id)
     uint64_t claimed;
     char err[PX__ERR_MAX];
     cr_assert(px__claim(r, id, &claimed), "claim %016lx", (unsigned long)id);
-    px__run(r, id, claimed, &no_stop, NULL, err, sizeof err);
+    px__run(r, id, claimed, &no_stop, NULL, err, sizeof err, NULL);
 }
 
 static px_id submit(px_region *r, const char *task, const void *args, size_t len, uint32_t flags)
@@ -366,7 +366,7 @@ Test(future, try_join_while_pending)
     cr_assert(px__claim(r, id, &claimed));
     cr_assert_eq(px_status(r, id), PX_RUNNING);
     cr_assert_eq(px_try_join(r, id, buf, sizeof buf, &len), -EAGAIN);
-    px__run(r, id, claimed, &no_stop, NULL, NULL, 0);
+    px__run(r, id, claimed, &no_stop, NULL, NULL, 0, NULL);
     cr_assert_eq(px_try_join(r, id, buf, sizeof buf, &len), 0);
     cr_assert_eq(buf[0], 'p');
     px_region_close(r);
@@ -405,7 +405,7 @@ static void *run_later(void *p)
     usleep((useconds_t)(l->delay * 1e6));
     uint64_t claimed;
     if (px__claim(l->r, l->id, &claimed))
-        px__run(l->r, l->id, claimed, &no_stop, NULL, NULL, 0);
+        px__run(l->r, l->id, claimed, &no_stop, NULL, NULL, 0, NULL);
     return NULL;
 }
 
@@ -543,7 +543,7 @@ Test(future, forget)
     uint64_t claimed;
     cr_assert(px__claim(r, id, &claimed));
     cr_assert_eq(px_forget(r, id), -EBUSY, "running");
-    px__run(r, id, claimed, &no_stop, NULL, NULL, 0);
+    px__run(r, id, claimed, &no_stop, NULL, NULL, 0, NULL);
     cr_assert_gt(info_of(r).arena_used, 0);
     cr_assert_eq(px_forget(r, id), 0);
     cr_assert_eq(px_status(r, id), -ENOENT);

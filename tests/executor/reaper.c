@@ -98,7 +98,7 @@ static int run_all(px_region *r)
     px_id id;
     int n = 0;
     while ((id = px__take(r, 1, PX_THREAD, &scan, &claimed)) != 0) {
-        cr_assert_eq(px__run(r, id, claimed, &no_stop, NULL, NULL, 0), PX__DONE_OK);
+        cr_assert_eq(px__run(r, id, claimed, &no_stop, NULL, NULL, 0, NULL), PX__DONE_OK);
         n++;
     }
     return n;

@@ -228,3 +228,25 @@ Test(stats, attached_processes_show_their_worker_slots_and_how_many_are_busy)
     cr_assert_eq(procs[me].threads_busy, 0);
     cr_assert_eq(px_region_close(r), 0);
 }
+
+Test(stats, a_region_made_without_metrics_counts_only_states)
+{
+    px_region *r = px_test_region(rname, sizeof rname,
+                                  &(px_region_opts){.capacity = 64, .flags = PX_REGION_NO_METRICS});
+    cr_assert_eq(px_task_register_range(r, defs, defs + 5), 5);
+    px_workers *w = px_test_workers(r, 1, 0);
+    px_id ids[5];
+    for (int i = 0; i < 5; i++)
+        ids[i] = submit(r, "nap");
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(px_join(r, ids[i], 5, NULL, 0, NULL), 0);
+    cr_assert_eq(px_workers_stop(w), 0);
+    px_region_stats st;
+    cr_assert_eq(px_stats(r, &st), 0);
+    const px_queue_stats *d = queue(&st, "default");
+    cr_assert_eq(d->by_state[PX_SUCCESS], 5);
+    cr_assert_eq(d->submitted, 0);
+    cr_assert_eq(d->started, 0);
+    cr_assert_eq(d->run.count, 0);
+    cr_assert_eq(px_region_close(r), 0);
+}

@@ -62,7 +62,7 @@ static int run_all(px_region *r, uint32_t mode)
     int n = 0;
     px_id id;
     while ((id = px__take(r, ~0ull, mode, &scan, &claimed)) != 0) {
-        px__run(r, id, claimed, &no_stop, NULL, err, sizeof err);
+        px__run(r, id, claimed, &no_stop, NULL, err, sizeof err, NULL);
         n++;
     }
     return n;
@@ -412,7 +412,7 @@ static void stale_duplicate_case(const char *reuser, const px_submit_opts *reuse
     struct px__scan scan = {0};
     uint64_t claimed;
     cr_assert_eq(px__take(r, 1ull << 0, PX_THREAD, &scan, &claimed), x);
-    px__run(r, x, claimed, &no_stop, NULL, NULL, 0);
+    px__run(r, x, claimed, &no_stop, NULL, NULL, 0, NULL);
     cr_assert_eq(px_forget(r, x), 0);
 
     t->slot_cursor = idx;

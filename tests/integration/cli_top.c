@@ -106,6 +106,32 @@ Test(cli_top, stats_prints_counts_states_and_workers_three_ways)
     cr_assert(strstr(out, "pollux_task_run_seconds{"), "%s", out);
     cr_assert(strstr(out, "quantile=\"0.99\"}"), "%s", out);
 
+    char *info[] = {bin, "region", "info", it_region, "--json", NULL};
+    cr_assert_eq(it_run(info, out, sizeof out, 10), 0, "%s", out);
+    json_error_t err;
+    json_t *o = json_loads(out, 0, &err);
+    cr_assert(o, "not JSON: %s", out);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "durability")), "none");
+    json_t *procs = json_object_get(o, "processes"), *p;
+    size_t k;
+    int mine = 0;
+    json_array_foreach(procs, k, p)
+    {
+        if (json_integer_value(json_object_get(p, "pid")) == getpid()) {
+            mine++;
+            cr_assert_str_eq(json_string_value(json_object_get(p, "role")), "worker");
+            cr_assert_eq(json_integer_value(json_object_get(p, "threads")), 2);
+            cr_assert_eq(json_integer_value(json_object_get(p, "children")), 1);
+        }
+    }
+    cr_assert_eq(mine, 1, "%s", out);
+    json_decref(o);
+    char *text_info[] = {bin, "region", "info", it_region, NULL};
+    cr_assert_eq(it_run(text_info, out, sizeof out, 10), 0, "%s", out);
+    snprintf(want, sizeof want, "pid %-8d worker threads 0/2 busy, processes 0/1 busy",
+             (int)getpid());
+    cr_assert(strstr(out, want), "%s not in %s", want, out);
+
     char *both[] = {bin, "stats", "--region", it_region, "--json", "--prometheus", NULL};
     cr_assert_eq(it_run(both, out, sizeof out, 10), 2, "%s", out);
     char *none[] = {bin, "stats", "--region", "/px-no-such-region", NULL};

@@ -97,7 +97,7 @@ static int run_one(px_region *r)
     px_id id = px__take(r, ~0ull, PX_THREAD, &scan, &claimed);
     if (!id)
         return 0;
-    px__run(r, id, claimed, &no_stop, NULL, NULL, 0);
+    px__run(r, id, claimed, &no_stop, NULL, NULL, 0, NULL);
     return 1;
 }
 

@@ -47,7 +47,7 @@ static px_id run_one(px_region *r)
     char err[PX__ERR_MAX];
     px_id id = px__take(r, ~0ull, PX_THREAD, &scan, &claimed);
     if (id)
-        px__run(r, id, claimed, &no_stop, NULL, err, sizeof err);
+        px__run(r, id, claimed, &no_stop, NULL, err, sizeof err, NULL);
     return id;
 }
 
