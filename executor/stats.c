@@ -24,7 +24,7 @@ void px__stat_begin(px_region *r, px_id id, struct px__stat_run *sr)
  * more than the task. One shard entry takes the four updates. */
 void px__stat_ran(px_region *r, const struct px__stat_run *sr, enum px__outcome out)
 {
-    if (out == PX__DONE_REQUEUED || out == PX__DONE_REVOKED || sr->t0 == 0)
+    if (!r->metrics || out == PX__DONE_REQUEUED || out == PX__DONE_REVOKED || sr->t0 == 0)
         return; /* not a run that ended (it goes again, or another ended it) */
     bool owned;
     struct px__qstats *qs = px__stats_of(r, px__tls_get(r), sr->q, &owned);
@@ -47,7 +47,8 @@ void px__stat_ran(px_region *r, const struct px__stat_run *sr, enum px__outcome 
     if (field >= 0) /* cancellations are counted where they end (run.c) */
         px__stat_add(&qs->count[field], owned, 1);
     px__stat_add(&qs->wait[px__hist_bucket(wait)], owned, 1);
-    px__stat_add(&qs->run[px__hist_bucket(run)], owned, 1);
+    if (sr->t1) /* a detached thread task's end is not stamped (run.c) */
+        px__stat_add(&qs->run[px__hist_bucket(run)], owned, 1);
 }
 
 /* A percentile of a histogram: the upper bound of the bucket that holds

@@ -162,7 +162,8 @@ static void *thread_main(void *p)
         px__emit(w, PX_EV_START, id, NULL);
         const _Atomic int *stop = px__is_daemon(w->r, id) ? &w->flags->daemon : &w->flags->all;
         struct px__stat_run sr = {0};
-        enum px__outcome out = px__run(w->r, id, claimed, stop, &ws->expired, err, sizeof err, &sr);
+        enum px__outcome out = px__run(w->r, id, claimed, stop, &ws->expired, err, sizeof err,
+                                       w->r->metrics ? &sr : NULL);
         px__stat_ran(w->r, &sr, out);
         px__conc_release(w->r, &scan, id);
         px__account(w, ws, id, out, err);

@@ -603,7 +603,8 @@ typedef struct px_queue_stats {
      * submitted its tasks; a recovered region starts again from 0). */
     uint64_t submitted, started, succeeded, failed, retried, cancelled;
     px_latency wait;                 /* enqueued (or due, for delayed and retried) to start */
-    px_latency run;                  /* start to finish */
+    px_latency run;                  /* start to finish; not for detached thread tasks, whose
+                                      * end is not stamped (it would cost a TSC read) */
     uint64_t by_state[10];           /* tasks now, by px_state */
     uint64_t pending_by_priority[6]; /* PENDING tasks now, by px_priority */
     uint64_t oldest_pending_age_ns;  /* the longest a PENDING task has waited */

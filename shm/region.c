@@ -160,6 +160,7 @@ static int init_region(px_region *r, const struct px__hdr *params)
     struct px__hdr *h = r->hdr;
     memcpy((char *)h + sizeof(h->magic), (const char *)params + sizeof(h->magic),
            offsetof(struct px__hdr, lock) - sizeof(h->magic));
+    r->metrics = !h->no_metrics; /* bound before the parameters were in */
     h->abi = PX__ABI;
     h->hdr_size = sizeof(struct px__hdr);
     h->created_ns = px__now_ns();
