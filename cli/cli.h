@@ -66,6 +66,9 @@ uint64_t cli_finished(const px_queue_stats *q);
 /* "850ns", "12.3us", "4.5ms", "2.0s". */
 void cli_duration(uint64_t ns, char *buf, size_t cap);
 
+/* "2026-11-25T00:55:01.123Z": CLOCK_REALTIME ns as UTC text. */
+void cli_utc_text(uint64_t ns, char *buf, size_t cap);
+
 /* Prints "pollux: what: reason" and returns CLI_FAILED. */
 int cli_fail(const char *what, int err);
 /* Parses a non-negative number; returns 0 or -EINVAL. */

@@ -107,16 +107,6 @@ static int collect(px_region *r, int state, const struct args *a, px_id **ids, s
     }
 }
 
-/* "2026-11-25T00:55:01.123Z" */
-static void utc_text(uint64_t ns, char *buf, size_t cap)
-{
-    time_t s = (time_t)(ns / 1000000000ull);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t k = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, cap - k, ".%03uZ", (unsigned)(ns / 1000000ull % 1000));
-}
-
 /* A task as listed: what px_info knows and, for a dead one, its args. */
 struct row {
     px_task_info ti;
@@ -150,7 +140,7 @@ static json_t *row_json(const struct row *w)
                           (int)ti->attempts, "error", ti->error);
     if (o && ti->next_run_ns) {
         char when[40];
-        utc_text(ti->next_run_ns, when, sizeof when);
+        cli_utc_text(ti->next_run_ns, when, sizeof when);
         json_object_set_new(o, "next_run", json_string(when));
         json_object_set_new(o, "next_run_ns", json_integer((json_int_t)ti->next_run_ns));
     }
@@ -184,22 +174,14 @@ static void put_quoted(const char *key, const char *p, size_t n)
 
 static int print_row(const struct row *w, bool as_json)
 {
-    if (as_json) {
-        json_t *o = row_json(w);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (!s)
-            return -ENOMEM;
-        puts(s);
-        free(s);
-        return 0;
-    }
+    if (as_json)
+        return cli_json_print(row_json(w));
     char id[PX_ID_LEN + 1];
     px_id_format(w->ti.id, id);
     printf("%s %s %s attempts=%u", id, w->ti.name, px_state_name((int)w->ti.state), w->ti.attempts);
     if (w->ti.next_run_ns) {
         char when[40];
-        utc_text(w->ti.next_run_ns, when, sizeof when);
+        cli_utc_text(w->ti.next_run_ns, when, sizeof when);
         printf(" next_run=%s", when);
     }
     if (w->ti.error[0])

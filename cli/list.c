@@ -205,21 +205,11 @@ int cli_status(int argc, char **argv)
 
 /* ---- inspect -------------------------------------------------------------- */
 
-/* "2026-11-25T00:55:01.123Z" */
-static void utc_text(uint64_t ns, char *buf, size_t cap)
-{
-    time_t s = (time_t)(ns / 1000000000ull);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t k = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, cap - k, ".%03uZ", (unsigned)(ns / 1000000ull % 1000));
-}
-
 /* KEY as UTC text and KEY_ns, or both null when ns is 0 (never). */
 static void set_time(json_t *o, const char *key, uint64_t ns)
 {
     char when[40], key_ns[40];
-    utc_text(ns, when, sizeof when);
+    cli_utc_text(ns, when, sizeof when);
     snprintf(key_ns, sizeof key_ns, "%s_ns", key);
     json_object_set_new(o, key, ns ? json_string(when) : json_null());
     json_object_set_new(o, key_ns, ns ? json_integer((json_int_t)ns) : json_null());

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f)
 {
@@ -32,6 +33,15 @@ static void usage(FILE *f)
                "\n"
                "`pollux COMMAND --help` describes each command.\n"
                "exit codes: 0 ok, 1 operation failed, 2 usage error\n");
+}
+
+void cli_utc_text(uint64_t ns, char *buf, size_t cap)
+{
+    time_t s = (time_t)(ns / 1000000000ull);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t k = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, cap - k, ".%03uZ", (unsigned)(ns / 1000000ull % 1000));
 }
 
 int cli_fail(const char *what, int err)

@@ -91,12 +91,7 @@ int cli_schedules_print(px_region *r, const char *task, const char *queue, bool 
             print_text(&si);
             continue;
         }
-        json_t *o = schedule_json(&si);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (s)
-            puts(s);
-        free(s);
+        cli_json_print(schedule_json(&si));
     }
     free(ids);
     return 0;

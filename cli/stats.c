@@ -117,20 +117,12 @@ static json_t *latency_json(const px_latency *l)
                      (json_int_t)l->p99_ns, "max_ns", (json_int_t)l->max_ns);
 }
 
-static void put_json(json_t *o)
-{
-    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (t)
-        puts(t);
-    free(t);
-}
-
 static void print_json(const char *name, const struct cli_snapshot *a, const struct cli_snapshot *s)
 {
-    put_json(json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "kind", "region", "region", name,
-                       "processes", (int)s->info.processes, "slots_used", (int)s->info.slots_used,
-                       "capacity", (int)s->info.capacity, "durability", (int)s->info.durability));
+    cli_json_print(json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "kind", "region", "region", name,
+                             "processes", (int)s->info.processes, "slots_used",
+                             (int)s->info.slots_used, "capacity", (int)s->info.capacity,
+                             "durability", (int)s->info.durability));
     for (uint32_t q = 0; q < s->st.nqueues; q++) {
         const px_queue_stats *qs = &s->st.queues[q];
         json_t *o =
@@ -147,14 +139,15 @@ static void print_json(const char *name, const struct cli_snapshot *a, const str
         json_object_set_new(o, "tasks", states);
         if (a)
             json_object_set_new(o, "per_s", json_real(cli_rate(a, s, q)));
-        put_json(o);
+        cli_json_print(o);
     }
     for (int i = 0; i < s->nprocs; i++) {
         const px_proc_info *p = &s->procs[i];
-        put_json(json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:i}", "kind", "process", "pid",
-                           (int)p->pid, "role", p->role == PX_ROLE_WORKER ? "worker" : "client",
-                           "threads", (int)p->threads, "threads_busy", (int)p->threads_busy,
-                           "children", (int)p->children, "children_busy", (int)p->children_busy));
+        cli_json_print(json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:i}", "kind", "process", "pid",
+                                 (int)p->pid, "role",
+                                 p->role == PX_ROLE_WORKER ? "worker" : "client", "threads",
+                                 (int)p->threads, "threads_busy", (int)p->threads_busy, "children",
+                                 (int)p->children, "children_busy", (int)p->children_busy));
     }
 }
 
