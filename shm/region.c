@@ -524,7 +524,8 @@ static void tls_destructor(void *p)
     px__stats_release(r, t);
     unlink_tls(r, t);
     pthread_mutex_unlock(&r->tls_lock);
-    free(t);
+    if (t != &r->fork_tls)
+        free(t);
 }
 
 struct px__tls *px__tls_get(px_region *r)
@@ -562,6 +563,10 @@ void px__tls_release_all(px_region *r)
         free(t);
     }
     r->tls_list = NULL;
+    if (r->fork_tls.r) { /* a pool child's own, not in the list */
+        release_lanes(r, &r->fork_tls);
+        px__stats_release(r, &r->fork_tls);
+    }
     pthread_mutex_unlock(&r->tls_lock);
     pthread_setspecific(r->tls_key, NULL);
 }
@@ -569,13 +574,18 @@ void px__tls_release_all(px_region *r)
 void px__tls_reset_after_fork(px_region *r)
 {
     /* The child has one thread; the lanes in these structs belong to the
-     * parent's threads, so free the child's copies of the structs without
-     * touching the lanes. */
-    for (struct px__tls *t = r->tls_list, *n; t; t = n) {
-        n = t->next;
-        free(t);
-    }
+     * parent's threads, so the child drops its copies without touching the
+     * lanes, and without free() or calloc(): another thread of the parent
+     * may have held the allocator's lock when it forked (glibc's malloc
+     * handles that, AddressSanitizer's does not), so the child's own state
+     * is the struct the handle carries for this. */
     r->tls_list = NULL;
     pthread_mutex_init(&r->tls_lock, NULL);
-    pthread_setspecific(r->tls_key, NULL);
+    struct px__tls *t = &r->fork_tls;
+    memset(t, 0, sizeof *t);
+    t->r = r;
+    uint64_t seed = XXH3_64bits(&r, sizeof r) ^ (uint64_t)getpid();
+    t->slot_cursor = (uint32_t)(seed % r->hdr->capacity);
+    t->chunk_cursor = (uint32_t)((seed >> 32) % r->hdr->nchunks);
+    pthread_setspecific(r->tls_key, t);
 }
