@@ -578,7 +578,9 @@ void px__tls_reset_after_fork(px_region *r)
      * lanes, and without free() or calloc(): another thread of the parent
      * may have held the allocator's lock when it forked (glibc's malloc
      * handles that, AddressSanitizer's does not), so the child's own state
-     * is the struct the handle carries for this. */
+     * is the struct the handle carries for this. The copies stay listed
+     * in tls_forked: not freed, not lost. */
+    r->tls_forked = r->tls_list;
     r->tls_list = NULL;
     pthread_mutex_init(&r->tls_lock, NULL);
     struct px__tls *t = &r->fork_tls;

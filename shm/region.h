@@ -59,6 +59,7 @@ struct px_region {
     struct px__sched *scheds;     /* PX__MAX_SCHEDS */
     struct px__stat_shard *stats; /* PX__STAT_SHARDS */
     struct px__tls fork_tls;      /* a pool child's own (px__tls_reset_after_fork) */
+    struct px__tls *tls_forked;   /* in a pool child, the parent's threads' copies */
     _Atomic uint64_t *tags;
     uint8_t *arena;
     uint32_t self; /* our proc index */
