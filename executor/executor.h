@@ -88,6 +88,7 @@ static inline int px__public_state(uint32_t st)
 struct px__stat_run {
     uint32_t q;
     uint64_t enq, due, t0, t1;
+    struct px__tls *t; /* the running thread's, when px__run filled it */
 };
 /* Fills sr at a run's start, for a caller that does not run it itself
  * (the pool's dispatcher); px__run fills it as it goes. */

@@ -490,6 +490,7 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
         sr->enq = atomic_load_explicit(&s->enq_tick, memory_order_relaxed);
         sr->due = atomic_load_explicit(&s->due_ns, memory_order_relaxed);
         sr->t0 = t0;
+        sr->t = ctx.t;
     }
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t len = atomic_load_explicit(&s->args_len, memory_order_relaxed);

@@ -27,7 +27,7 @@ void px__stat_ran(px_region *r, const struct px__stat_run *sr, enum px__outcome 
     if (!r->metrics || out == PX__DONE_REQUEUED || out == PX__DONE_REVOKED || sr->t0 == 0)
         return; /* not a run that ended (it goes again, or another ended it) */
     bool owned;
-    struct px__qstats *qs = px__stats_of(r, px__tls_get(r), sr->q, &owned);
+    struct px__qstats *qs = px__stats_of(r, sr->t ? sr->t : px__tls_get(r), sr->q, &owned);
     if (!qs)
         return;
     const struct px__clock *clk = &r->hdr->clock;

@@ -6,10 +6,8 @@
 /* Takes a free shard for the calling thread, once; after a failure the
  * thread counts in the shared shard for good rather than look again on
  * every task. */
-static uint32_t own_shard(px_region *r, struct px__tls *t)
+uint32_t px__stats_own_shard(px_region *r, struct px__tls *t)
 {
-    if (t->stat_shard || t->stat_none)
-        return t->stat_shard;
     for (uint32_t i = 1; i < PX__STAT_SHARDS; i++) {
         uint32_t free_owner = 0;
         if (atomic_load_explicit(&r->stats[i].owner, memory_order_relaxed) == 0 &&
@@ -21,15 +19,6 @@ static uint32_t own_shard(px_region *r, struct px__tls *t)
     }
     t->stat_none = true;
     return 0;
-}
-
-struct px__qstats *px__stats_of(px_region *r, struct px__tls *t, uint32_t q, bool *owned)
-{
-    if (q >= PX__MAX_QUEUES)
-        return NULL;
-    uint32_t s = t ? own_shard(r, t) : 0;
-    *owned = s != 0;
-    return &r->stats[s ? s - 1 : 0].q[q];
 }
 
 void px__stat_count(px_region *r, struct px__tls *t, uint32_t q, int field, uint64_t n)

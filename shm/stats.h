@@ -44,9 +44,21 @@ static inline uint64_t px__hist_upper(uint32_t b)
     return ((4ull + sub + 1) << (e - 2)) - 1;
 }
 
+/* Takes a shard for the thread (its index + 1), or 0 if none is free. */
+uint32_t px__stats_own_shard(px_region *r, struct px__tls *t);
+
 /* The calling thread's shard's entry for queue q (the shared shard if it
- * has none); *owned says which. NULL for a bad q. */
-struct px__qstats *px__stats_of(px_region *r, struct px__tls *t, uint32_t q, bool *owned);
+ * has none); *owned says which. NULL for a bad q. Inline: it is on every
+ * run's path. */
+static inline struct px__qstats *px__stats_of(px_region *r, struct px__tls *t, uint32_t q,
+                                              bool *owned)
+{
+    if (q >= PX__MAX_QUEUES)
+        return NULL;
+    uint32_t s = !t ? 0 : t->stat_shard || t->stat_none ? t->stat_shard : px__stats_own_shard(r, t);
+    *owned = s != 0;
+    return &r->stats[s ? s - 1 : 0].q[q];
+}
 
 static inline void px__stat_add(_Atomic uint64_t *c, bool owned, uint64_t n)
 {
