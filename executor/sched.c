@@ -44,12 +44,6 @@
 #define NS 1000000000ull
 #define GRACE_NS NS /* later than this (or half a period), a run was missed */
 
-static void sched_lock(px_region *r)
-{
-    if (pthread_mutex_lock(&r->hdr->sched_lock) == EOWNERDEAD)
-        pthread_mutex_consistent(&r->hdr->sched_lock); /* px__sched_advance repairs */
-}
-
 /* The lock if it is free: a timer thread that finds another advancing the
  * schedules leaves it to that one rather than wait and fire late. */
 static bool sched_trylock(px_region *r)
@@ -58,11 +52,6 @@ static bool sched_trylock(px_region *r)
     if (rc == EOWNERDEAD)
         pthread_mutex_consistent(&r->hdr->sched_lock);
     return rc == 0 || rc == EOWNERDEAD;
-}
-
-static void sched_unlock(px_region *r)
-{
-    pthread_mutex_unlock(&r->hdr->sched_lock);
 }
 
 /* The entry an id names, or NULL. */
@@ -245,7 +234,7 @@ void px__sched_advance(px_region *r)
     for (uint32_t i = 0; i < hwm && i < PX__MAX_SCHEDS; i++)
         if (atomic_load(&r->scheds[i].state) == PX__SCHED_ACTIVE)
             advance_one(r, t, &r->scheds[i], now);
-    sched_unlock(r);
+    px__sched_unlock(r);
 }
 
 /* Checks a recurring submit's options and finds its first occurrence. */
@@ -336,10 +325,10 @@ int px__sched_create(px_region *r, const struct px__run_spec *proto, const px_su
     struct px__tls *t = px__tls_get(r);
     if (!t)
         return -ENOMEM;
-    sched_lock(r);
+    px__sched_lock(r);
     struct px__sched *e = free_entry(r);
     if (!e) {
-        sched_unlock(r);
+        px__sched_unlock(r);
         return -EAGAIN;
     }
     atomic_store(&e->state, PX__SCHED_FREE);
@@ -356,11 +345,11 @@ int px__sched_create(px_region *r, const struct px__run_spec *proto, const px_su
         end(r, e, PX__SCHED_CANCELLED);
         atomic_store(&e->state, PX__SCHED_FREE);
         atomic_store(&e->creating, 0);
-        sched_unlock(r);
+        px__sched_unlock(r);
         return ticket < 0 ? (int)ticket : rc;
     }
     atomic_store(&e->creating, 0);
-    sched_unlock(r);
+    px__sched_unlock(r);
     /* Durable (sync mode) before it is acknowledged: the schedule's record
      * precedes its first run's, so waiting for the run's waits for both.
      * If that fails, nothing of it may stay. */
@@ -375,13 +364,13 @@ int px__sched_create(px_region *r, const struct px__run_spec *proto, const px_su
 
 int px__sched_cancel(px_region *r, px_id id)
 {
-    sched_lock(r);
+    px__sched_lock(r);
     struct px__sched *e = sched_of(r, id);
     int rc = !e ? -ENOENT : atomic_load(&e->state) != PX__SCHED_ACTIVE ? -EALREADY : 0;
     px_id run = e ? atomic_load(&e->next_id) : 0;
     if (rc == 0)
         end(r, e, PX__SCHED_CANCELLED);
-    sched_unlock(r);
+    px__sched_unlock(r);
     if (rc == 0)
         cancel_waiting(r, run);
     return rc;

@@ -338,8 +338,7 @@ static int drop_old(px_region *r, uint64_t begin, uint64_t *dropped)
  * be in a segment this checkpoint lets go while its SCHED record stays. */
 static int emit_scheds(px_region *r)
 {
-    if (pthread_mutex_lock(&r->hdr->sched_lock) == EOWNERDEAD)
-        pthread_mutex_consistent(&r->hdr->sched_lock);
+    px__sched_lock(r);
     int rc = 0;
     uint32_t hwm = atomic_load(&r->hdr->sched_hwm);
     for (uint32_t i = 0; i < hwm && i < PX__MAX_SCHEDS && rc == 0; i++) {
@@ -353,7 +352,7 @@ static int emit_scheds(px_region *r)
         int64_t t = px__journal_sched(r, e, id);
         rc = t < 0 ? (int)t : 0;
     }
-    pthread_mutex_unlock(&r->hdr->sched_lock);
+    px__sched_unlock(r);
     return rc;
 }
 

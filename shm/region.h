@@ -11,6 +11,7 @@
 #include "pollux.h"
 
 #include <pthread.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -167,5 +168,19 @@ void px__wake_slot(px_region *r, struct px__slot *s);
 void px__wake_room(px_region *r);
 /* Wakes producers waiting for lane room if lane l is at most half full. */
 void px__wake_lane(px_region *r, struct px__lane *l);
+
+/* The schedule table's robust lock (executor/sched.c). A holder that died
+ * leaves the table as it was between two steps; the repair is
+ * px__sched_advance's, so taking the lock only marks it consistent. */
+static inline void px__sched_lock(px_region *r)
+{
+    if (pthread_mutex_lock(&r->hdr->sched_lock) == EOWNERDEAD)
+        pthread_mutex_consistent(&r->hdr->sched_lock);
+}
+
+static inline void px__sched_unlock(px_region *r)
+{
+    pthread_mutex_unlock(&r->hdr->sched_lock);
+}
 
 #endif
