@@ -2,10 +2,12 @@
  * Recurring schedules (every_s): exactly `times` runs, none due after
  * `until`, one run per occurrence with several worker processes and after
  * the only one running is killed, cancelling stops them, the missed-run
- * policy (once or skip) after a time with no worker, and bad options are
- * refused and leave nothing.
+ * policy (once or skip) after a time with no worker, a maker killed
+ * between two steps is repaired, and bad options are refused and leave
+ * nothing.
  */
 #include "common.h"
+#include "shm/region.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -298,5 +300,53 @@ Test(recurring, bad_options_are_refused_and_leave_nothing)
     uint32_t cursor = 0;
     px_id ids[4];
     cr_assert_eq(px_list(r, &(px_list_opts){0}, ids, 4, &cursor), 0, "and no task");
+    cr_assert_eq(px_region_close(r), 0);
+}
+
+/* A process killed while making a schedule's run, after the commit and
+ * before the run reached the timer heap (armed = 0, the pending run a
+ * slot that never got there): the next timer thread to take the lock
+ * makes that same run again, once, and the schedule makes exactly its
+ * `times` runs. The child builds that state by hand under the lock and
+ * dies holding it. */
+Test(recurring, a_maker_killed_between_commit_and_heap_is_repaired_once)
+{
+    px_region *r = open_r();
+    px_id s = every(r, &(px_submit_opts){.every_s = 0.1, .times = 4});
+    px_schedule_info si = info_of(r, s);
+    cr_assert_eq(si.made, 1);
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    kids[0] = fork();
+    cr_assert_geq(kids[0], 0);
+    if (kids[0] == 0) {
+        px_region *cr;
+        if (px_region_open(rname, NULL, &cr))
+            _exit(2);
+        struct px__sched *e = &cr->scheds[PX__ID_IDX(s) - PX__SCHED_BIT];
+        px__sched_lock(cr);
+        /* Its first run never reached the heap: cancel the real one, and
+         * leave the entry pointing at a slot of another generation. */
+        px_id run = atomic_load(&e->next_id);
+        if (px_cancel(cr, run))
+            _exit(3);
+        atomic_store(&e->pend_id, run ^ (1ull << 40));
+        atomic_store(&e->pend_ns, atomic_load(&e->next_ns));
+        atomic_store(&e->pend_run, 1);
+        atomic_store(&e->armed, 0);
+        (void)!write(ready[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    cr_assert_eq(read(ready[0], &c, 1), 1);
+    kill_workers(0);
+    px_workers *w = px_test_workers(r, 2, 1);
+    wait_ended(r, s, 10);
+    usleep(300000);
+    cr_assert_eq(atomic_load(&book->runs), 4, "%d runs", atomic_load(&book->runs));
+    cr_assert_eq(info_of(r, s).made, 4);
+    cr_assert_eq(px_status(r, si.next_id), PX_CANCELLED, "the cancelled run stayed cancelled");
+    cr_assert_eq(px_workers_stop(w), 0);
     cr_assert_eq(px_region_close(r), 0);
 }
