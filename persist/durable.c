@@ -295,40 +295,60 @@ static int flush_clean(px_region *r, uint64_t failed)
     return rc ? rc : st.failed_groups != failed ? -EIO : 0;
 }
 
-/* True if a live process appends to this segment. */
-static bool in_use(px_region *r, const struct px__seg *s)
+/* True if a live process appends to this writer's segment seq. */
+static bool in_use(px_region *r, uint64_t writer, uint32_t seq)
 {
     for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
         struct px__proc *p = &r->procs[i];
-        if (atomic_load(&p->state) != PX__PROC_FREE &&
-            atomic_load(&p->wal_writer) == s->head.writer &&
-            atomic_load(&p->wal_seq) == s->head.seq)
+        if (atomic_load(&p->state) != PX__PROC_FREE && atomic_load(&p->wal_writer) == writer &&
+            atomic_load(&p->wal_seq) == seq)
             return true;
     }
     return false;
+}
+
+/* True if every record of segment h is older than begin. A segment the
+ * same writer followed with one whose head is older than begin is (see
+ * log.h), and no file but its head needs reading; only the last segment
+ * of a writer that is gone is read whole. A segment whose head cannot be
+ * read yet may be one a live writer is making: in_use says so first. */
+static bool all_older(px_region *r, const struct px__seg_head *hs, size_t n,
+                      const struct px__seg_head *h, uint64_t begin)
+{
+    if (in_use(r, h->writer, h->seq))
+        return false;
+    for (size_t j = 0; j < n; j++)
+        if (hs[j].writer == h->writer && hs[j].seq == h->seq + 1)
+            return hs[j].has_lsn && hs[j].lsn <= begin;
+    uint64_t max;
+    return px__log_segment_max(r->hdr->log_dir, h->name, &max) == 0 && max < begin;
 }
 
 /* Deletes every segment all of whose records are older than begin and
  * that no live process appends to. */
 static int drop_old(px_region *r, uint64_t begin, uint64_t *dropped)
 {
-    struct px__log l;
-    int rc = px__log_load(r->hdr->log_dir, &l);
+    struct px__seg_head *hs;
+    size_t n;
+    int rc = px__log_heads(r->hdr->log_dir, &hs, &n);
     if (rc)
         return rc;
     int dfd = open(r->hdr->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        px__log_free(&l);
+        free(hs);
         return -errno;
     }
-    for (size_t i = 0; i < l.nsegs; i++) {
-        struct px__seg *s = &l.segs[i];
-        if (s->max_lsn < begin && !in_use(r, s) && unlinkat(dfd, s->name, 0) == 0)
+    /* Decided on the heads as read, before any is deleted. */
+    bool *drop = calloc(n ? n : 1, sizeof *drop);
+    for (size_t i = 0; drop && i < n; i++)
+        drop[i] = all_older(r, hs, n, &hs[i], begin);
+    for (size_t i = 0; drop && i < n; i++)
+        if (drop[i] && unlinkat(dfd, hs[i].name, 0) == 0)
             (*dropped)++;
-    }
-    rc = fsync(dfd) == 0 ? 0 : -errno;
+    rc = !drop ? -ENOMEM : fsync(dfd) == 0 ? 0 : -errno;
     close(dfd);
-    px__log_free(&l);
+    free(drop);
+    free(hs);
     return rc;
 }
 

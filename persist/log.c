@@ -185,6 +185,109 @@ static int collect(struct px__log *l)
     return 0;
 }
 
+/* Parses a writer's segment name, "<16 hex digits>-<decimal seq>.wal". */
+static bool parse_name(const char *n, uint64_t *writer, uint32_t *seq)
+{
+    size_t len = strlen(n);
+    if (len < 16 + 1 + 1 + 4 || len > 16 + 1 + 10 + 4 || n[16] != '-' ||
+        strcmp(n + len - 4, ".wal") != 0)
+        return false;
+    uint64_t w = 0, q = 0;
+    for (size_t i = 0; i < 16; i++) {
+        int c = n[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        w = w << 4 | (uint64_t)d;
+    }
+    for (size_t i = 17; i < len - 4; i++) {
+        if (n[i] < '0' || n[i] > '9')
+            return false;
+        q = q * 10 + (uint64_t)(n[i] - '0');
+    }
+    if (q > UINT32_MAX)
+        return false;
+    *writer = w;
+    *seq = (uint32_t)q;
+    return true;
+}
+
+/* The LSN of the SEGMENT record a segment opens with, if it is valid. */
+static int read_head(int dirfd, struct px__seg_head *h)
+{
+    int fd = openat(dirfd, h->name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ELOOP || errno == ENOENT ? 0 : -errno;
+    uint8_t buf[512];
+    struct stat st;
+    ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? pread(fd, buf, sizeof buf, 0) : 0;
+    int rc = got < 0 ? -errno : 0;
+    close(fd);
+    struct px__rec r;
+    struct px__rec_segment head;
+    if (got > 0 && px__rec_read(buf, (size_t)got, 0, &r) > 0 && px__rec_segment_get(&r, &head)) {
+        h->has_lsn = 1;
+        h->lsn = r.lsn;
+    }
+    return rc;
+}
+
+int px__log_heads(const char *dir, struct px__seg_head **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    int rc = 0;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && rc == 0) {
+        struct px__seg_head h = {0};
+        if (!parse_name(e->d_name, &h.writer, &h.seq))
+            continue;
+        snprintf(h.name, sizeof h.name, "%s", e->d_name);
+        if ((rc = read_head(dirfd(d), &h)) != 0)
+            break;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct px__seg_head *m = realloc(*out, cap * sizeof *m);
+            if (!m) {
+                rc = -ENOMEM;
+                break;
+            }
+            *out = m;
+        }
+        (*out)[(*n)++] = h;
+    }
+    closedir(d);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int px__log_segment_max(const char *dir, const char *name, uint64_t *max)
+{
+    *max = 0;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    struct px__seg s = {0};
+    snprintf(s.name, sizeof s.name, "%s", name);
+    int rc = read_file(dfd, s.name, &s.data, &s.size);
+    close(dfd);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc)
+        return rc;
+    scan_segment(&s);
+    *max = s.max_lsn;
+    free(s.data);
+    return 0;
+}
+
 int px__log_load(const char *dir, struct px__log *out)
 {
     memset(out, 0, sizeof *out);

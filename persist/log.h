@@ -36,6 +36,27 @@ struct px__log {
     uint64_t bytes_cut; /* non-zero bytes past the valid prefixes and cut points */
 };
 
+/* What a checkpoint needs to know of a segment without reading all of it:
+ * whose it is (from its name, "<writer>-<seq>.wal") and the LSN of its
+ * first frame, the SEGMENT record. Every record a writer put in one
+ * segment has a smaller LSN than its next segment's head, which was taken
+ * after the writer had taken the last group of the one before. */
+struct px__seg_head {
+    char name[64];
+    uint64_t writer;
+    uint32_t seq;
+    int has_lsn; /* the first frame is a valid SEGMENT record */
+    uint64_t lsn;
+};
+
+/* Reads the first frame of every *.wal file in dir whose name a writer
+ * gives its segments; *out is malloc'ed. -ENOENT if dir does not exist. */
+int px__log_heads(const char *dir, struct px__seg_head **out, size_t *n);
+
+/* Reads one segment whole: the largest LSN of its valid records (0 if
+ * none). */
+int px__log_segment_max(const char *dir, const char *name, uint64_t *max);
+
 /* Loads every *.wal file in dir. -ENOENT if dir does not exist. */
 int px__log_load(const char *dir, struct px__log *out);
 void px__log_free(struct px__log *l);

@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 static char rname[64], dir[64];
@@ -224,6 +225,35 @@ Test(durable, recovery_twice_keeps_ids_and_continues_the_lsns)
     r = open_durable(PX_DURABLE_SYNC, &rec);
     cr_assert_eq(rec.restored, 2, "the checkpoint alone rebuilds both");
     cr_assert_eq(px_status(r, a), PX_PENDING);
+    px_region_close(r);
+}
+
+/* A writer publishes its next segment before it makes the file, and the
+ * file is empty until its first record is written: a checkpoint that
+ * reads it then must keep it, and keep the segment before it, whose
+ * successor's head it cannot read yet. */
+Test(durable, a_checkpoint_keeps_a_segment_its_writer_is_still_making)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    cr_assert_eq(px_submit(r, "echo", "a", 1, NULL, NULL), 0);
+    cr_assert_eq(segments(), 1);
+    struct px__proc *me = &r->procs[r->self];
+    uint64_t writer = atomic_load(&me->wal_writer);
+    uint32_t seq = atomic_load(&me->wal_seq);
+    char path[256];
+    snprintf(path, sizeof path, "%s/log/%016llx-%06u.wal", dir, (unsigned long long)writer,
+             seq + 1);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    atomic_store(&me->wal_seq, seq + 1);
+    uint64_t dropped;
+    cr_assert_eq(px__checkpoint(r, &dropped), 0);
+    cr_assert_eq(dropped, 0);
+    cr_assert_eq(segments(), 2);
+    cr_assert_eq(access(path, F_OK), 0, "the segment being made is still there");
+    atomic_store(&me->wal_seq, seq);
+    cr_assert_eq(unlink(path), 0);
     px_region_close(r);
 }
 
