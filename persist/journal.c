@@ -19,7 +19,10 @@ static int64_t submit_record(px_region *r, struct px__rec_submit *rec, uint32_t 
     rec->prio = prio == PX_PRIORITY_NORMAL ? 0 : prio;
     memcpy(rec->name, r->defs[def].name, sizeof rec->name);
     rec->name[sizeof rec->name - 1] = '\0';
-    snprintf(rec->queue, sizeof rec->queue, "%s", r->queues[q].name);
+    /* A copy, not snprintf: this runs once per submit. */
+    _Static_assert(sizeof rec->queue >= PX__QNAME_MAX, "queue names fit");
+    memcpy(rec->queue, r->queues[q].name, PX__QNAME_MAX);
+    rec->queue[PX__QNAME_MAX - 1] = '\0';
     uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 5 * 9;
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
