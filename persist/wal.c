@@ -3,23 +3,41 @@
  * See wal.h for what it guarantees.
  *
  * Invariants:
- * - fill, fill_group, done_group, results[], sync_waiters, stop and the
- *   stats are guarded by mu. The segment fields (fd, off, seq, cut) belong
- *   to the log thread alone once it runs.
- * - A record is in exactly one group: the fill buffer at the time of its
- *   px__wal_end. The log thread takes the fill buffer whole, so a group's
- *   records are written in one call, in buffer (LSN) order.
+ * - Ring i > 0 has one appending thread at a time, its owner: the owner
+ *   alone writes its tail and the bytes past it; the log thread alone
+ *   writes its head. Ring 0 is appended to under mu, by threads that found
+ *   no ring of their own. Bytes [head, tail) of a ring are sealed records
+ *   the log thread has not written yet; bytes past tail are a record being
+ *   built (or the remains of one whose builder died) and are never read.
+ * - A ring's tail is published with a sequentially consistent store, and
+ *   the appender reads fill_group after it; the log thread moves
+ *   fill_group from g to g + 1 before it reads the tails for group g. So a
+ *   record whose appender read ticket t is in a group <= t, and waiting
+ *   for done_group >= t waits for it.
+ * - The log thread advances a ring's head (release) only after the write
+ *   of those bytes returned, so an owner (acquire) never overwrites bytes
+ *   the kernel has not copied.
  * - done_group only grows; results[g % RESULTS] is group g's outcome from
  *   the moment done_group reaches g until group g + RESULTS completes.
+ * - The log thread sleeps only after announcing it in `sleeping` and then
+ *   finding nothing to do; an appender reads `sleeping` after publishing,
+ *   so either the log thread sees the record or the appender wakes it.
+ *
+ * If a thread dies between reserving room and publishing, its ring holds
+ * a partial record past the tail, which the next owner overwrites. A ring
+ * whose owner thread no longer exists is taken over by the next thread
+ * that finds none free.
  */
 #define _GNU_SOURCE
 #include "wal.h"
 #include "io.h"
+#include "../shm/futex.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,16 +46,27 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define RESULTS 1024
-#define MIN_BUF (4u << 20)
+#define RINGS PX__WAL_RINGS
+#define MIN_RING (2u << 20)
 #define PREALLOC_STEP (4ull << 20)
 
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
+/* The log thread's sleep: not at all, without a deadline (nothing to
+ * write: any record wakes it) or until the async window closes (only a
+ * record that must go out at once wakes it). */
+enum { AWAKE = 0, IDLE = 1, TIMED = 2 };
+
+struct ring {
+    _Atomic uint64_t owner;   /* 0: free; pid << 32 | tid of the appending thread */
+    _Atomic uint64_t tail;    /* bytes published, from the ring's creation */
+    _Atomic uint64_t records; /* records published */
+    uint8_t pad1[40];
+    _Atomic uint64_t head; /* bytes written to the log */
+    uint8_t pad2[56];
 };
 
 struct px__wal {
@@ -46,24 +75,53 @@ struct px__wal {
     int dirfd;
     struct px__io *io;
     pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t work; /* the log thread waits for records */
-    pthread_cond_t done; /* appenders wait for room, waiters for groups */
-    struct buf fill, spare;
-    uint64_t fill_group, done_group;
+    pthread_mutex_t mu; /* ring 0's appenders */
+    struct ring rings[RINGS];
+    uint8_t *mem;   /* rings[i]'s bytes at mem + 2 * i * cap, mapped twice */
+    size_t cap;     /* bytes of each ring; set at open, then read-only */
+    size_t max_rec; /* the largest frame an append may make */
+    _Atomic uint64_t fill_group, done_group;
+    _Atomic uint64_t want; /* the largest group a waiter waits for */
     int results[RESULTS];
-    unsigned sync_waiters;
-    bool stop, flushing;
-    size_t buf_cap; /* of each buffer; set at open, then read-only */
-    struct px__wal_stats st;
+    _Atomic uint32_t sleeping, kick_seq, done_seq, room_seq;
+    _Atomic uint32_t done_waiters, room_waiters, urgent;
+    _Atomic bool stop;
+    _Atomic uint64_t groups, flushes, bytes, failed_groups, segments;
     /* Log thread only. */
     int fd;
     uint32_t seq;
     uint64_t writer, off, allocated, cut; /* cut: where the last segment must be cut */
+    uint64_t flushed_ns;                  /* when the last flush was */
+    uint64_t due_ns;  /* the oldest unwritten record must be written by then (0: none seen) */
+    uint64_t owed_ns; /* the oldest written, unflushed one must be flushed by then */
+    bool dirty;       /* written since the last flush */
 };
 
+/* The ring this thread appends to, for the writer it last appended to;
+ * reset in a forked child, whose thread is not the ring's owner. */
+static __thread struct px__wal *tl_wal;
+static __thread uint32_t tl_ring;
+static __thread uint64_t tl_token;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_ring(void)
+{
+    tl_wal = NULL;
+    tl_token = 0;
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_ring);
+}
+
+static uint8_t *ring_base(const struct px__wal *w, uint32_t i)
+{
+    return w->mem + 2 * (size_t)i * w->cap;
+}
+
 /* Memory shared with the pool children this process forks later: the
- * writer and its buffers, so that a child appends to its parent's log
+ * writer and its rings, so that a child appends to its parent's log
  * without a thread or an allocation of its own (see wal.h). */
 static void *shared_alloc(size_t size)
 {
@@ -71,29 +129,54 @@ static void *shared_alloc(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
-static int buf_make(struct buf *b, size_t cap)
+/* Maps each ring's bytes twice in a row, so that a record that runs past
+ * the end of a ring is still one contiguous range: no record, and no
+ * group's part of a ring, is ever split. */
+static int rings_map(struct px__wal *w)
 {
-    b->p = shared_alloc(cap);
-    b->cap = cap;
-    b->len = 0;
-    return b->p ? 0 : -ENOMEM;
+    size_t total = 2 * (size_t)RINGS * w->cap;
+    int fd = memfd_create("pollux-wal", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    void *base = MAP_FAILED;
+    if (ftruncate(fd, (off_t)(RINGS * w->cap)) != 0 ||
+        (base = mmap(NULL, total, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)) ==
+            MAP_FAILED)
+        rc = -errno;
+    for (uint32_t i = 0; rc == 0 && i < 2 * RINGS; i++) {
+        void *at = (uint8_t *)base + (size_t)i * w->cap;
+        if (mmap(at, w->cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+                 (off_t)((i / 2) * w->cap)) == MAP_FAILED)
+            rc = -errno;
+    }
+    close(fd);
+    if (rc && base != MAP_FAILED)
+        munmap(base, total);
+    if (rc == 0)
+        w->mem = base;
+    return rc;
 }
 
-/* Locks the writer. A holder that died (a child killed while appending)
- * left the buffer valid: its bytes past fill.len are simply not used. */
+/* Locks ring 0. A holder that died (a child killed while appending) left
+ * the ring valid: its bytes past the tail are simply not used. */
 static void wal_lock(struct px__wal *w)
 {
     if (pthread_mutex_lock(&w->mu) == EOWNERDEAD)
         pthread_mutex_consistent(&w->mu);
 }
 
-/* Waits on c (until ts, if given) as wal_lock locks; true on a timeout. */
-static bool wal_cond_wait(struct px__wal *w, pthread_cond_t *c, const struct timespec *ts)
+/* Wakes the log thread if it sleeps, or (force false) only if it sleeps
+ * with nothing to write. */
+static void kick(struct px__wal *w, bool force)
 {
-    int rc = ts ? pthread_cond_timedwait(c, &w->mu, ts) : pthread_cond_wait(c, &w->mu);
-    if (rc == EOWNERDEAD)
-        pthread_mutex_consistent(&w->mu);
-    return rc == ETIMEDOUT;
+    uint32_t s = atomic_load(&w->sleeping);
+    if (s == AWAKE || (s == TIMED && !force))
+        return;
+    if (atomic_compare_exchange_strong(&w->sleeping, &s, AWAKE)) {
+        atomic_fetch_add(&w->kick_seq, 1);
+        px__futex_wake(&w->kick_seq, 1);
+    }
 }
 
 /* ---- Segments (log thread) ------------------------------------------------ */
@@ -145,9 +228,7 @@ static int segment_try(struct px__wal *w)
     w->off = hsize;
     w->allocated = want;
     w->cut = UINT64_MAX;
-    wal_lock(w); /* the counters are read under it */
-    w->st.segments++;
-    pthread_mutex_unlock(&w->mu);
+    atomic_fetch_add(&w->segments, 1);
     return 0;
 }
 
@@ -167,28 +248,27 @@ static int segment_open(struct px__wal *w)
     return rc;
 }
 
-/* Writes one group and flushes it. On failure the segment is abandoned at
- * the group's offset and a new one started at once, whose first record
- * tells recovery to cut the old one there. */
-static int write_group(struct px__wal *w, struct buf *b)
+/* Writes one group and, if flush, makes the segment durable. On failure
+ * the segment is abandoned at the group's offset and a new one started at
+ * once, whose first record tells recovery to cut the old one there. */
+static int write_group(struct px__wal *w, const struct iovec *v, int n, size_t len, bool flush)
 {
     int rc = 0;
-    if (w->fd < 0 || w->off + b->len > w->o.segment_bytes)
+    if (w->fd < 0 || w->off + len > w->o.segment_bytes)
         if ((rc = segment_open(w)) != 0) {
             fprintf(stderr, "pollux: cannot start a log segment in %s: %s\n", w->dir,
                     strerror(-rc));
             return rc;
         }
-    if (w->off + b->len > w->allocated) {
-        uint64_t end = w->off + b->len + PREALLOC_STEP;
+    if (w->off + len > w->allocated) {
+        uint64_t end = w->off + len + PREALLOC_STEP;
         if (w->io->ops->prealloc(w->io, w->fd, w->allocated, end - w->allocated) == 0)
             w->allocated = end;
     }
-    struct iovec v = {b->p, b->len};
-    rc = w->io->ops->write(w->io, w->fd, &v, 1, w->off, true);
+    rc = w->io->ops->write(w->io, w->fd, v, n, w->off, flush);
     if (rc == 0) {
-        w->off += b->len;
-        atomic_fetch_add(w->o.bytes, b->len);
+        w->off += len;
+        atomic_fetch_add(w->o.bytes, len);
         return 0;
     }
     fprintf(stderr, "pollux: log %s/%016" PRIx64 "-%06u.wal: write at %" PRIu64 " failed: %s\n",
@@ -204,106 +284,235 @@ static int write_group(struct px__wal *w, struct buf *b)
 
 /* ---- The log thread --------------------------------------------------- */
 
-static void deadline_in(struct timespec *ts, unsigned ms)
+static bool pending(struct px__wal *w)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    uint64_t ns = (uint64_t)ts->tv_nsec + (uint64_t)ms * 1000000ull;
-    ts->tv_sec += (time_t)(ns / 1000000000ull);
-    ts->tv_nsec = (long)(ns % 1000000000ull);
+    for (uint32_t i = 0; i < RINGS; i++)
+        if (atomic_load(&w->rings[i].tail) !=
+            atomic_load_explicit(&w->rings[i].head, memory_order_relaxed))
+            return true;
+    return false;
 }
 
-/* True when the (non-empty) fill buffer should be written at once, without
- * waiting for the async window to close. */
+/* True if a waiter waits for a group not yet done. */
+static bool wanted(struct px__wal *w)
+{
+    return atomic_load(&w->want) > atomic_load_explicit(&w->done_group, memory_order_relaxed);
+}
+
+/* True when a group should be written at once, without waiting for the
+ * async window to close: sync mode, a waiter, a ring half full, closing. */
 static bool due_now(struct px__wal *w)
 {
-    return w->o.sync || w->stop || w->sync_waiters || w->fill.len >= w->fill.cap / 2;
+    return w->o.sync || atomic_load(&w->stop) || wanted(w) || atomic_load(&w->room_waiters) ||
+           atomic_load(&w->urgent);
 }
 
-/* Waits, under mu, until there is a group to write (true) or the writer
- * stops with nothing left (false). An empty buffer is waited on without a
- * timeout; in async mode a buffer that is not due yet is given until
- * async_ms after the log thread first saw it non-empty. */
-static bool await_group(struct px__wal *w)
+static uint64_t mono_ns(void)
 {
     struct timespec ts;
-    bool have_deadline = false;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t window_ns(const struct px__wal *w)
+{
+    return (uint64_t)(w->o.async_ms ? w->o.async_ms : 1) * 1000000ull;
+}
+
+/* Waits until there is a group to take (true), or the writer stops with
+ * nothing left (false). A sync waiter takes a group even when there is
+ * nothing to write: its group's completion is what it waits for. In async
+ * mode a record is written within async_ms of the log thread first seeing
+ * it, and flushed by then too (see take_group), so the log thread also
+ * wakes when a flush is owed. */
+static bool await_group(struct px__wal *w)
+{
     for (;;) {
-        if (w->fill.len == 0) {
-            if (w->stop)
-                return false;
-            wal_cond_wait(w, &w->work, NULL);
-            continue;
-        }
-        if (due_now(w))
+        bool have = pending(w), stop = atomic_load(&w->stop);
+        if (!have && !w->dirty && stop)
+            return false;
+        if ((have && due_now(w)) || wanted(w) || (stop && w->dirty))
             return true;
-        if (!have_deadline) {
-            deadline_in(&ts, w->o.async_ms ? w->o.async_ms : 1);
-            have_deadline = true;
-        }
-        if (wal_cond_wait(w, &w->work, &ts))
+        uint64_t now = mono_ns(), until = 0;
+        if (have && w->due_ns == 0)
+            w->due_ns = now + window_ns(w);
+        if (have)
+            until = w->due_ns;
+        if (w->dirty && (!until || w->owed_ns < until))
+            until = w->owed_ns;
+        if (until && now >= until)
             return true;
+        uint32_t seen = atomic_load(&w->kick_seq);
+        atomic_store(&w->sleeping, until ? TIMED : IDLE);
+        /* Looked at again after announcing the sleep: see the invariants. */
+        bool again =
+            pending(w) != have || atomic_load(&w->stop) || (have && due_now(w)) || wanted(w);
+        if (!again)
+            px__futex_wait(&w->kick_seq, seen, until ? (int64_t)(until - now) : -1);
+        atomic_store(&w->sleeping, AWAKE);
     }
+}
+
+/* True if a group taken now must be flushed. In sync mode, for a waiter and
+ * when closing, always. In async mode a group taken early, because a ring
+ * is half full, is only written: the window bounds what a power loss can
+ * take, and a flush per half ring would cost more than the write. Its
+ * records are then owed a flush by the time they were due (group_due). */
+static bool flush_due(struct px__wal *w, uint64_t now, uint64_t group_due)
+{
+    if (w->o.sync || wanted(w) || atomic_load(&w->stop) || now >= group_due)
+        return true;
+    return (w->dirty && now >= w->owed_ns) || now - w->flushed_ns >= window_ns(w);
+}
+
+/* Writes every ring's published records as group g. */
+static void take_group(struct px__wal *w, uint64_t g)
+{
+    struct iovec v[RINGS];
+    uint64_t tails[RINGS];
+    int n = 0;
+    size_t len = 0;
+    for (uint32_t i = 0; i < RINGS; i++) {
+        struct ring *r = &w->rings[i];
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+        tails[i] = atomic_load(&r->tail);
+        if (tails[i] == head)
+            continue;
+        v[n].iov_base = ring_base(w, i) + head % w->cap;
+        v[n].iov_len = tails[i] - head;
+        len += v[n++].iov_len;
+    }
+    atomic_store(&w->urgent, 0);
+    uint64_t now = mono_ns(), group_due = w->due_ns ? w->due_ns : now + window_ns(w);
+    w->due_ns = 0;
+    /* A group may have nothing new but earlier groups' writes to flush. */
+    bool flush = (n || w->dirty) && flush_due(w, now, group_due);
+    int rc = n || flush ? write_group(w, v, n, len, flush) : 0;
+    if (rc == 0 && flush) {
+        w->flushed_ns = mono_ns();
+        w->dirty = false;
+    } else if (rc == 0 && n) {
+        w->owed_ns = w->dirty && w->owed_ns < group_due ? w->owed_ns : group_due;
+        w->dirty = true;
+    } else if (rc) {
+        /* A failed group abandons its segment, and with it what was not
+         * flushed: recovery stops at the first record the disk lost. */
+        w->dirty = false;
+    }
+    for (uint32_t i = 0; i < RINGS; i++)
+        atomic_store_explicit(&w->rings[i].head, tails[i], memory_order_release);
+    w->results[g % RESULTS] = rc;
+    atomic_store_explicit(&w->done_group, g, memory_order_release);
+    if (n) {
+        atomic_fetch_add(&w->groups, 1);
+        atomic_fetch_add(&w->flushes, flush);
+        atomic_fetch_add(&w->bytes, len);
+    }
+    if (rc)
+        atomic_fetch_add(&w->failed_groups, 1);
+    atomic_fetch_add(&w->done_seq, 1);
+    if (atomic_load(&w->done_waiters))
+        px__futex_wake(&w->done_seq, INT32_MAX);
+    atomic_fetch_add(&w->room_seq, 1);
+    if (atomic_load(&w->room_waiters))
+        px__futex_wake(&w->room_seq, INT32_MAX);
 }
 
 static void *log_main(void *p)
 {
     struct px__wal *w = p;
-    wal_lock(w);
-    while (await_group(w)) {
-        struct buf b = w->fill;
-        w->fill = w->spare;
-        uint64_t g = w->fill_group++;
-        w->flushing = true;
-        pthread_mutex_unlock(&w->mu);
-        int rc = write_group(w, &b);
-        wal_lock(w);
-        w->flushing = false;
-        w->results[g % RESULTS] = rc;
-        w->done_group = g;
-        w->st.groups++;
-        w->st.flushes++;
-        w->st.bytes += b.len;
-        if (rc)
-            w->st.failed_groups++;
-        b.len = 0;
-        w->spare = b;
-        pthread_cond_broadcast(&w->done);
-    }
-    pthread_mutex_unlock(&w->mu);
+    while (await_group(w))
+        take_group(w, atomic_fetch_add(&w->fill_group, 1));
     return NULL;
 }
 
 /* ---- Appending and waiting ---------------------------------------------- */
+
+/* True if the thread whose token this is has exited. */
+static bool owner_gone(uint64_t token)
+{
+    pid_t pid = (pid_t)(token >> 32), tid = (pid_t)(token & 0xffffffffu);
+    return syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH;
+}
+
+/* Finds this thread's ring of w, or takes a free one, or one whose owner
+ * has exited; 0 (the shared ring) if there is none. */
+static uint32_t claim_ring(struct px__wal *w)
+{
+    if (tl_token == 0)
+        tl_token = (uint64_t)getpid() << 32 | (uint32_t)gettid();
+    for (uint32_t i = 1; i < RINGS; i++)
+        if (atomic_load(&w->rings[i].owner) == tl_token)
+            return i;
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 1; i < RINGS; i++) {
+            uint64_t o = atomic_load(&w->rings[i].owner);
+            if ((o == 0 || (pass == 1 && owner_gone(o))) &&
+                atomic_compare_exchange_strong(&w->rings[i].owner, &o, tl_token))
+                return i;
+        }
+    return 0;
+}
+
+/* The ring this thread appends to; ring 0 is returned locked. */
+static uint32_t my_ring(struct px__wal *w)
+{
+    if (tl_wal != w ||
+        atomic_load_explicit(&w->rings[tl_ring].owner, memory_order_relaxed) != tl_token ||
+        tl_token == 0) {
+        tl_ring = claim_ring(w);
+        tl_wal = w;
+    }
+    if (tl_ring == 0)
+        wal_lock(w);
+    return tl_ring;
+}
+
+/* Waits until ring r has need bytes free past its tail. */
+static void wait_room(struct px__wal *w, struct ring *r, size_t need)
+{
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    while (tail + need - atomic_load_explicit(&r->head, memory_order_acquire) > w->cap) {
+        uint32_t seen = atomic_load(&w->room_seq);
+        atomic_fetch_add(&w->room_waiters, 1);
+        kick(w, true);
+        if (tail + need - atomic_load(&r->head) > w->cap)
+            px__futex_wait(&w->room_seq, seen, -1);
+        atomic_fetch_sub(&w->room_waiters, 1);
+    }
+}
 
 uint8_t *px__wal_begin(struct px__wal *w, uint32_t max)
 {
     if (max > PX__REC_MAX_BODY)
         return NULL; /* a frame the reader would refuse */
     size_t need = px__rec_size(max);
-    if (need > w->buf_cap)
+    if (need > w->max_rec)
         return NULL; /* larger than the writer was made for */
-    wal_lock(w);
-    /* A full buffer waits for the log thread to take it; an empty one has
-     * room for the largest record. */
-    while (w->fill.cap - w->fill.len < need) {
-        pthread_cond_signal(&w->work);
-        wal_cond_wait(w, &w->done, NULL);
-    }
-    return w->fill.p + w->fill.len + PX__REC_HDR;
+    uint32_t i = my_ring(w);
+    struct ring *r = &w->rings[i];
+    wait_room(w, r, need);
+    return ring_base(w, i) + atomic_load_explicit(&r->tail, memory_order_relaxed) % w->cap +
+           PX__REC_HDR;
 }
 
 uint64_t px__wal_end(struct px__wal *w, uint16_t type, uint32_t len)
 {
+    uint32_t i = tl_ring;
+    struct ring *r = &w->rings[i];
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t lsn = atomic_fetch_add(w->o.lsn, 1) + 1;
-    bool first = w->fill.len == 0;
-    w->fill.len += px__rec_seal(w->fill.p + w->fill.len, type, lsn, len);
-    w->st.records++;
-    uint64_t ticket = w->fill_group;
-    /* The log thread sleeps without a timeout on an empty buffer: the first
-     * record wakes it (to start the async window, or to write at once). */
-    if (!w->flushing && (first || w->o.sync))
-        pthread_cond_signal(&w->work);
-    pthread_mutex_unlock(&w->mu);
+    tail += px__rec_seal(ring_base(w, i) + tail % w->cap, type, lsn, len);
+    atomic_store_explicit(&r->records, atomic_load_explicit(&r->records, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store(&r->tail, tail);
+    uint64_t ticket = atomic_load(&w->fill_group);
+    bool half = tail - atomic_load_explicit(&r->head, memory_order_relaxed) > w->cap / 2;
+    if (half && !atomic_load_explicit(&w->urgent, memory_order_relaxed))
+        atomic_store(&w->urgent, 1);
+    kick(w, w->o.sync || half);
+    if (i == 0)
+        pthread_mutex_unlock(&w->mu);
     return ticket;
 }
 
@@ -320,32 +529,42 @@ int px__wal_wait(struct px__wal *w, uint64_t ticket)
 {
     if (ticket == 0)
         return -ENOMEM; /* the append itself failed */
-    wal_lock(w);
-    w->sync_waiters++;
-    pthread_cond_signal(&w->work);
-    while (w->done_group < ticket)
-        wal_cond_wait(w, &w->done, NULL);
-    w->sync_waiters--;
+    uint64_t want = atomic_load(&w->want);
+    while (want < ticket && !atomic_compare_exchange_weak(&w->want, &want, ticket))
+        ;
+    kick(w, true);
+    while (atomic_load_explicit(&w->done_group, memory_order_acquire) < ticket) {
+        uint32_t seen = atomic_load(&w->done_seq);
+        atomic_fetch_add(&w->done_waiters, 1);
+        if (atomic_load(&w->done_group) < ticket)
+            px__futex_wait(&w->done_seq, seen, -1);
+        atomic_fetch_sub(&w->done_waiters, 1);
+    }
     /* A waiter that slept through RESULTS groups cannot tell how its own
      * went; it reports a failure rather than claim success. */
-    int rc = w->done_group - ticket < RESULTS ? w->results[ticket % RESULTS] : -EIO;
-    pthread_mutex_unlock(&w->mu);
-    return rc;
+    uint64_t done = atomic_load_explicit(&w->done_group, memory_order_acquire);
+    return done - ticket < RESULTS ? w->results[ticket % RESULTS] : -EIO;
 }
 
 int px__wal_flush(struct px__wal *w)
 {
-    wal_lock(w);
-    uint64_t last = w->fill.len ? w->fill_group : w->fill_group - 1;
-    pthread_mutex_unlock(&w->mu);
-    return last ? px__wal_wait(w, last) : 0;
+    return px__wal_wait(w, atomic_load(&w->fill_group));
 }
 
 void px__wal_stats(struct px__wal *w, struct px__wal_stats *s)
 {
-    wal_lock(w);
-    *s = w->st;
-    pthread_mutex_unlock(&w->mu);
+    memset(s, 0, sizeof *s);
+    for (uint32_t i = 0; i < RINGS; i++)
+        s->records += atomic_load_explicit(&w->rings[i].records, memory_order_relaxed);
+    s->shared_records = atomic_load_explicit(&w->rings[0].records, memory_order_relaxed);
+    for (uint32_t i = 0; i < RINGS; i++)
+        s->unwritten += atomic_load(&w->rings[i].tail) - atomic_load(&w->rings[i].head);
+    s->ring_bytes = w->cap;
+    s->groups = atomic_load(&w->groups);
+    s->flushes = atomic_load(&w->flushes);
+    s->bytes = atomic_load(&w->bytes);
+    s->failed_groups = atomic_load(&w->failed_groups);
+    s->segments = atomic_load(&w->segments);
 }
 
 /* ---- Opening and closing ---------------------------------------------- */
@@ -371,15 +590,20 @@ static void wal_free(struct px__wal *w)
         close(w->fd);
     if (w->dirfd >= 0)
         close(w->dirfd);
-    /* No pthread_*_destroy: a pool child killed while it waited leaves a
-     * waiter count in a condition variable that destroy would wait on for
-     * ever. The memory goes with the mapping. */
-    if (w->fill.p)
-        munmap(w->fill.p, w->fill.cap);
-    if (w->spare.p)
-        munmap(w->spare.p, w->spare.cap);
+    /* No pthread_mutex_destroy: a pool child killed while it held ring 0
+     * leaves it owned. The memory goes with the mapping. */
+    if (w->mem)
+        munmap(w->mem, 2 * (size_t)RINGS * w->cap);
     free(w->dir);
+    if (tl_wal == w)
+        forget_ring();
     munmap(w, sizeof *w);
+}
+
+static size_t page_round(size_t n)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + pg - 1) / pg * pg;
 }
 
 int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
@@ -387,6 +611,7 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
     if (!o || !o->dir || !o->lsn || !o->bytes || !o->pub_writer || !o->pub_seq ||
         o->segment_bytes < 4096)
         return -EINVAL;
+    pthread_once(&atfork_once, register_atfork);
     struct px__wal *w = shared_alloc(sizeof *w); /* zeroed */
     if (!w)
         return -ENOMEM;
@@ -408,20 +633,13 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
     pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&w->mu, &ma);
     pthread_mutexattr_destroy(&ma);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->work, &ca);
-    pthread_cond_init(&w->done, &ca);
-    pthread_condattr_destroy(&ca);
+    /* A ring holds two of the largest record, so that one can be appended
+     * while the other is written. */
+    size_t rec = px__rec_size(o->max_record);
+    w->cap = page_round(2 * rec > MIN_RING ? 2 * rec : MIN_RING);
+    w->max_rec = w->cap / 2;
     int rc = -ENOMEM;
-    size_t cap = 2 * px__rec_size(o->max_record);
-    if (cap < MIN_BUF)
-        cap = MIN_BUF;
-    w->buf_cap = cap;
-    if (!(w->dir = strdup(o->dir)) || (rc = buf_make(&w->fill, cap)) != 0 ||
-        (rc = buf_make(&w->spare, cap)) != 0)
+    if (!(w->dir = strdup(o->dir)) || (rc = rings_map(w)) != 0)
         goto fail;
     /* The first segment is made by the first write: a process that only
      * looks at a region leaves no file behind. The directory must be
@@ -444,10 +662,8 @@ void px__wal_close(struct px__wal *w)
 {
     if (!w)
         return;
-    wal_lock(w);
-    w->stop = true;
-    pthread_cond_signal(&w->work);
-    pthread_mutex_unlock(&w->mu);
+    atomic_store(&w->stop, true);
+    kick(w, true);
     pthread_join(w->thread, NULL);
     wal_free(w);
 }

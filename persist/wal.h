@@ -4,17 +4,21 @@
  * Each attached process writes its own segment files in the region's log
  * directory with its own io (io_uring) from its own log thread; no process
  * waits for another's log, and recovery merges every segment by LSN. LSNs
- * come from one counter in the region header, taken under this process's
- * log lock as the record is placed in the buffer, so within a segment they
- * increase (but for the segment's head, made when the segment is started
- * by a write), and a record written after another was published (a START
- * after its task's SUBMIT) has a larger LSN.
+ * come from one counter in the region header, taken as a record is sealed,
+ * so a record sealed after another was published (a START after its
+ * task's SUBMIT) has a larger LSN; within a segment they need not
+ * increase, but every record of a segment has a smaller LSN than the head
+ * of the writer's next segment.
  *
- * Threads append records to a fill buffer under a mutex held for the copy
- * only. The log thread takes the whole buffer as one group: one write and,
- * in sync mode or when a sync waiter asks, one flush, then wakes the
- * waiters of that group. That is group commit: many submits, one flush.
- * In async mode the log thread writes and flushes at least every async_ms.
+ * Appending takes no lock: each thread appends to a ring of its own
+ * (there are PX__WAL_RINGS - 1 of them; threads beyond that share one more
+ * under a mutex), sealing a record in place and publishing it by moving
+ * the ring's tail. The log thread takes what every ring has published as
+ * one group: one write of all of it and, in sync mode or when a waiter
+ * asks, one flush, then wakes the waiters of that group. That is group
+ * commit: many submits, one flush. In async mode the log thread writes
+ * within async_ms of a record (sooner when a ring is half full) and
+ * flushes at least every async_ms.
  *
  * A group whose write or flush fails is not retried (after a failed flush
  * the kernel may have dropped the dirty pages): its waiters get the error,
@@ -27,13 +31,12 @@
  * was on disk. Records written but not flushed may survive or not; recovery
  * takes what checks out.
  *
- * The writer, its two fixed buffers, its mutex (process-shared, robust) and
- * condition variables live in shared anonymous memory, so the pool
- * children a process forks append to their parent's log: a child needs no
- * thread and no allocation of its own after the fork, where a lock another
- * thread held at the fork could never be released. A child killed while
- * holding the mutex leaves it to be made consistent by the next locker; its
- * half-appended record lies past fill.len and is not used.
+ * The writer and its rings live in shared memory, so the pool children a
+ * process forks append to their parent's log: a child needs no thread and
+ * no allocation of its own after the fork, where a lock another thread
+ * held at the fork could never be released. A child killed while building
+ * a record leaves it past its ring's tail, unused; its ring goes to the
+ * next thread that finds none free.
  */
 #ifndef PX_PERSIST_WAL_H
 #define PX_PERSIST_WAL_H
@@ -41,6 +44,9 @@
 #include "record.h"
 
 #include <stdint.h>
+
+/* Rings per writer: one shared, the rest one thread's each. */
+#define PX__WAL_RINGS 64
 
 struct px__wal;
 
@@ -64,9 +70,10 @@ void px__wal_close(struct px__wal *w);
 
 /*
  * Appending is two calls: px__wal_begin returns room for a body of up to
- * max bytes (the log lock is then held), px__wal_end seals a body of len
- * bytes there and returns the record's ticket (> 0) for px__wal_wait.
- * Between the two the caller only copies.
+ * max bytes in the calling thread's ring (or in the shared ring, which it
+ * then holds locked), px__wal_end seals a body of len bytes there and
+ * returns the record's ticket (> 0) for px__wal_wait. Between the two the
+ * caller only copies.
  */
 uint8_t *px__wal_begin(struct px__wal *w, uint32_t max);
 uint64_t px__wal_end(struct px__wal *w, uint16_t type, uint32_t len);
@@ -85,6 +92,9 @@ int px__wal_flush(struct px__wal *w);
 /* Counters for tests and benchmarks. */
 struct px__wal_stats {
     uint64_t records, groups, flushes, bytes, failed_groups, segments;
+    uint64_t shared_records; /* appended to the shared ring */
+    uint64_t unwritten;      /* bytes appended, not yet written */
+    uint64_t ring_bytes;     /* of each ring; a ring half full is written at once */
 };
 void px__wal_stats(struct px__wal *w, struct px__wal_stats *s);
 

@@ -1,0 +1,298 @@
+/*
+ * The log writer on its own: appends from more threads than it has rings,
+ * rings of exited threads taken over, a forked child appending beside its
+ * parent, and a flush that must make earlier unflushed writes durable.
+ * Every record is checked in the log as read back.
+ */
+#include "common.h"
+#include "persist/io.h"
+#include "persist/log.h"
+#include "persist/wal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+#define TYPE PX__REC_FREE /* a body of id and attempts: (thread, n) here */
+
+static char dir[64], logdir[128];
+/* The region's counters, which a forked child shares. */
+struct counters {
+    _Atomic uint64_t lsn, bytes, pub_writer;
+    _Atomic uint32_t pub_seq;
+    _Atomic int ready, go;
+};
+static struct counters *ct;
+
+static void setup(void)
+{
+    px_test_tmpdir(dir, sizeof dir, "wal");
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    ct = mmap(NULL, sizeof *ct, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(ct, MAP_FAILED);
+}
+
+static void teardown(void)
+{
+    px__io_set_factory(NULL);
+    px_test_rmtree(dir);
+}
+
+TestSuite(wal, .init = setup, .fini = teardown);
+
+static struct px__wal *open_wal(int sync, unsigned async_ms)
+{
+    struct px__wal_opts o = {.dir = logdir,
+                             .sync = sync,
+                             .async_ms = async_ms,
+                             .segment_bytes = 64ull << 20,
+                             .max_record = 4096,
+                             .lsn = &ct->lsn,
+                             .bytes = &ct->bytes,
+                             .pub_writer = &ct->pub_writer,
+                             .pub_seq = &ct->pub_seq};
+    struct px__wal *w;
+    int rc = px__wal_open(&o, &w);
+    cr_assert_eq(rc, 0, "px__wal_open: %s", strerror(-rc));
+    return w;
+}
+
+/* Appends record n of thread t; its ticket. */
+static uint64_t append(struct px__wal *w, uint32_t t, uint32_t n)
+{
+    uint8_t body[12];
+    struct px__put p = {body, 0, sizeof body, false};
+    px__rec_id_put(&p, t, n);
+    return px__wal_append(w, TYPE, body, (uint32_t)p.len);
+}
+
+/* Asserts the log holds record n of thread t exactly once for every t <
+ * threads and n < per, and nothing else of TYPE. */
+static void expect_records(uint32_t threads, uint32_t per)
+{
+    struct px__log l;
+    cr_assert_eq(px__log_load(logdir, &l), 0);
+    uint8_t *seen = calloc((size_t)threads * per, 1);
+    size_t n = 0;
+    for (size_t i = 0; i < l.nrecs; i++) {
+        uint64_t t;
+        uint32_t k;
+        if (l.recs[i]->type != TYPE)
+            continue;
+        cr_assert(px__rec_id_get(l.recs[i], &t, &k));
+        cr_assert(t < threads && k < per, "record (%lu, %u) was never appended", (unsigned long)t,
+                  k);
+        cr_assert_eq(seen[t * per + k]++, 0, "record (%lu, %u) twice", (unsigned long)t, k);
+        n++;
+    }
+    cr_assert_eq(n, (size_t)threads * per, "%zu of %u records in the log", n, threads * per);
+    free(seen);
+    px__log_free(&l);
+}
+
+struct crowd {
+    struct px__wal *w;
+    pthread_barrier_t *all_alive;
+    uint32_t t, per;
+};
+
+static void *crowd_main(void *p)
+{
+    struct crowd *c = p;
+    pthread_barrier_wait(c->all_alive);
+    for (uint32_t n = 0; n < c->per; n++)
+        cr_assert_eq(px__wal_wait(c->w, append(c->w, c->t, n)), 0);
+    return NULL;
+}
+
+/* Threads that all append at once. */
+static void run_crowd(struct px__wal *w, uint32_t threads, uint32_t per)
+{
+    pthread_t th[128];
+    struct crowd c[128];
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, threads);
+    for (uint32_t i = 0; i < threads; i++) {
+        c[i] = (struct crowd){w, &b, i, per};
+        cr_assert_eq(pthread_create(&th[i], NULL, crowd_main, &c[i]), 0);
+    }
+    for (uint32_t i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&b);
+}
+
+Test(wal, more_threads_than_rings_all_get_their_records_in)
+{
+    struct px__wal *w = open_wal(1, 0);
+    run_crowd(w, PX__WAL_RINGS + 16, 40);
+    struct px__wal_stats st;
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.records, (PX__WAL_RINGS + 16) * 40);
+    cr_assert_gt(st.shared_records, 0, "threads beyond the rings shared one");
+    cr_assert_lt(st.groups, st.records, "sync appends shared groups");
+    px__wal_close(w);
+    expect_records(PX__WAL_RINGS + 16, 40);
+}
+
+/* One appender at a time, each exiting before the next starts. */
+static void *once_main(void *p)
+{
+    struct crowd *c = p;
+    append(c->w, c->t, 0);
+    return NULL;
+}
+
+Test(wal, the_ring_of_a_thread_that_exited_is_taken_over)
+{
+    struct px__wal *w = open_wal(0, 10);
+    /* Every private ring goes to a thread that then exits. */
+    for (uint32_t i = 0; i < PX__WAL_RINGS - 1; i++) {
+        pthread_t th;
+        struct crowd c = {w, NULL, i, 1};
+        cr_assert_eq(pthread_create(&th, NULL, once_main, &c), 0);
+        pthread_join(th, NULL);
+    }
+    struct px__wal_stats st;
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.shared_records, 0);
+    append(w, PX__WAL_RINGS - 1, 0);
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.shared_records, 0, "the new thread took an exited one's ring");
+    cr_assert_eq(px__wal_flush(w), 0);
+    px__wal_close(w);
+    expect_records(PX__WAL_RINGS, 1);
+}
+
+/* A child forked by a thread that has a ring must not append to that
+ * ring, which its parent's thread goes on appending to. */
+Test(wal, a_forked_child_appends_beside_its_parent)
+{
+    struct px__wal *w = open_wal(0, 1);
+    const uint32_t per = 200000;
+    append(w, 0, 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        atomic_store(&ct->ready, 1);
+        while (!atomic_load(&ct->go))
+            ;
+        for (uint32_t n = 0; n < per; n++)
+            append(w, 1, n);
+        _exit(px__wal_flush(w) == 0 ? 0 : 1);
+    }
+    /* Both append at once. */
+    while (!atomic_load(&ct->ready))
+        ;
+    atomic_store(&ct->go, 1);
+    for (uint32_t n = 1; n < per; n++)
+        append(w, 0, n);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_assert_eq(px__wal_flush(w), 0);
+    px__wal_close(w);
+    expect_records(2, per);
+}
+
+/* ---- A flush after writes that were not flushed ---------------------- */
+
+static _Atomic int writes, flushes_after_write;
+static struct px__io *inner;
+
+static int count_write(struct px__io *io, int fd, const struct iovec *iov, int n, uint64_t off,
+                       bool sync)
+{
+    (void)io;
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
+    if (len)
+        atomic_store(&flushes_after_write, 0);
+    if (sync)
+        atomic_fetch_add(&flushes_after_write, 1);
+    atomic_fetch_add(&writes, 1);
+    return inner->ops->write(inner, fd, iov, n, off, sync);
+}
+
+static int count_prealloc(struct px__io *io, int fd, uint64_t off, uint64_t len)
+{
+    (void)io;
+    return inner->ops->prealloc(inner, fd, off, len);
+}
+
+static void count_destroy(struct px__io *io)
+{
+    inner->ops->destroy(inner);
+    free(io);
+}
+
+static const struct px__io_ops count_ops = {count_write, count_prealloc, count_destroy};
+
+static int count_factory(struct px__io **out)
+{
+    int rc = px__io_default(&inner);
+    if (rc)
+        return rc;
+    struct px__io *io = calloc(1, sizeof *io);
+    io->ops = &count_ops;
+    io->name = "count";
+    *out = io;
+    return 0;
+}
+
+/* Appends until the ring is half full, which has it written at once, and
+ * waits until it is: nothing is left unwritten. (Counted here, not from
+ * the stats: the log thread may have written the ring by the time they
+ * are read.) */
+static void fill_half_ring(struct px__wal *w, uint32_t *n)
+{
+    struct px__wal_stats st;
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.unwritten, 0);
+    for (uint64_t appended = 0; appended <= st.ring_bytes / 2; appended += px__rec_size(12))
+        append(w, 0, (*n)++);
+    do {
+        usleep(1000);
+        px__wal_stats(w, &st);
+    } while (st.unwritten);
+}
+
+Test(wal, a_flush_makes_earlier_unflushed_writes_durable)
+{
+    px__io_set_factory(count_factory);
+    /* A window far longer than the test: only half-full rings and the
+     * flush make the log thread write. */
+    struct px__wal *w = open_wal(0, 60000);
+    uint32_t n = 0;
+    fill_half_ring(w, &n); /* the first group: flushed, the window has passed */
+    fill_half_ring(w, &n); /* the next: written only, within the window */
+    struct px__wal_stats st;
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.groups, 2);
+    cr_assert_eq(st.flushes, 1, "a group written for room is not flushed within the window");
+    cr_assert_eq(atomic_load(&flushes_after_write), 0);
+    cr_assert_eq(px__wal_flush(w), 0);
+    cr_assert_eq(atomic_load(&flushes_after_write), 1, "the flush flushed the writes before it");
+    px__wal_close(w);
+    expect_records(1, n);
+}
+
+Test(wal, a_write_made_for_room_is_flushed_within_the_window_unasked)
+{
+    px__io_set_factory(count_factory);
+    struct px__wal *w = open_wal(0, 1000);
+    uint32_t n = 0;
+    fill_half_ring(w, &n);
+    double t0 = px_test_now();
+    fill_half_ring(w, &n);
+    struct px__wal_stats st;
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.flushes, 1, "the second group, within the window, was only written");
+    cr_assert_eq(atomic_load(&flushes_after_write), 0);
+    while (atomic_load(&flushes_after_write) == 0 && px_test_now() - t0 < 5)
+        usleep(1000);
+    cr_assert_eq(atomic_load(&flushes_after_write), 1, "flushed without a waiter");
+    cr_assert_lt(px_test_now() - t0, 2.0, "by the end of its 1 s window, not much later");
+    px__wal_close(w);
+    expect_records(1, n);
+}
