@@ -764,7 +764,11 @@ void bench_recovery(const struct config *c)
     tmp_make(&tmp);
     char name[64], where[64];
     tmp_where(&tmp, where, sizeof where);
+    /* 64-byte args do not fit in a slot: each takes an arena chunk, which
+     * a max_payload of 1 KiB makes 64 bytes, so the default arena holds
+     * a million of them. */
     px_region_opts o = {.capacity = cap,
+                        .max_payload = 1024,
                         .lanes = 4,
                         .lane_depth = cap,
                         .flags = PX_REGION_CREATE,
