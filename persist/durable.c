@@ -124,8 +124,8 @@ static int open_wal(px_region *r, struct px__wal **out)
     struct px__hdr *h = r->hdr;
     struct px__wal_opts o = {
         .dir = h->log_dir,
-        .sync = h->durability == PX_DURABLE_SYNC,
         .async_ms = h->async_ms,
+        .ahead = h->durability == PX_DURABLE_SYNC,
         .segment_bytes = h->segment_bytes,
         .max_record = h->max_payload + 256,
         .lsn = &h->lsn,

@@ -30,6 +30,7 @@
  */
 #define _GNU_SOURCE
 #include "wal.h"
+#include "ahead.h"
 #include "io.h"
 #include "../shm/futex.h"
 
@@ -74,6 +75,7 @@ struct px__wal {
     char *dir;
     int dirfd;
     struct px__io *io;
+    struct px__ahead *ahead; /* the opening process's zeroer, or NULL */
     pthread_t thread;
     pthread_mutex_t mu; /* ring 0's appenders */
     struct ring rings[RINGS];
@@ -229,6 +231,8 @@ static int segment_try(struct px__wal *w)
     w->allocated = want;
     w->cut = UINT64_MAX;
     atomic_fetch_add(&w->segments, 1);
+    if (w->ahead)
+        px__ahead_segment(w->ahead, w->dirfd, name, hsize, w->o.segment_bytes);
     return 0;
 }
 
@@ -265,6 +269,8 @@ static int write_group(struct px__wal *w, const struct iovec *v, int n, size_t l
         if (w->io->ops->prealloc(w->io, w->fd, w->allocated, end - w->allocated) == 0)
             w->allocated = end;
     }
+    if (w->ahead && len)
+        px__ahead_claim(w->ahead, w->off, len);
     rc = w->io->ops->write(w->io, w->fd, v, n, w->off, flush);
     if (rc == 0) {
         w->off += len;
@@ -300,10 +306,14 @@ static bool wanted(struct px__wal *w)
 }
 
 /* True when a group should be written at once, without waiting for the
- * async window to close: sync mode, a waiter, a ring half full, closing. */
+ * async window to close: a waiter, a ring half full, closing. Sync mode
+ * adds nothing here: its submits wait, and a record nobody waits for (a
+ * START or FINISH) goes with the next waited group or within async_ms,
+ * as in async mode, instead of costing a flush of its own that the next
+ * submit would have to wait behind. */
 static bool due_now(struct px__wal *w)
 {
-    return w->o.sync || atomic_load(&w->stop) || wanted(w) || atomic_load(&w->room_waiters) ||
+    return atomic_load(&w->stop) || wanted(w) || atomic_load(&w->room_waiters) ||
            atomic_load(&w->urgent);
 }
 
@@ -353,14 +363,14 @@ static bool await_group(struct px__wal *w)
     }
 }
 
-/* True if a group taken now must be flushed. In sync mode, for a waiter and
- * when closing, always. In async mode a group taken early, because a ring
- * is half full, is only written: the window bounds what a power loss can
- * take, and a flush per half ring would cost more than the write. Its
- * records are then owed a flush by the time they were due (group_due). */
+/* True if a group taken now must be flushed: for a waiter and when
+ * closing, always. Otherwise a group taken early, because a ring is half
+ * full, is only written: the window bounds what a power loss can take,
+ * and a flush per half ring would cost more than the write. Its records
+ * are then owed a flush by the time they were due (group_due). */
 static bool flush_due(struct px__wal *w, uint64_t now, uint64_t group_due)
 {
-    if (w->o.sync || wanted(w) || atomic_load(&w->stop) || now >= group_due)
+    if (wanted(w) || atomic_load(&w->stop) || now >= group_due)
         return true;
     return (w->dirty && now >= w->owed_ns) || now - w->flushed_ns >= window_ns(w);
 }
@@ -510,7 +520,7 @@ uint64_t px__wal_end(struct px__wal *w, uint16_t type, uint32_t len)
     bool half = tail - atomic_load_explicit(&r->head, memory_order_relaxed) > w->cap / 2;
     if (half && !atomic_load_explicit(&w->urgent, memory_order_relaxed))
         atomic_store(&w->urgent, 1);
-    kick(w, w->o.sync || half);
+    kick(w, half);
     if (i == 0)
         pthread_mutex_unlock(&w->mu);
     return ticket;
@@ -565,6 +575,12 @@ void px__wal_stats(struct px__wal *w, struct px__wal_stats *s)
     s->bytes = atomic_load(&w->bytes);
     s->failed_groups = atomic_load(&w->failed_groups);
     s->segments = atomic_load(&w->segments);
+    if (w->ahead) {
+        struct px__ahead_stats a;
+        px__ahead_stats(w->ahead, &a);
+        s->zeroed = a.zeroed;
+        s->ready = a.ready;
+    }
 }
 
 /* ---- Opening and closing ---------------------------------------------- */
@@ -584,6 +600,7 @@ static int writable(const char *dir)
 
 static void wal_free(struct px__wal *w)
 {
+    px__ahead_stop(w->ahead);
     if (w->io)
         w->io->ops->destroy(w->io);
     if (w->fd >= 0)
@@ -645,7 +662,7 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
      * looks at a region leaves no file behind. The directory must be
      * writable now, though, so that the problem shows at open. */
     if ((rc = w->dirfd = open_dir(o->dir)) < 0 || (rc = writable(o->dir)) != 0 ||
-        (rc = px__io_new(&w->io)) != 0)
+        (rc = px__io_new(&w->io)) != 0 || (o->ahead && (rc = px__ahead_start(&w->ahead)) != 0))
         goto fail;
     if ((rc = -pthread_create(&w->thread, NULL, log_main, w)) != 0)
         goto fail;

@@ -14,11 +14,11 @@
  * (there are PX__WAL_RINGS - 1 of them; threads beyond that share one more
  * under a mutex), sealing a record in place and publishing it by moving
  * the ring's tail. The log thread takes what every ring has published as
- * one group: one write of all of it and, in sync mode or when a waiter
- * asks, one flush, then wakes the waiters of that group. That is group
- * commit: many submits, one flush. In async mode the log thread writes
- * within async_ms of a record (sooner when a ring is half full) and
- * flushes at least every async_ms.
+ * one group: one write of all of it and, when a waiter asks (a sync-mode
+ * submit), one flush, then wakes the waiters of that group. That is group
+ * commit: many submits, one flush. A record nobody waits for is written
+ * within async_ms (sooner when a ring is half full, or with the next
+ * waited group) and flushed within async_ms too, in either mode.
  *
  * A group whose write or flush fails is not retried (after a failed flush
  * the kernel may have dropped the dirty pages): its waiters get the error,
@@ -52,8 +52,8 @@ struct px__wal;
 
 struct px__wal_opts {
     const char *dir;               /* created if missing */
-    int sync;                      /* 1: sync mode, 0: async */
-    unsigned async_ms;             /* async: longest wait before a write + flush */
+    unsigned async_ms;             /* longest wait of an unwaited record for its flush */
+    int ahead;                     /* 1: write zeros ahead of the log (ahead.h) */
     uint64_t segment_bytes;        /* rotate past this size */
     uint32_t max_record;           /* largest body a record may have */
     _Atomic uint64_t *lsn;         /* the region's counter */
@@ -95,6 +95,8 @@ struct px__wal_stats {
     uint64_t shared_records; /* appended to the shared ring */
     uint64_t unwritten;      /* bytes appended, not yet written */
     uint64_t ring_bytes;     /* of each ring; a ring half full is written at once */
+    uint64_t zeroed;         /* bytes of zeros written ahead of the log */
+    uint64_t ready;          /* bytes the log wrote over zeros already flushed */
 };
 void px__wal_stats(struct px__wal *w, struct px__wal_stats *s);
 

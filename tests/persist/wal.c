@@ -9,6 +9,7 @@
 #include "persist/log.h"
 #include "persist/wal.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -40,12 +41,12 @@ static void teardown(void)
 
 TestSuite(wal, .init = setup, .fini = teardown);
 
-static struct px__wal *open_wal(int sync, unsigned async_ms)
+static struct px__wal *open_wal_with(unsigned async_ms, int ahead, uint64_t segment_bytes)
 {
     struct px__wal_opts o = {.dir = logdir,
-                             .sync = sync,
                              .async_ms = async_ms,
-                             .segment_bytes = 64ull << 20,
+                             .ahead = ahead,
+                             .segment_bytes = segment_bytes,
                              .max_record = 4096,
                              .lsn = &ct->lsn,
                              .bytes = &ct->bytes,
@@ -55,6 +56,11 @@ static struct px__wal *open_wal(int sync, unsigned async_ms)
     int rc = px__wal_open(&o, &w);
     cr_assert_eq(rc, 0, "px__wal_open: %s", strerror(-rc));
     return w;
+}
+
+static struct px__wal *open_wal(unsigned async_ms)
+{
+    return open_wal_with(async_ms, 0, 64ull << 20);
 }
 
 /* Appends record n of thread t; its ticket. */
@@ -123,7 +129,7 @@ static void run_crowd(struct px__wal *w, uint32_t threads, uint32_t per)
 
 Test(wal, more_threads_than_rings_all_get_their_records_in)
 {
-    struct px__wal *w = open_wal(1, 0);
+    struct px__wal *w = open_wal(0);
     run_crowd(w, PX__WAL_RINGS + 16, 40);
     struct px__wal_stats st;
     px__wal_stats(w, &st);
@@ -132,6 +138,65 @@ Test(wal, more_threads_than_rings_all_get_their_records_in)
     cr_assert_lt(st.groups, st.records, "sync appends shared groups");
     px__wal_close(w);
     expect_records(PX__WAL_RINGS + 16, 40);
+}
+
+/* Records nobody waits for (a worker's START and FINISH) must not each
+ * cost a flush that the next waiting submit queues behind: they wait for
+ * the window, or go out with the next waited group. */
+Test(wal, unwaited_records_go_with_the_next_waited_group)
+{
+    struct px__wal *w = open_wal(60000);
+    for (uint32_t n = 0; n < 100; n++)
+        append(w, 0, n);
+    usleep(50 * 1000);
+    struct px__wal_stats st;
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.flushes, 0, "no flush before anyone waits");
+    cr_assert_eq(st.groups, 0, "nothing written before the window closes");
+    cr_assert_eq(px__wal_wait(w, append(w, 0, 100)), 0);
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.groups, 1, "the waiter's group took the earlier records");
+    cr_assert_eq(st.flushes, 1);
+    cr_assert_eq(st.unwritten, 0);
+    px__wal_close(w);
+    expect_records(1, 101);
+}
+
+/* Appends `per` records, waiting for every 50th. */
+static void *ahead_main(void *p)
+{
+    struct crowd *c = p;
+    for (uint32_t n = 0; n < c->per; n++) {
+        uint64_t t = append(c->w, c->t, n);
+        if (n % 50 == 49)
+            cr_assert_eq(px__wal_wait(c->w, t), 0);
+    }
+    return NULL;
+}
+
+/* Zeros written ahead of the log must never land on a record, across
+ * segment changes too, and the log must mostly write over zeros that were
+ * already flushed (the point of writing them). */
+Test(wal, zeros_ahead_of_the_log_never_overwrite_a_record)
+{
+    struct px__wal *w = open_wal_with(1, 1, 1u << 20);
+    pthread_t th[4];
+    struct crowd c[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        c[i] = (struct crowd){w, NULL, i, 20000};
+        cr_assert_eq(pthread_create(&th[i], NULL, ahead_main, &c[i]), 0);
+    }
+    for (uint32_t i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(px__wal_flush(w), 0);
+    struct px__wal_stats st;
+    px__wal_stats(w, &st);
+    cr_assert_gt(st.segments, 2, "the log changed segments");
+    cr_assert_gt(st.zeroed, 0);
+    cr_assert_gt(st.ready, st.bytes / 2, "%" PRIu64 " of %" PRIu64 " bytes written over zeros",
+                 st.ready, st.bytes);
+    px__wal_close(w);
+    expect_records(4, 20000);
 }
 
 /* One appender at a time, each exiting before the next starts. */
@@ -144,7 +209,7 @@ static void *once_main(void *p)
 
 Test(wal, the_ring_of_a_thread_that_exited_is_taken_over)
 {
-    struct px__wal *w = open_wal(0, 10);
+    struct px__wal *w = open_wal(10);
     /* Every private ring goes to a thread that then exits. */
     for (uint32_t i = 0; i < PX__WAL_RINGS - 1; i++) {
         pthread_t th;
@@ -167,7 +232,7 @@ Test(wal, the_ring_of_a_thread_that_exited_is_taken_over)
  * ring, which its parent's thread goes on appending to. */
 Test(wal, a_forked_child_appends_beside_its_parent)
 {
-    struct px__wal *w = open_wal(0, 1);
+    struct px__wal *w = open_wal(1);
     const uint32_t per = 200000;
     append(w, 0, 0);
     pid_t pid = fork();
@@ -262,7 +327,7 @@ Test(wal, a_flush_makes_earlier_unflushed_writes_durable)
     px__io_set_factory(count_factory);
     /* A window far longer than the test: only half-full rings and the
      * flush make the log thread write. */
-    struct px__wal *w = open_wal(0, 60000);
+    struct px__wal *w = open_wal(60000);
     uint32_t n = 0;
     fill_half_ring(w, &n); /* the first group: flushed, the window has passed */
     fill_half_ring(w, &n); /* the next: written only, within the window */
@@ -280,7 +345,7 @@ Test(wal, a_flush_makes_earlier_unflushed_writes_durable)
 Test(wal, a_write_made_for_room_is_flushed_within_the_window_unasked)
 {
     px__io_set_factory(count_factory);
-    struct px__wal *w = open_wal(0, 1000);
+    struct px__wal *w = open_wal(1000);
     uint32_t n = 0;
     fill_half_ring(w, &n);
     double t0 = px_test_now();
