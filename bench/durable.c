@@ -25,7 +25,12 @@
  *                  PX_DURABLE_SYNC region, which returns once the task's
  *                  record is flushed (group commit: one flush for all the
  *                  records appended meanwhile, by any thread, including
- *                  the worker's START/FINISH/FREE records).
+ *                  the worker's START and FREE records, which nobody
+ *                  waits for).
+ *                - sync_submit_manyB_tN, B = 64 and 256: each thread calls
+ *                  px_submit_many with B tasks, which returns once all B
+ *                  records are flushed; ops/s counts tasks, the latency
+ *                  columns calls.
  *                Each loop runs for dur_secs (2 s; --quick 0.3 s) of wall
  *                time; ops/s = operations completed / (last thread's end -
  *                start), the median over the rounds; ratio_to_baseline is
@@ -349,7 +354,9 @@ static void samples_append(struct samples *dst, const struct samples *src)
 
 enum loop_kind { NAIVE, SYNC, SYNC_MANY };
 
-#define MANY 64 /* tasks per px_submit_many call in SYNC_MANY loops */
+/* Tasks per px_submit_many call in SYNC_MANY loops: each size is a row. */
+static const unsigned many_sizes[] = {64, 256};
+#define MANY_MAX 256
 
 struct loop {
     pthread_barrier_t start;
@@ -359,8 +366,9 @@ struct loop {
 struct loop_thread {
     struct loop *l;
     enum loop_kind kind;
-    px_region *r; /* SYNC */
-    int fd;       /* NAIVE: this thread's file */
+    px_region *r;   /* SYNC */
+    int fd;         /* NAIVE: this thread's file */
+    unsigned batch; /* SYNC_MANY: tasks per call */
     uint64_t ops, end_ns;
     struct samples lat;
     int err;
@@ -382,20 +390,20 @@ static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
     return 0;
 }
 
-/* A SYNC_MANY call: MANY tasks, one wait for their records. Returns how
- * many were submitted, or a negative code. */
+/* A SYNC_MANY call: t->batch tasks, one wait for their records. Returns
+ * how many were submitted, or a negative code. */
 static int many_op(struct loop_thread *t, uint8_t *buf)
 {
-    px_job jobs[MANY];
-    px_id ids[MANY];
-    uint8_t args[MANY][ARGS_BYTES];
-    for (int i = 0; i < MANY; i++) {
+    px_job jobs[MANY_MAX];
+    px_id ids[MANY_MAX];
+    uint8_t args[MANY_MAX][ARGS_BYTES];
+    for (unsigned i = 0; i < t->batch; i++) {
         memcpy(args[i], buf, ARGS_BYTES);
         args[i][0] = (uint8_t)i;
         jobs[i] = (px_job){.task = BENCH_NOOP, .args = args[i], .len = ARGS_BYTES};
     }
     t->what = "px_submit_many";
-    int k = px_submit_many(t->r, jobs, MANY, &detached, ids);
+    int k = px_submit_many(t->r, jobs, t->batch, &detached, ids);
     return k == 0 ? -EAGAIN : k;
 }
 
@@ -446,8 +454,8 @@ static void *loop_main(void *p)
 
 /* Runs nthreads loops of `kind` for secs; appends every call's latency to
  * *lat, adds the operations to *ops and returns operations/s. */
-static double run_loops(enum loop_kind kind, unsigned nthreads, px_region *r, const char *dir,
-                        double secs, struct samples *lat, uint64_t *ops)
+static double run_loops(enum loop_kind kind, unsigned batch, unsigned nthreads, px_region *r,
+                        const char *dir, double secs, struct samples *lat, uint64_t *ops)
 {
     struct loop l = {0};
     struct loop_thread th[MAX_THREADS] = {0};
@@ -456,7 +464,7 @@ static double run_loops(enum loop_kind kind, unsigned nthreads, px_region *r, co
     if (pthread_barrier_init(&l.start, NULL, nthreads + 1) != 0)
         die("pthread_barrier_init", -EAGAIN);
     for (unsigned i = 0; i < nthreads; i++) {
-        th[i] = (struct loop_thread){.l = &l, .kind = kind, .r = r, .fd = -1};
+        th[i] = (struct loop_thread){.l = &l, .kind = kind, .r = r, .fd = -1, .batch = batch};
         if (kind == NAIVE) {
             if (snprintf(path[i], sizeof path[i], "%s/naive-%u.dat", dir, i) >= (int)sizeof path[i])
                 die(dir, -ENAMETOOLONG);
@@ -524,27 +532,31 @@ void bench_durable_sync(const struct config *c)
      * go in the same directory, which the library has now made. */
     struct samples none = {0};
     uint64_t submitted = 0;
-    run_loops(SYNC, 1, r, NULL, c->dur_secs / 4, &none, &submitted);
+    run_loops(SYNC, 1, 1, r, NULL, c->dur_secs / 4, &none, &submitted);
     free(none.v);
     drain(submitted);
+    enum { NM = sizeof many_sizes / sizeof many_sizes[0] };
     for (size_t k = 0; k < sizeof nthreads / sizeof nthreads[0]; k++) {
         unsigned t = nthreads[k];
         double naive[DUR_ROUNDS], sync[DUR_ROUNDS], ratio[DUR_ROUNDS];
-        double many[DUR_ROUNDS], mratio[DUR_ROUNDS];
-        struct samples nl = {0}, sl = {0}, ml = {0};
-        uint64_t nn = 0, sn = 0, mn = 0;
+        double many[NM][DUR_ROUNDS], mratio[NM][DUR_ROUNDS];
+        struct samples nl = {0}, sl = {0}, ml[NM] = {{0}};
+        uint64_t nn = 0, sn = 0, mn[NM] = {0};
         for (int i = 0; i < DUR_ROUNDS; i++) {
-            naive[i] = run_loops(NAIVE, t, NULL, tmp.log, c->dur_secs, &nl, &nn);
+            naive[i] = run_loops(NAIVE, 1, t, NULL, tmp.log, c->dur_secs, &nl, &nn);
             uint64_t before = sn;
-            sync[i] = run_loops(SYNC, t, r, NULL, c->dur_secs, &sl, &sn);
+            sync[i] = run_loops(SYNC, 1, t, r, NULL, c->dur_secs, &sl, &sn);
             submitted += sn - before;
             drain(submitted); /* not timed: the next loop starts with no backlog */
-            before = mn;
-            many[i] = run_loops(SYNC_MANY, t, r, NULL, c->dur_secs, &ml, &mn);
-            submitted += mn - before;
-            drain(submitted);
             ratio[i] = sync[i] / naive[i];
-            mratio[i] = many[i] / naive[i];
+            for (size_t m = 0; m < NM; m++) {
+                before = mn[m];
+                many[m][i] =
+                    run_loops(SYNC_MANY, many_sizes[m], t, r, NULL, c->dur_secs, &ml[m], &mn[m]);
+                submitted += mn[m] - before;
+                drain(submitted);
+                mratio[m][i] = many[m][i] / naive[i];
+            }
         }
         char row[48];
         snprintf(row, sizeof row, "naive_fdatasync_t%u", t);
@@ -559,13 +571,15 @@ void bench_durable_sync(const struct config *c)
         snprintf(res->note, sizeof res->note,
                  "%u thread(s), PX_DURABLE_SYNC px_submit, %d B args; closed loop; %s", t,
                  ARGS_BYTES, where);
-        snprintf(row, sizeof row, "sync_submit_many%d_t%u", MANY, t);
-        res = add_loop_row(row, mn, median(many, DUR_ROUNDS), &ml);
-        res->ratio = median(mratio, DUR_ROUNDS);
-        snprintf(res->note, sizeof res->note,
-                 "%u thread(s), PX_DURABLE_SYNC px_submit_many of %d, %d B args; ops/s in "
-                 "tasks, latency per call; %s",
-                 t, MANY, ARGS_BYTES, where);
+        for (size_t m = 0; m < NM; m++) {
+            snprintf(row, sizeof row, "sync_submit_many%u_t%u", many_sizes[m], t);
+            res = add_loop_row(row, mn[m], median(many[m], DUR_ROUNDS), &ml[m]);
+            res->ratio = median(mratio[m], DUR_ROUNDS);
+            snprintf(res->note, sizeof res->note,
+                     "%u thread(s), PX_DURABLE_SYNC px_submit_many of %u, %d B args; ops/s in "
+                     "tasks, latency per call; %s",
+                     t, many_sizes[m], ARGS_BYTES, where);
+        }
     }
     bench_workers_stop(w);
     dregion_remove(r, name, 0);

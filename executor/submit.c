@@ -455,39 +455,66 @@ int px_submit(px_region *r, const char *task, const void *args, size_t len,
     return 0;
 }
 
-/* Pushes the batch gathered so far, once its submit records are durable
- * (in sync mode; ticket is the last one's); undoes what could not be
- * pushed. */
+/*
+ * A px_submit_many call gathers its tasks in chunks of at most BATCH that
+ * share a lane key (one publication each). In sync mode it waits for their
+ * submit records once for up to CHUNKS chunks: one flush for up to
+ * CHUNKS * BATCH tasks instead of one per chunk. Otherwise each chunk is
+ * pushed as soon as it closes, so workers start on a long call's first
+ * tasks at once.
+ */
+#define CHUNKS 16
+
+/* Chunks a call may hold before pushing them: in a small region, few
+ * enough that the slots they hold leave room for the rest. */
+static uint32_t chunks_held(const px_region *r)
+{
+    if (r->hdr->durability != PX_DURABLE_SYNC)
+        return 1;
+    uint32_t fit = r->hdr->capacity / (4 * BATCH);
+    return fit < 1 ? 1 : fit > CHUNKS ? CHUNKS : fit;
+}
+
 struct batch {
-    uint32_t key;
-    int64_t deadline, ticket;
+    int64_t deadline, ticket; /* ticket: the last submit record's */
     uint64_t due;
+    uint32_t key[CHUNKS], n[CHUNKS];
+    uint32_t nchunks, filled; /* filled: tasks in the chunks */
 };
 
-static int flush(px_region *r, struct px__tls *t, const struct batch *b, uint64_t *ids, uint32_t n,
-                 uint32_t *pushed)
+/* Pushes the gathered chunks, once their submit records are durable (in
+ * sync mode); undoes what could not be pushed, and empties the batch. */
+static int flush(px_region *r, struct px__tls *t, struct batch *b, uint64_t *ids, uint32_t *pushed)
 {
-    uint32_t key = b->key;
-    int64_t deadline = b->deadline;
     int rc = px__journal_wait(r, b->ticket);
-    if (rc) {
-        unfill(r, ids, n);
-        *pushed = 0;
-        return rc;
+    uint32_t at = 0;
+    for (uint32_t c = 0; c < b->nchunks && rc == 0; c++) {
+        uint32_t key = b->key[c], n = b->n[c];
+        if (b->due) {
+            schedule(r, ids + at, n, b->due);
+            at += n;
+            px__stat_count(r, t, PX__KEY_QUEUE(key), PX__ST_SUBMITTED, n);
+            continue;
+        }
+        pend(r, ids + at, n);
+        int prc = px__publish(r, t, key, ids + at, n, b->deadline);
+        uint32_t k = prc > 0 ? (uint32_t)prc : 0;
+        at += k;
+        px__stat_count(r, t, PX__KEY_QUEUE(key), PX__ST_SUBMITTED, k);
+        if (k != n)
+            rc = prc < 0 ? prc : -EAGAIN;
     }
-    if (b->due) {
-        schedule(r, ids, n, b->due);
-        *pushed = n;
-        px__stat_count(r, t, PX__KEY_QUEUE(key), PX__ST_SUBMITTED, n);
-        return 0;
-    }
-    pend(r, ids, n);
-    rc = px__publish(r, t, key, ids, n, deadline);
-    uint32_t k = rc > 0 ? (uint32_t)rc : 0;
-    unfill(r, ids + k, n - k);
-    *pushed = k;
-    px__stat_count(r, t, PX__KEY_QUEUE(key), PX__ST_SUBMITTED, k);
-    return k == n ? 0 : (rc < 0 ? rc : -EAGAIN);
+    unfill(r, ids + at, b->filled - at);
+    *pushed = at;
+    b->nchunks = b->filled = 0;
+    return rc;
+}
+
+/* Closes the open chunk of `open` tasks for lane key. */
+static void close_chunk(struct batch *b, uint32_t key, uint32_t open)
+{
+    b->key[b->nchunks] = key;
+    b->n[b->nchunks++] = open;
 }
 
 int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_opts *opts,
@@ -501,8 +528,8 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
     struct px__tls *t = px__tls_get(r);
     if (!t)
         return -ENOMEM;
-    struct batch b = {0, deadline_of(opts), 0, due_of(opts)};
-    uint32_t flags = slot_flags(opts), batch = 0, pushed;
+    struct batch b = {.deadline = deadline_of(opts), .due = due_of(opts)};
+    uint32_t flags = slot_flags(opts), open = 0, pushed, held = chunks_held(r);
     size_t done = 0;
     struct target tg = {0}, next;
     for (size_t i = 0; i < n; i++) {
@@ -513,30 +540,34 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
             rc = -E2BIG;
         else
             rc = resolve(r, t, j->task, opts, &next);
-        if (rc == 0 && batch && (next.key != tg.key || batch == BATCH)) {
-            b.key = tg.key;
-            rc = flush(r, t, &b, ids + done, batch, &pushed);
-            done += pushed;
-            batch = 0;
+        if (rc == 0 && open && (next.key != tg.key || open == BATCH)) {
+            close_chunk(&b, tg.key, open);
+            open = 0;
+            if (b.nchunks == held) {
+                rc = flush(r, t, &b, ids + done, &pushed);
+                done += pushed;
+            }
         }
         if (rc == 0) {
             tg = next;
             rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts), b.deadline,
-                      &ids[done + batch]);
+                      &ids[done + b.filled]);
         }
         if (rc)
             break;
         b.ticket =
-            px__journal_submit(r, ids[done + batch], flags, j->args, (uint32_t)j->len, b.due, 0);
-        batch++;
+            px__journal_submit(r, ids[done + b.filled], flags, j->args, (uint32_t)j->len, b.due, 0);
+        b.filled++;
+        open++;
         if (b.ticket < 0) {
             rc = (int)b.ticket;
             break;
         }
     }
-    if (batch) {
-        b.key = tg.key;
-        int frc = flush(r, t, &b, ids + done, batch, &pushed);
+    if (open)
+        close_chunk(&b, tg.key, open);
+    if (b.nchunks) {
+        int frc = flush(r, t, &b, ids + done, &pushed);
         done += pushed;
         if (rc == 0)
             rc = frc;

@@ -9,10 +9,12 @@
 #include "persist/durable.h"
 #include "persist/journal.h"
 #include "persist/log.h"
+#include "persist/wal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
 
 static char rname[64], dir[64];
@@ -422,5 +424,59 @@ Test(durable, a_log_that_agrees_with_the_memory_is_left_alone)
     r = open_durable(PX_DURABLE_SYNC, &rec);
     cr_assert_eq(rec.log_behind + rec.log_ahead, 0);
     cr_assert_eq(segments(), 1, "no checkpoint was written");
+    px_region_close(r);
+}
+
+/* A sync px_submit_many waits once for many chunks of tasks, not once per
+ * chunk, and every task it acknowledged comes back after a reboot, in
+ * whichever queue it went to. */
+Test(durable, a_sync_batch_is_one_flush_and_comes_back_whole)
+{
+    char logdir[128];
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    px_region_opts o = {.capacity = 8192,
+                        .lanes = 8,
+                        .lane_depth = 4096,
+                        .durability = PX_DURABLE_SYNC,
+                        .log_dir = logdir};
+    px_region *r;
+    cr_assert_eq(px_region_open(rname, &o, &r), 0);
+    px_task_def a = {.name = "echo", .fn = echo, .mode = PX_THREAD};
+    px_task_def b = {.name = "echo_b", .fn = echo, .mode = PX_THREAD, .queue = "b"};
+    cr_assert_eq(px_task_register(r, &a), 0);
+    cr_assert_eq(px_task_register(r, &b), 0);
+    enum { N = 1024 };
+    static px_job jobs[N];
+    static px_id ids[N];
+    static uint32_t args[N];
+    for (uint32_t i = 0; i < N; i++) {
+        args[i] = i;
+        jobs[i] = (px_job){.task = "echo", .args = &args[i], .len = sizeof args[i]};
+    }
+    struct px__wal_stats before, after;
+    px__wal_stats(r->wal, &before);
+    cr_assert_eq(px_submit_many(r, jobs, N, NULL, ids), N);
+    px__wal_stats(r->wal, &after);
+    cr_assert_eq(after.flushes - before.flushes, 1, "one flush for %d tasks, not %" PRIu64, N,
+                 after.flushes - before.flushes);
+    /* Every 10th task to another queue: chunks close on each change. */
+    for (uint32_t i = 0; i < N; i += 10)
+        jobs[i].task = "echo_b";
+    static px_id more[N];
+    cr_assert_eq(px_submit_many(r, jobs, N, NULL, more), N);
+    lose_memory(r);
+
+    px_recovery_info rec;
+    cr_assert_eq(px_region_open(rname, &o, &r), 0);
+    cr_assert_eq(px_region_recovery(r, &rec), 0);
+    cr_assert_eq(rec.restored, 2 * N);
+    cr_assert_eq(rec.pending, 2 * N);
+    for (uint32_t i = 0; i < N; i++) {
+        cr_assert_eq(px_status(r, ids[i]), PX_PENDING, "task %u", i);
+        cr_assert_eq(px_status(r, more[i]), PX_PENDING, "task %u", i);
+        px_task_info info;
+        cr_assert_eq(px_info(r, more[i], &info), 0);
+        cr_assert_str_eq(info.queue, i % 10 ? "default" : "b");
+    }
     px_region_close(r);
 }
