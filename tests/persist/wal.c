@@ -1,7 +1,9 @@
 /*
  * The log writer on its own: appends from more threads than it has rings,
  * rings of exited threads taken over, a forked child appending beside its
- * parent, and a flush that must make earlier unflushed writes durable.
+ * parent or killed holding the shared ring, unwaited records sharing a
+ * waited group's flush, zeros written ahead of the log, and a flush that
+ * must make earlier unflushed writes durable.
  * Every record is checked in the log as read back.
  */
 #include "common.h"
@@ -12,7 +14,9 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define TYPE PX__REC_FREE /* a body of id and attempts: (thread, n) here */
 
@@ -257,6 +261,64 @@ Test(wal, a_forked_child_appends_beside_its_parent)
     cr_assert_eq(px__wal_flush(w), 0);
     px__wal_close(w);
     expect_records(2, per);
+}
+
+/* Appends one record, then keeps its ring (stays alive) until released. */
+static _Atomic int release_holders;
+
+static void *holder_main(void *p)
+{
+    struct crowd *c = p;
+    append(c->w, c->t, 0);
+    pthread_barrier_wait(c->all_alive);
+    while (!atomic_load(&release_holders))
+        usleep(1000);
+    return NULL;
+}
+
+/* The shared ring's mutex is robust: a pool child killed by SIGKILL while
+ * it holds it, in the middle of building a record, must block no one, and
+ * its half-built record must never reach the log. */
+Test(wal, a_child_killed_holding_the_shared_ring_blocks_no_one, .timeout = 30)
+{
+    struct px__wal *w = open_wal(1);
+    enum { HOLDERS = PX__WAL_RINGS - 1 };
+    pthread_t th[HOLDERS];
+    struct crowd c[HOLDERS];
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, HOLDERS + 1);
+    for (uint32_t i = 0; i < HOLDERS; i++) {
+        c[i] = (struct crowd){w, &b, i, 1};
+        cr_assert_eq(pthread_create(&th[i], NULL, holder_main, &c[i]), 0);
+    }
+    pthread_barrier_wait(&b); /* every private ring is now a live thread's */
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        uint8_t *dst = px__wal_begin(w, 12); /* the shared ring, locked */
+        if (dst)
+            memset(dst, 0xab, 12);
+        atomic_store(&ct->ready, 1);
+        for (;;)
+            pause();
+    }
+    while (!atomic_load(&ct->ready))
+        usleep(100);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    cr_assert_eq(waitpid(pid, NULL, 0), pid);
+    struct px__wal_stats st;
+    px__wal_stats(w, &st);
+    uint64_t shared = st.shared_records;
+    cr_assert_eq(px__wal_wait(w, append(w, HOLDERS, 0)), 0, "the shared ring is usable again");
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.shared_records, shared + 1, "the record went through the shared ring");
+    atomic_store(&release_holders, 1);
+    for (uint32_t i = 0; i < HOLDERS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&b);
+    cr_assert_eq(px__wal_flush(w), 0);
+    px__wal_close(w);
+    expect_records(HOLDERS + 1, 1);
 }
 
 /* ---- A flush after writes that were not flushed ---------------------- */
