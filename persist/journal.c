@@ -8,27 +8,35 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A SUBMIT record from the slot's fields, with its optional ones. */
-static int64_t submit_record(px_region *r, struct px__rec_submit *rec, uint32_t len)
+/* A SUBMIT record from the slot's fields, with its optional ones. This
+ * runs once per submit: the names are copied once, from the definition and
+ * the queue straight into the log, and the record struct is not zeroed. */
+static int64_t submit_record(px_region *r, uint64_t id, uint32_t flags, const void *args,
+                             uint32_t len, uint64_t due_ns, uint64_t key, uint64_t sched,
+                             uint64_t run)
 {
-    struct px__slot *s = &r->slots[PX__ID_IDX(rec->id)];
+    struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
     uint32_t prio = atomic_load_explicit(&s->level, memory_order_relaxed) + 1;
-    rec->mode = (uint8_t)r->defs[def].mode;
-    rec->prio = prio == PX_PRIORITY_NORMAL ? 0 : prio;
-    memcpy(rec->name, r->defs[def].name, sizeof rec->name);
-    rec->name[sizeof rec->name - 1] = '\0';
-    /* A copy, not snprintf: this runs once per submit. */
-    _Static_assert(sizeof rec->queue >= PX__QNAME_MAX, "queue names fit");
-    memcpy(rec->queue, r->queues[q].name, PX__QNAME_MAX);
-    rec->queue[PX__QNAME_MAX - 1] = '\0';
+    struct px__rec_submit rec;
+    rec.id = id;
+    rec.flags = flags;
+    rec.mode = (uint8_t)r->defs[def].mode;
+    rec.args = args;
+    rec.args_len = len;
+    rec.due_ns = due_ns;
+    rec.key = key;
+    rec.prio = prio == PX_PRIORITY_NORMAL ? 0 : prio;
+    rec.sched = sched;
+    rec.run = run;
     uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 5 * 9;
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
         return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
     struct px__put p = {dst, 0, max, false};
-    px__rec_submit_put(&p, rec);
+    px__rec_submit_put_names(&p, &rec, r->defs[def].name, PX__NAME_MAX - 1, r->queues[q].name,
+                             PX__QNAME_MAX - 1);
     return (int64_t)px__wal_end(r->wal, PX__REC_SUBMIT, (uint32_t)p.len);
 }
 
@@ -37,9 +45,7 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
 {
     if (!r->wal)
         return 0;
-    struct px__rec_submit rec = {
-        .id = id, .flags = flags, .args = args, .args_len = len, .due_ns = due_ns, .key = key};
-    return submit_record(r, &rec, len);
+    return submit_record(r, id, flags, args, len, due_ns, key, 0, 0);
 }
 
 int64_t px__journal_run(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
@@ -47,14 +53,7 @@ int64_t px__journal_run(px_region *r, px_id id, uint32_t flags, const void *args
 {
     if (!r->wal)
         return 0;
-    struct px__rec_submit rec = {.id = id,
-                                 .flags = flags,
-                                 .args = args,
-                                 .args_len = len,
-                                 .due_ns = due_ns,
-                                 .sched = sched,
-                                 .run = run};
-    return submit_record(r, &rec, len);
+    return submit_record(r, id, flags, args, len, due_ns, 0, sched, run);
 }
 
 int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id)

@@ -181,13 +181,29 @@ static struct px__get body_of(const struct px__rec *r)
     return (struct px__get){r->body, r->len, 0};
 }
 
+/* A string of at most max bytes, up to its first NUL: u8 length, bytes. */
+static void put_strn(struct px__put *w, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    px__put_u8(w, (uint8_t)n);
+    put(w, s, n);
+}
+
 void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s)
 {
+    px__rec_submit_put_names(w, s, s->name, sizeof s->name - 1, s->queue, sizeof s->queue - 1);
+}
+
+void px__rec_submit_put_names(struct px__put *w, const struct px__rec_submit *s, const char *name,
+                              size_t name_max, const char *queue, size_t queue_max)
+{
+    /* What the reader takes: no more than its arrays hold. */
+    size_t cap = sizeof s->name - 1;
     px__put_u64(w, s->id);
     px__put_u32(w, s->flags);
     px__put_u8(w, s->mode);
-    px__put_str(w, s->name);
-    px__put_str(w, s->queue);
+    put_strn(w, name, name_max < cap ? name_max : cap);
+    put_strn(w, queue, queue_max < cap ? queue_max : cap);
     px__put_bytes(w, s->args, s->args_len);
     if (s->due_ns) {
         px__put_u8(w, 1);

@@ -165,6 +165,12 @@ struct px__rec_segment {
 };
 
 void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s);
+/* The same with the task and queue names taken from elsewhere (s->name and
+ * s->queue are not read), each read up to its first NUL or its max bytes
+ * (at most 63), so that a name in shared memory that lost its NUL is cut,
+ * not overrun. */
+void px__rec_submit_put_names(struct px__put *w, const struct px__rec_submit *s, const char *name,
+                              size_t name_max, const char *queue, size_t queue_max);
 bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s);
 void px__rec_finish_put(struct px__put *w, const struct px__rec_finish *f);
 bool px__rec_finish_get(const struct px__rec *r, struct px__rec_finish *f);

@@ -414,6 +414,33 @@ Test(record, submit_round_trip)
     free(args);
 }
 
+/* Names taken from shared memory that lost their NUL are cut at their
+ * bound, never read past it, and the record still reads back. */
+Test(record, submit_names_without_a_nul_are_cut_at_their_bound)
+{
+    char name[80], queue[80];
+    memset(name, 'n', sizeof name);
+    memset(queue, 'q', sizeof queue);
+    uint8_t buf[512];
+    struct px__rec_submit s = {.id = 42, .flags = 1, .mode = 1};
+    struct px__put w = {buf + PX__REC_HDR, 0, sizeof buf - PX__REC_HDR, false};
+    px__rec_submit_put_names(&w, &s, name, 63, queue, 31);
+    cr_assert(!w.overflow);
+    cr_assert_eq(w.len, 8 + 4 + 1 + 1 + 63 + 1 + 31 + 4);
+    size_t n = px__rec_seal(buf, PX__REC_SUBMIT, 9, (uint32_t)w.len);
+    struct px__rec r = read_ok(buf, n, 0, PX__REC_SUBMIT, 9, (uint32_t)w.len);
+    struct px__rec_submit o;
+    cr_assert(px__rec_submit_get(&r, &o));
+    cr_assert_eq(strlen(o.name), 63);
+    cr_assert_eq(strlen(o.queue), 31);
+    cr_assert_eq(strspn(o.name, "n"), 63);
+    cr_assert_eq(strspn(o.queue, "q"), 31);
+    /* A bound past what a reader takes is held to it. */
+    w = (struct px__put){buf + PX__REC_HDR, 0, sizeof buf - PX__REC_HDR, false};
+    px__rec_submit_put_names(&w, &s, name, sizeof name, "", 0);
+    cr_assert_eq(w.len, 8 + 4 + 1 + 1 + 63 + 1 + 4);
+}
+
 Test(record, start_free_round_trip)
 {
     const uint64_t ids[] = {0, 1, 0x8000000000000001ull, UINT64_MAX};
