@@ -7,9 +7,10 @@
  *   never writes into it: a claim that overlaps it waits on `done`.
  * - `front` only grows within a segment: the log's writes end there, so
  *   zeros never land on a record.
- * - `zeroed` is how far the current segment's zeros are written and
- *   flushed; `gen` counts segments, so a chunk that completes after the
- *   log moved on changes nothing of the new segment.
+ * - [zero_from, zeroed) of the current segment holds zeros written and
+ *   flushed (a chunk starts at least LEAD past the front, skipping ahead
+ *   of a log that caught up); `gen` counts segments, so a chunk that
+ *   completes after the log moved on changes nothing of the new segment.
  */
 #define _GNU_SOURCE
 #include "ahead.h"
@@ -22,8 +23,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define CHUNK (1u << 20)     /* zeros per write and flush */
+#define CHUNK (256u << 10)   /* zeros per write and flush */
 #define AHEAD (8ull << 20)   /* how far past the front zeros go */
+#define LEAD (256ull << 10)  /* how far past the front a chunk starts, at least */
 #define ZERO_BUF (64u << 10) /* one buffer, repeated in an iovec */
 
 struct px__ahead {
@@ -32,7 +34,8 @@ struct px__ahead {
     pthread_t thread;
     bool stop;
     int fd; /* the zeroer's own descriptor of the segment; -1: none */
-    uint64_t gen, front, zeroed, end, busy_from, busy_to;
+    uint64_t gen, front, end, busy_from, busy_to;
+    uint64_t zero_from, zeroed; /* [zero_from, zeroed): zeros written and flushed */
     struct px__ahead_stats st;
 };
 
@@ -73,7 +76,14 @@ static void *zeroer_main(void *p)
             pthread_cond_wait(&a->wake, &a->mu);
         if (a->stop)
             break;
-        uint64_t from = a->zeroed > a->front ? a->zeroed : a->front;
+        /* Never right at the front: the log's next groups go there, and
+         * one that reached a chunk being written would wait for it. If
+         * the log has caught up, the zeros skip ahead of it instead. */
+        uint64_t from = a->zeroed > a->front + LEAD ? a->zeroed : a->front + LEAD;
+        if (from >= a->end) {
+            a->end = 0; /* the rest of this segment gets no zeros */
+            continue;
+        }
         uint64_t to = from + CHUNK < a->end ? from + CHUNK : a->end;
         uint64_t gen = a->gen;
         int fd = a->fd;
@@ -85,6 +95,8 @@ static void *zeroer_main(void *p)
         a->busy_from = a->busy_to = 0;
         if (gen == a->gen) {
             if (rc == 0) {
+                if (from != a->zeroed)
+                    a->zero_from = from; /* it skipped ahead of the log */
                 a->zeroed = to;
                 a->st.zeroed += to - from;
             } else {
@@ -145,7 +157,7 @@ void px__ahead_segment(struct px__ahead *a, int dirfd, const char *name, uint64_
         close(a->fd);
     a->fd = fd;
     a->gen++;
-    a->front = a->zeroed = from;
+    a->front = a->zero_from = a->zeroed = from;
     a->end = fd >= 0 ? end : 0;
     pthread_cond_signal(&a->wake);
     pthread_mutex_unlock(&a->mu);
@@ -155,10 +167,12 @@ void px__ahead_claim(struct px__ahead *a, uint64_t off, uint64_t len)
 {
     uint64_t to = off + len;
     pthread_mutex_lock(&a->mu);
+    if (a->busy_to && off < a->busy_to && to > a->busy_from)
+        a->st.waited++;
     while (a->busy_to && off < a->busy_to && to > a->busy_from)
         pthread_cond_wait(&a->done, &a->mu);
     a->st.claimed += len;
-    if (a->zeroed > off)
+    if (a->zeroed > off && off >= a->zero_from)
         a->st.ready += (a->zeroed < to ? a->zeroed : to) - off;
     if (to > a->front)
         a->front = to;

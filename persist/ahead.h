@@ -34,6 +34,7 @@ struct px__ahead_stats {
     uint64_t zeroed;  /* bytes of zeros written and flushed */
     uint64_t claimed; /* bytes claimed by the log */
     uint64_t ready;   /* of those, bytes that were zeroed before the claim */
+    uint64_t waited;  /* claims that waited for a chunk being written */
 };
 
 /* Starts the zeroer thread: 0 or a negative errno. */

@@ -580,6 +580,7 @@ void px__wal_stats(struct px__wal *w, struct px__wal_stats *s)
         px__ahead_stats(w->ahead, &a);
         s->zeroed = a.zeroed;
         s->ready = a.ready;
+        s->zero_waits = a.waited;
     }
 }
 

@@ -97,6 +97,7 @@ struct px__wal_stats {
     uint64_t ring_bytes;     /* of each ring; a ring half full is written at once */
     uint64_t zeroed;         /* bytes of zeros written ahead of the log */
     uint64_t ready;          /* bytes the log wrote over zeros already flushed */
+    uint64_t zero_waits;     /* groups that waited for zeros being written */
 };
 void px__wal_stats(struct px__wal *w, struct px__wal_stats *s);
 

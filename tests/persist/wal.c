@@ -197,8 +197,12 @@ Test(wal, zeros_ahead_of_the_log_never_overwrite_a_record)
     px__wal_stats(w, &st);
     cr_assert_gt(st.segments, 2, "the log changed segments");
     cr_assert_gt(st.zeroed, 0);
-    cr_assert_gt(st.ready, st.bytes / 2, "%" PRIu64 " of %" PRIu64 " bytes written over zeros",
+    cr_assert_gt(st.ready, st.bytes / 4, "%" PRIu64 " of %" PRIu64 " bytes written over zeros",
                  st.ready, st.bytes);
+    /* A chunk starts at least 256 KiB ahead of the log, and a group here
+     * is a few KiB: the log should almost never wait for zeros. */
+    cr_assert_leq(st.zero_waits * 10, st.groups, "%" PRIu64 " of %" PRIu64 " groups waited",
+                  st.zero_waits, st.groups);
     px__wal_close(w);
     expect_records(4, 20000);
 }
