@@ -81,40 +81,6 @@ size_t px__rec_decoded(const uint8_t *f, struct px__rec *out)
     return px__rec_size(out->len);
 }
 
-static void put(struct px__put *w, const void *p, size_t n)
-{
-    if (w->overflow || w->cap - w->len < n) {
-        w->overflow = true;
-        return;
-    }
-    memcpy(w->p + w->len, p, n);
-    w->len += n;
-}
-
-void px__put_u8(struct px__put *w, uint8_t v)
-{
-    put(w, &v, 1);
-}
-
-void px__put_u32(struct px__put *w, uint32_t v)
-{
-    v = htole32(v);
-    put(w, &v, 4);
-}
-
-void px__put_u64(struct px__put *w, uint64_t v)
-{
-    v = htole64(v);
-    put(w, &v, 8);
-}
-
-void px__put_bytes(struct px__put *w, const void *p, uint32_t n)
-{
-    px__put_u32(w, n);
-    if (n)
-        put(w, p, n);
-}
-
 void px__put_str(struct px__put *w, const char *s)
 {
     size_t n = strlen(s);
@@ -123,7 +89,7 @@ void px__put_str(struct px__put *w, const char *s)
         return;
     }
     px__put_u8(w, (uint8_t)n);
-    put(w, s, n);
+    px__put_raw(w, s, n);
 }
 
 static bool get(struct px__get *g, void *dst, size_t n)
@@ -186,7 +152,7 @@ static void put_strn(struct px__put *w, const char *s, size_t max)
 {
     size_t n = strnlen(s, max);
     px__put_u8(w, (uint8_t)n);
-    put(w, s, n);
+    px__put_raw(w, s, n);
 }
 
 void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s)

@@ -25,6 +25,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <endian.h>
+#include <string.h>
 
 #define PX__REC_HDR 24u
 #define PX__REC_MAX_BODY (1u << 24)
@@ -79,11 +81,45 @@ struct px__put {
     size_t len, cap;
     bool overflow;
 };
-void px__put_u8(struct px__put *w, uint8_t v);
-void px__put_u32(struct px__put *w, uint32_t v);
-void px__put_u64(struct px__put *w, uint64_t v);
-void px__put_bytes(struct px__put *w, const void *p, uint32_t n); /* u32 length, bytes */
-void px__put_str(struct px__put *w, const char *s);               /* u8 length, bytes */
+
+/* Inline: a SUBMIT record is put field by field on every submit, and a
+ * call with its own bounds check per field cost more than the copies. */
+static inline void px__put_raw(struct px__put *w, const void *p, size_t n)
+{
+    if (w->overflow || w->cap - w->len < n) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->p + w->len, p, n);
+    w->len += n;
+}
+
+static inline void px__put_u8(struct px__put *w, uint8_t v)
+{
+    px__put_raw(w, &v, 1);
+}
+
+static inline void px__put_u32(struct px__put *w, uint32_t v)
+{
+    v = htole32(v);
+    px__put_raw(w, &v, 4);
+}
+
+static inline void px__put_u64(struct px__put *w, uint64_t v)
+{
+    v = htole64(v);
+    px__put_raw(w, &v, 8);
+}
+
+/* u32 length, bytes */
+static inline void px__put_bytes(struct px__put *w, const void *p, uint32_t n)
+{
+    px__put_u32(w, n);
+    if (n)
+        px__put_raw(w, p, n);
+}
+
+void px__put_str(struct px__put *w, const char *s); /* u8 length, bytes */
 
 struct px__get {
     const uint8_t *p;

@@ -100,10 +100,14 @@ struct px__wal {
 };
 
 /* The ring this thread appends to, for the writer it last appended to;
- * reset in a forked child, whose thread is not the ring's owner. */
-static __thread struct px__wal *tl_wal;
-static __thread uint32_t tl_ring;
-static __thread uint64_t tl_token;
+ * reset in a forked child, whose thread is not the ring's owner. The model
+ * is initial-exec: read straight off the thread pointer on every append,
+ * not through __tls_get_addr; 20 bytes of the static TLS that glibc keeps
+ * for libraries, even one loaded with dlopen. */
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+static __thread TLS_IE struct px__wal *tl_wal;
+static __thread TLS_IE uint32_t tl_ring;
+static __thread TLS_IE uint64_t tl_token;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void forget_ring(void)
@@ -120,6 +124,13 @@ static void register_atfork(void)
 static uint8_t *ring_base(const struct px__wal *w, uint32_t i)
 {
     return w->mem + 2 * (size_t)i * w->cap;
+}
+
+/* Where byte pos of a ring is: cap is a power of two, so that this is a
+ * mask and not a division (two a record, on the path of every submit). */
+static size_t ring_off(const struct px__wal *w, uint64_t pos)
+{
+    return (size_t)(pos & (w->cap - 1));
 }
 
 /* Memory shared with the pool children this process forks later: the
@@ -388,7 +399,7 @@ static void take_group(struct px__wal *w, uint64_t g)
         tails[i] = atomic_load(&r->tail);
         if (tails[i] == head)
             continue;
-        v[n].iov_base = ring_base(w, i) + head % w->cap;
+        v[n].iov_base = ring_base(w, i) + ring_off(w, head);
         v[n].iov_len = tails[i] - head;
         len += v[n++].iov_len;
     }
@@ -502,7 +513,7 @@ uint8_t *px__wal_begin(struct px__wal *w, uint32_t max)
     uint32_t i = my_ring(w);
     struct ring *r = &w->rings[i];
     wait_room(w, r, need);
-    return ring_base(w, i) + atomic_load_explicit(&r->tail, memory_order_relaxed) % w->cap +
+    return ring_base(w, i) + ring_off(w, atomic_load_explicit(&r->tail, memory_order_relaxed)) +
            PX__REC_HDR;
 }
 
@@ -512,7 +523,7 @@ uint64_t px__wal_end(struct px__wal *w, uint16_t type, uint32_t len)
     struct ring *r = &w->rings[i];
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t lsn = atomic_fetch_add(w->o.lsn, 1) + 1;
-    tail += px__rec_seal(ring_base(w, i) + tail % w->cap, type, lsn, len);
+    tail += px__rec_seal(ring_base(w, i) + ring_off(w, tail), type, lsn, len);
     atomic_store_explicit(&r->records, atomic_load_explicit(&r->records, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_store(&r->tail, tail);
@@ -618,12 +629,6 @@ static void wal_free(struct px__wal *w)
     munmap(w, sizeof *w);
 }
 
-static size_t page_round(size_t n)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    return (n + pg - 1) / pg * pg;
-}
-
 int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
 {
     if (!o || !o->dir || !o->lsn || !o->bytes || !o->pub_writer || !o->pub_seq ||
@@ -654,7 +659,9 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
     /* A ring holds two of the largest record, so that one can be appended
      * while the other is written. */
     size_t rec = px__rec_size(o->max_record);
-    w->cap = page_round(2 * rec > MIN_RING ? 2 * rec : MIN_RING);
+    w->cap = MIN_RING; /* a power of two, and of the page size */
+    while (w->cap < 2 * rec)
+        w->cap *= 2;
     w->max_rec = w->cap / 2;
     int rc = -ENOMEM;
     if (!(w->dir = strdup(o->dir)) || (rc = rings_map(w)) != 0)
