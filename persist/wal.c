@@ -76,6 +76,7 @@ struct px__wal {
     int dirfd;
     struct px__io *io;
     struct px__ahead *ahead; /* the opening process's zeroer, or NULL */
+    pid_t owner_pid;         /* that process: a pool child never uses it */
     pthread_t thread;
     pthread_mutex_t mu; /* ring 0's appenders */
     struct ring rings[RINGS];
@@ -586,7 +587,7 @@ void px__wal_stats(struct px__wal *w, struct px__wal_stats *s)
     s->bytes = atomic_load(&w->bytes);
     s->failed_groups = atomic_load(&w->failed_groups);
     s->segments = atomic_load(&w->segments);
-    if (w->ahead) {
+    if (w->ahead && getpid() == w->owner_pid) {
         struct px__ahead_stats a;
         px__ahead_stats(w->ahead, &a);
         s->zeroed = a.zeroed;
@@ -612,7 +613,8 @@ static int writable(const char *dir)
 
 static void wal_free(struct px__wal *w)
 {
-    px__ahead_stop(w->ahead);
+    if (getpid() == w->owner_pid)
+        px__ahead_stop(w->ahead);
     if (w->io)
         w->io->ops->destroy(w->io);
     if (w->fd >= 0)
@@ -639,6 +641,7 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
     if (!w)
         return -ENOMEM;
     w->o = *o;
+    w->owner_pid = getpid();
     w->fd = w->dirfd = -1;
     w->fill_group = 1;
     w->cut = UINT64_MAX;
