@@ -75,8 +75,11 @@ struct px__wal {
     char *dir;
     int dirfd;
     struct px__io *io;
-    struct px__ahead *ahead; /* the opening process's zeroer, or NULL */
-    pid_t owner_pid;         /* that process: a pool child never uses it */
+    /* The opening process's zeroer: started by the log thread with the
+     * first segment (a process that only looks at a region starts none),
+     * read by px__wal_stats; NULL if none. */
+    struct px__ahead *_Atomic ahead;
+    pid_t owner_pid; /* that process: a pool child never uses it */
     pthread_t thread;
     pthread_mutex_t mu; /* ring 0's appenders */
     struct ring rings[RINGS];
@@ -243,8 +246,11 @@ static int segment_try(struct px__wal *w)
     w->allocated = want;
     w->cut = UINT64_MAX;
     atomic_fetch_add(&w->segments, 1);
-    if (w->ahead)
-        px__ahead_segment(w->ahead, w->dirfd, name, hsize, w->o.segment_bytes);
+    struct px__ahead *a = atomic_load_explicit(&w->ahead, memory_order_relaxed);
+    if (w->o.ahead && !a && px__ahead_start(&a) == 0)
+        atomic_store_explicit(&w->ahead, a, memory_order_release);
+    if (a) /* without one, the log works as before: fallocated space */
+        px__ahead_segment(a, w->dirfd, name, hsize, w->o.segment_bytes);
     return 0;
 }
 
@@ -281,8 +287,9 @@ static int write_group(struct px__wal *w, const struct iovec *v, int n, size_t l
         if (w->io->ops->prealloc(w->io, w->fd, w->allocated, end - w->allocated) == 0)
             w->allocated = end;
     }
-    if (w->ahead && len)
-        px__ahead_claim(w->ahead, w->off, len);
+    struct px__ahead *a = atomic_load_explicit(&w->ahead, memory_order_relaxed);
+    if (a && len)
+        px__ahead_claim(a, w->off, len);
     rc = w->io->ops->write(w->io, w->fd, v, n, w->off, flush);
     if (rc == 0) {
         w->off += len;
@@ -587,9 +594,10 @@ void px__wal_stats(struct px__wal *w, struct px__wal_stats *s)
     s->bytes = atomic_load(&w->bytes);
     s->failed_groups = atomic_load(&w->failed_groups);
     s->segments = atomic_load(&w->segments);
-    if (w->ahead && getpid() == w->owner_pid) {
+    struct px__ahead *ahead = atomic_load_explicit(&w->ahead, memory_order_acquire);
+    if (ahead && getpid() == w->owner_pid) {
         struct px__ahead_stats a;
-        px__ahead_stats(w->ahead, &a);
+        px__ahead_stats(ahead, &a);
         s->zeroed = a.zeroed;
         s->ready = a.ready;
         s->zero_waits = a.waited;
@@ -614,7 +622,7 @@ static int writable(const char *dir)
 static void wal_free(struct px__wal *w)
 {
     if (getpid() == w->owner_pid)
-        px__ahead_stop(w->ahead);
+        px__ahead_stop(atomic_load(&w->ahead));
     if (w->io)
         w->io->ops->destroy(w->io);
     if (w->fd >= 0)
@@ -673,7 +681,7 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
      * looks at a region leaves no file behind. The directory must be
      * writable now, though, so that the problem shows at open. */
     if ((rc = w->dirfd = open_dir(o->dir)) < 0 || (rc = writable(o->dir)) != 0 ||
-        (rc = px__io_new(&w->io)) != 0 || (o->ahead && (rc = px__ahead_start(&w->ahead)) != 0))
+        (rc = px__io_new(&w->io)) != 0)
         goto fail;
     if ((rc = -pthread_create(&w->thread, NULL, log_main, w)) != 0)
         goto fail;

@@ -11,6 +11,7 @@
 #include "persist/log.h"
 #include "persist/wal.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -205,6 +206,44 @@ Test(wal, zeros_ahead_of_the_log_never_overwrite_a_record)
                   st.zero_waits, st.groups);
     px__wal_close(w);
     expect_records(4, 20000);
+}
+
+/* This process's threads, leaving out io_uring's own workers. */
+static int threads_now(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = '\0';
+            fclose(f);
+        }
+        n += strncmp(comm, "iou-", 4) != 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* A process that only looks at a sync region (pollux status, list, top)
+ * writes no segment, so it must not start a zeroer either. */
+Test(wal, the_zeroer_starts_with_the_first_segment)
+{
+    int before = threads_now();
+    struct px__wal *w = open_wal_with(1, 1, 1u << 20);
+    cr_assert_eq(threads_now(), before + 1, "only the log thread, before any record");
+    cr_assert_eq(px__wal_wait(w, append(w, 0, 0)), 0);
+    cr_assert_eq(threads_now(), before + 2, "the zeroer came with the first segment: %d, %d",
+                 before, threads_now());
+    px__wal_close(w);
+    cr_assert_eq(threads_now(), before);
+    expect_records(1, 1);
 }
 
 /* One appender at a time, each exiting before the next starts. */
