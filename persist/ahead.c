@@ -163,15 +163,20 @@ void px__ahead_segment(struct px__ahead *a, int dirfd, const char *name, uint64_
     pthread_mutex_unlock(&a->mu);
 }
 
+/* True if [off, to) overlaps the chunk being zeroed. */
+static bool overlaps_busy(const struct px__ahead *a, uint64_t off, uint64_t to)
+{
+    return a->busy_to && off < a->busy_to && to > a->busy_from;
+}
+
 void px__ahead_claim(struct px__ahead *a, uint64_t off, uint64_t len)
 {
     uint64_t to = off + len;
     pthread_mutex_lock(&a->mu);
-    if (a->busy_to && off < a->busy_to && to > a->busy_from)
+    if (overlaps_busy(a, off, to))
         a->st.waited++;
-    while (a->busy_to && off < a->busy_to && to > a->busy_from)
+    while (overlaps_busy(a, off, to))
         pthread_cond_wait(&a->done, &a->mu);
-    a->st.claimed += len;
     if (a->zeroed > off && off >= a->zero_from)
         a->st.ready += (a->zeroed < to ? a->zeroed : to) - off;
     if (to > a->front)

@@ -10,11 +10,14 @@
  * for, so a thread of the log writer's process writes zeros a few MiB
  * ahead of the log and flushes them, off the path of any submit.
  *
- * Who writes what: the log thread alone writes records, at or past the
- * front it claims; the zeroer alone writes zeros, at or past that front,
- * in chunks it marks busy under the mutex before writing. A claim that
- * overlaps a busy chunk waits for it, so the two never write the same
- * bytes. Zeros read as the end of a segment, as unwritten space does.
+ * Who writes what: the log thread alone writes records, below the front
+ * it claims; the zeroer alone writes zeros, starting at least 256 KiB past
+ * that front (so that the log's next groups do not reach them), in chunks
+ * it marks busy under the mutex before writing. A claim that overlaps a
+ * busy chunk waits for it, so the two never write the same bytes. Zeros
+ * read as the end of a segment, as unwritten space does. A process killed
+ * while its zeroer writes leaves zeros past its last record, or less of
+ * them: nothing a reader takes for a record.
  *
  * The zeroer opens each segment itself (its own open file description, so
  * that a write-back error reported to its flush is still reported to the
@@ -31,10 +34,9 @@
 struct px__ahead;
 
 struct px__ahead_stats {
-    uint64_t zeroed;  /* bytes of zeros written and flushed */
-    uint64_t claimed; /* bytes claimed by the log */
-    uint64_t ready;   /* of those, bytes that were zeroed before the claim */
-    uint64_t waited;  /* claims that waited for a chunk being written */
+    uint64_t zeroed; /* bytes of zeros written and flushed */
+    uint64_t ready;  /* bytes the log claimed over zeros already flushed */
+    uint64_t waited; /* claims that waited for a chunk being written */
 };
 
 /* Starts the zeroer thread: 0 or a negative errno. */

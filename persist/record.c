@@ -164,6 +164,7 @@ void px__rec_submit_put_names(struct px__put *w, const struct px__rec_submit *s,
                               size_t name_max, const char *queue, size_t queue_max)
 {
     /* What the reader takes: no more than its arrays hold. */
+    _Static_assert(sizeof s->name == sizeof s->queue, "one bound for both names");
     size_t cap = sizeof s->name - 1;
     px__put_u64(w, s->id);
     px__put_u32(w, s->flags);
