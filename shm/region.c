@@ -27,6 +27,15 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+/* px__tls_get's one-entry cache: the handle (by tls_id, never reused, so
+ * a handle closed and another opened at its address do not match) and the
+ * thread's struct for it. It spares the pthread key's lookup on every
+ * submit and run. Initial-exec, as in persist/wal.c. */
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+static __thread TLS_IE uint64_t tl_tls_id;
+static __thread TLS_IE struct px__tls *tl_tls;
+static _Atomic uint64_t tls_ids;
+
 #define DEF_CAPACITY 65536u
 #define DEF_MAX_PAYLOAD 65536u
 #define DEF_LANES 256u
@@ -412,6 +421,7 @@ int px_region_open(const char *name, const px_region_opts *opts, px_region **out
     pthread_mutex_init(&r->tls_lock, NULL);
     if ((rc = -pthread_key_create(&r->tls_key, tls_destructor)) != 0)
         goto fail_map;
+    r->tls_id = atomic_fetch_add(&tls_ids, 1) + 1;
     if ((rc = px__proc_attach(r, PX_ROLE_CLIENT)) < 0)
         goto fail_key;
     if (created && plan.have_log)
@@ -515,9 +525,17 @@ static void unlink_tls(px_region *r, struct px__tls *t)
     }
 }
 
+static void tls_forget(void)
+{
+    tl_tls_id = 0;
+    tl_tls = NULL;
+}
+
 static void tls_destructor(void *p)
 {
     struct px__tls *t = p;
+    if (tl_tls == t)
+        tls_forget(); /* another key's destructor may still submit */
     px_region *r = t->r;
     pthread_mutex_lock(&r->tls_lock);
     release_lanes(r, t);
@@ -530,9 +548,14 @@ static void tls_destructor(void *p)
 
 struct px__tls *px__tls_get(px_region *r)
 {
+    if (tl_tls_id == r->tls_id)
+        return tl_tls;
     struct px__tls *t = pthread_getspecific(r->tls_key);
-    if (t)
+    if (t) {
+        tl_tls_id = r->tls_id;
+        tl_tls = t;
         return t;
+    }
     t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
@@ -550,6 +573,8 @@ struct px__tls *px__tls_get(px_region *r)
     t->next = r->tls_list;
     r->tls_list = t;
     pthread_mutex_unlock(&r->tls_lock);
+    tl_tls_id = r->tls_id;
+    tl_tls = t;
     return t;
 }
 
@@ -569,6 +594,8 @@ void px__tls_release_all(px_region *r)
     }
     pthread_mutex_unlock(&r->tls_lock);
     pthread_setspecific(r->tls_key, NULL);
+    if (tl_tls_id == r->tls_id)
+        tls_forget();
 }
 
 void px__tls_reset_after_fork(px_region *r)
@@ -590,4 +617,6 @@ void px__tls_reset_after_fork(px_region *r)
     t->slot_cursor = (uint32_t)(seed % r->hdr->capacity);
     t->chunk_cursor = (uint32_t)((seed >> 32) % r->hdr->nchunks);
     pthread_setspecific(r->tls_key, t);
+    tl_tls_id = r->tls_id;
+    tl_tls = t;
 }

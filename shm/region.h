@@ -71,6 +71,7 @@ struct px_region {
     bool wal_borrowed;         /* a pool child's: its parent's writer */
     px_recovery_info recovery; /* what opening recovered from the log */
     pthread_key_t tls_key;
+    uint64_t tls_id; /* unique among this process's handles: px__tls_get's cache */
     pthread_mutex_t tls_lock;
     struct px__tls *tls_list;
     _Atomic(px_task_fn) fns[PX__MAX_DEFS]; /* bound bodies, by definition index */
