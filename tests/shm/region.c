@@ -122,6 +122,44 @@ Test(region, destroy_missing)
     cr_assert_eq(px_region_destroy("/px-test-does-not-exist"), -ENOENT);
 }
 
+/* A thread's state for a handle is found through a cache keyed by the
+ * handle's id: a handle opened after another was closed (usually at the
+ * same address, since it is the same size) must not get the closed one's
+ * freed state, nor another open handle's. */
+Test(region, thread_state_belongs_to_its_handle)
+{
+    char name[64], name2[64];
+    bool same_address = false;
+    const px_task_def def = {.name = "t", .mode = PX_THREAD};
+    px_region *a = px_test_region_defs(name, sizeof name, &def, 1);
+    for (int i = 0; i < 8; i++) {
+        /* A submit gives this thread a lane of a's. */
+        cr_assert_eq(px_submit(a, "t", NULL, 0, NULL, NULL), 0);
+        struct px__tls *ta = px__tls_get(a);
+        cr_assert(ta && ta->r == a);
+        cr_assert_eq(ta->nlanes, 1);
+        cr_assert_eq(px_region_close(a), 0);
+        px_region *b;
+        cr_assert_eq(px_region_open(name, NULL, &b), 0);
+        same_address |= b == a;
+        struct px__tls *tb = px__tls_get(b);
+        cr_assert(tb && tb->r == b, "round %d: the state of a closed handle", i);
+        cr_assert_eq(tb->nlanes, 0);
+        a = b;
+    }
+    /* Two open handles, in turn: each keeps its own. */
+    px_region *c = px_test_region(name2, sizeof name2, &(px_region_opts){.capacity = 128});
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(px__tls_get(a)->r, a);
+        cr_assert_eq(px__tls_get(c)->r, c);
+    }
+    cr_assert(same_address, "no handle reused a closed one's address: the test proved nothing");
+    px_region_close(c);
+    px_region_close(a);
+    px_region_destroy(name2);
+    cr_assert_eq(px_region_destroy(name), 0);
+}
+
 Test(region, ids_format_and_parse)
 {
     char buf[PX_ID_LEN + 1];
