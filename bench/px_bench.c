@@ -3,7 +3,7 @@
  *
  * What is measured, in one run (each group can be picked with --only):
  *
- * throughput     Rounds of four measurements, interleaved so that each round
+ * throughput     Rounds of six measurements, interleaved so that each round
  *                sees the same machine load:
  *                - ring_spsc: 64-bit values through a ck_ring (SPSC) from this
  *                  thread to one consumer thread: the raw baseline.
@@ -16,6 +16,10 @@
  *                - noop_submit_many64_nometrics: the same batches in a
  *                  region made with PX_REGION_NO_METRICS (created for the
  *                  round): what the metrics cost on the no-op path.
+ *                - noop_submit_only / noop_run_only: each side of that
+ *                  path alone, in a region that holds all n tasks: n
+ *                  submits with no worker, then one worker thread running
+ *                  the n queued tasks (sides.c).
  *                ops/s is the median over the rounds; ratio_to_baseline is
  *                the median of the per-round ratios to ring_spsc.
  *
@@ -126,6 +130,7 @@ static void cleanup_live(void)
         unlink(live_path);
     durable_cleanup();
     lifecycle_cleanup();
+    sides_cleanup();
 }
 
 static void on_signal(int sig)
@@ -427,6 +432,9 @@ static void bench_throughput(const struct config *c)
         die("px_task_register_all", rc);
     double ring[ROUNDS], single[ROUNDS], batch[ROUNDS], rs[ROUNDS], rb[ROUNDS];
     double bare[ROUNDS], rbare[ROUNDS];
+    double sub_only[ROUNDS], run_only[ROUNDS], rsub[ROUNDS], rrun[ROUNDS];
+    char sides_name[64];
+    px_region *sides = bench_sides_region(sides_name, sizeof sides_name, c->noop_n);
     for (int i = 0; i < ROUNDS; i++) {
         ring[i] = ring_round(c->ring_n);
         single[i] = noop_round(r, c->noop_n, false);
@@ -442,7 +450,11 @@ static void bench_throughput(const struct config *c)
         rs[i] = single[i] / ring[i];
         rb[i] = batch[i] / ring[i];
         rbare[i] = bare[i] / ring[i];
+        bench_sides_round(sides, c->noop_n, &sub_only[i], &run_only[i]);
+        rsub[i] = sub_only[i] / ring[i];
+        rrun[i] = run_only[i] / ring[i];
     }
+    bench_sides_remove(sides, sides_name);
     region_remove(r, name);
     add_result("ring_spsc", c->ring_n * ROUNDS, median(ring, ROUNDS))->ratio = 1.0;
     add_result("noop_submit", c->noop_n * ROUNDS, median(single, ROUNDS))->ratio =
@@ -451,6 +463,10 @@ static void bench_throughput(const struct config *c)
         median(rb, ROUNDS);
     add_result("noop_submit_many64_nometrics", c->noop_n * ROUNDS, median(bare, ROUNDS))->ratio =
         median(rbare, ROUNDS);
+    add_result("noop_submit_only", c->noop_n * ROUNDS, median(sub_only, ROUNDS))->ratio =
+        median(rsub, ROUNDS);
+    add_result("noop_run_only", c->noop_n * ROUNDS, median(run_only, ROUNDS))->ratio =
+        median(rrun, ROUNDS);
 }
 
 /* ---- (c, d) Latency on a fixed schedule ---------------------------------- */

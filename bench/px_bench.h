@@ -54,6 +54,14 @@ uint64_t percentile(const uint64_t *sorted, size_t n, double q);
 px_workers *bench_one_worker(px_region *r);
 void bench_workers_stop(px_workers *w);
 
+/* sides.c: the no-op path's submit side and run side, each alone. A
+ * region that holds n queued tasks, and one round on it (tasks/s). */
+px_region *bench_sides_region(char *name, size_t cap, uint64_t n);
+void bench_sides_round(px_region *r, uint64_t n, double *submit_ops, double *run_ops);
+void bench_sides_remove(px_region *r, const char *name);
+/* Removes the sides region if the run fails; async-signal-safe. */
+void sides_cleanup(void);
+
 /* durable.c: the durability groups. */
 void bench_durable_sync(const struct config *c);
 void bench_durable_async(const struct config *c);
