@@ -10,7 +10,8 @@
  * first touches every page of the region, the second is measured.
  * - noop_submit_only: n px_submit calls (detached bench_noop tasks) with no
  *   worker running.
- * - noop_run_only: one worker thread, started while the queue is paused,
+ * - noop_run_only: one worker thread, started while the queue is paused
+ *   (0.3 s before: its supervisor's first sweep of the slots is over),
  *   runs the n queued tasks from the moment the queue is resumed (the
  *   clock's start); this thread checks the count every 100 us, asleep in
  *   between, so that it does not pull the counter's line away from the
@@ -90,7 +91,9 @@ static uint64_t drain(px_region *r, uint64_t target)
     if (rc)
         die("px_queue_pause", rc);
     px_workers *w = bench_one_worker(r);
-    struct timespec nap = {0, 100000}, settle = {0, 2000000};
+    /* The supervisor's first sweep of retention reads every slot (about
+     * 40 ms for 1M slots here); it is over before the clock starts. */
+    struct timespec nap = {0, 100000}, settle = {0, 300000000};
     nanosleep(&settle, NULL);
     uint64_t t0 = bench_now_ns();
     if ((rc = px_queue_resume(r, "default")) != 0)
