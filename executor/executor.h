@@ -154,8 +154,9 @@ px_id px__take(px_region *r, uint64_t qmask, uint32_t mode, struct px__scan *sca
 bool px__end_cancelled(px_region *r, uint32_t idx, uint64_t seen);
 
 /* Frees finished tasks whose result retention (px_submit_opts.result_ttl_s)
- * has run out; returns how many. Workers' supervisors call it. */
-int px__expire(px_region *r);
+ * has run out among the `max` slots from *cursor on (wrapping), and moves
+ * *cursor past them; returns how many. Workers' supervisors call it. */
+int px__expire(px_region *r, uint32_t *cursor, uint32_t max);
 
 /* Frees a task's slot (px__slot_free) and, if that was ours to do, logs
  * it, so that recovery does not bring the task back. */

@@ -132,16 +132,19 @@ int px__reap(px_region *r)
     return requeued;
 }
 
-/* Reads every slot's first line, so a large region takes milliseconds:
- * it yields the CPU every few thousand slots, so as not to hold it from a
+/* Reads each slot's first line, so a large window takes milliseconds: it
+ * yields the CPU every few thousand slots, so as not to hold it from a
  * worker or the timer thread for that long on a small machine. */
-int px__expire(px_region *r)
+int px__expire(px_region *r, uint32_t *cursor, uint32_t max)
 {
     uint64_t now = px__ticks(r->tsc);
     const struct px__clock *clk = &r->hdr->clock;
+    uint32_t cap = r->hdr->capacity, i = *cursor < cap ? *cursor : 0;
     int n = 0;
-    for (uint32_t i = 0; i < r->hdr->capacity; i++) {
-        if (i % 4096 == 4095)
+    if (max > cap)
+        max = cap;
+    for (uint32_t k = 0; k < max; k++, i = i + 1 == cap ? 0 : i + 1) {
+        if (k % 4096 == 4095)
             sched_yield();
         struct px__slot *s = &r->slots[i];
         uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
@@ -156,5 +159,6 @@ int px__expire(px_region *r)
          * meanwhile is left alone. */
         n += px__task_free(r, i, c);
     }
+    *cursor = i;
     return n;
 }

@@ -2,9 +2,11 @@
  * Result retention: a finished task's slot is freed once its result_ttl_s
  * has run out (by a worker's supervisor), never before; < 0 keeps it until
  * forgotten; the region's default applies otherwise; bad values change
- * nothing; an expiry is logged in a durable region.
+ * nothing; an expiry is logged in a durable region; a sweep looks at a
+ * window of slots at a time.
  */
 #include "common.h"
+#include "executor/executor.h"
 
 #include <errno.h>
 #include <math.h>
@@ -98,6 +100,73 @@ Test(retention, the_region_default_applies_and_covers_failures_and_cancels)
     cr_assert_eq(px_join(r, ok, 5, NULL, 0, NULL), 0);
     cr_assert_lt(until_gone(r, ok, 5), 5);
     cr_assert_lt(until_gone(r, cancelled, 5), 5, "a cancelled task expires too");
+    cr_assert_eq(px_workers_stop(w), 0);
+    px_region_close(r);
+}
+
+/* The supervisor's sweep covers a window of slots per call (all of them
+ * when producers wait for room): the window's expired results go, the
+ * others stay, and the cursor moves on, wrapping at the end. */
+Test(retention, a_sweep_frees_the_expired_results_of_its_window_only)
+{
+    px_region *r = open_r(0.3, NULL);
+    enum { N = 40 };
+    px_id ids[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(px_submit(r, "echo", "a", 1, NULL, &ids[i]), 0);
+    px_workers *w = start(r);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(px_join(r, ids[i], 5, NULL, 0, NULL), 0);
+    cr_assert_eq(px_workers_stop(w), 0); /* no supervisor sweeps from here on */
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(px_status(r, ids[i]), PX_SUCCESS, "not expired yet");
+    usleep(400000);
+    uint32_t cap = 64, start_at = 60, cursor = start_at, window = 20;
+    int in_window = 0;
+    for (int i = 0; i < N; i++)
+        in_window += (PX__ID_IDX(ids[i]) - start_at + cap) % cap < window;
+    cr_assert(in_window > 0 && in_window < N, "%d of the tasks in the window", in_window);
+    cr_assert_eq(px__expire(r, &cursor, window), in_window);
+    cr_assert_eq(cursor, (start_at + window) % cap, "the cursor wrapped past the end");
+    for (int i = 0; i < N; i++) {
+        bool inside = (PX__ID_IDX(ids[i]) - start_at + cap) % cap < window;
+        cr_assert_eq(px_status(r, ids[i]), inside ? -ENOENT : PX_SUCCESS, "slot %u",
+                     PX__ID_IDX(ids[i]));
+    }
+    cr_assert_eq(px__expire(r, &cursor, 1000), N - in_window, "a window past capacity is all");
+    cr_assert_eq(cursor, (start_at + window) % cap);
+    px_region_info info;
+    cr_assert_eq(px_region_info_get(r, &info), 0);
+    cr_assert_eq(info.slots_used, 0);
+    px_region_close(r);
+}
+
+/* A region of four sweep windows, full of kept results but for the last
+ * window's, which expire: a producer waiting for room gets it from the
+ * next sweep, which then covers every slot, not three sweeps (seconds)
+ * later when the window comes round. */
+Test(retention, a_producer_short_of_room_gets_a_sweep_of_every_slot)
+{
+    enum { CAP = 4 * 65536 };
+    px_region_opts o = {.capacity = CAP, .reap_interval_s = 0.01, .result_ttl_s = -1};
+    px_region *r = px_test_region(rname, sizeof rname, &o);
+    cr_assert_eq(px_task_register(r, &(px_task_def){.name = "echo", .fn = echo, .mode = PX_THREAD}),
+                 0);
+    double t0 = px_test_now();
+    px_workers *w = start(r); /* its first sweep: now, of slots [0, 65536) */
+    px_id id;
+    cr_assert_eq(px_submit(r, "echo", NULL, 0, &(px_submit_opts){.timeout_s = -1}, &id), 0);
+    uint32_t first = PX__ID_IDX(id);
+    for (uint32_t k = 1; k < CAP; k++) {
+        uint32_t idx = (first + k) % CAP; /* a thread reserves slots in turn */
+        px_submit_opts so = {.timeout_s = -1, .result_ttl_s = idx >= 3 * 65536 ? 0.2 : -1};
+        cr_assert_eq(px_submit(r, "echo", NULL, 0, &so, &id), 0);
+        cr_assert_eq(PX__ID_IDX(id), idx, "the slots were not reserved in turn");
+    }
+    cr_assert_eq(px_submit(r, "echo", NULL, 0, NULL, &id), -EAGAIN, "the region is full");
+    cr_assert_eq(px_submit(r, "echo", NULL, 0, &(px_submit_opts){.timeout_s = 10}, &id), 0);
+    double waited = px_test_now() - t0;
+    cr_assert_lt(waited, 2.5, "room came %.2f s after the workers started", waited);
     cr_assert_eq(px_workers_stop(w), 0);
     px_region_close(r);
 }
