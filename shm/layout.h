@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define PX__MAGIC 0x31584c4c4f50ULL /* "POLLX1" */
-#define PX__ABI 4u
+#define PX__ABI 5u
 #define PX__LINE 64
 
 #define PX__MAX_PROCS 1024u /* fits the 12-bit owner field of a slot */
@@ -39,8 +39,8 @@
 #define PX__PATH_MAX 512u   /* the log directory, with the NUL */
 #define PX__TTL_FOREVER UINT32_MAX
 #define PX__QNAME_MAX 32u         /* queue names, with the NUL */
-#define PX__INLINE_ARGS 60u       /* args up to this size live in the slot */
-#define PX__INLINE_OUT 40u        /* results and error texts, likewise */
+#define PX__INLINE_ARGS 64u       /* args up to this size live in the slot */
+#define PX__INLINE_OUT 36u        /* results and error texts, likewise */
 #define PX__LEVELS 5u             /* priority levels, px_priority - 1 */
 #define PX__CONC_MAX 256u         /* the highest per-queue concurrency limit */
 #define PX__MAX_SCHEDS 256u       /* recurring schedules in a region */

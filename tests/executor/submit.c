@@ -117,7 +117,7 @@ static void roundtrip(px_region *r, size_t len, bool inline_expected)
 Test(submit, args_inline_up_to_the_slots_inline_bytes)
 {
     px_region *r = open_r(64, 64);
-    size_t sizes[] = {0, 1, 7, 48, 49, 56, 57, PX__INLINE_ARGS - 1, PX__INLINE_ARGS};
+    size_t sizes[] = {0, 1, 7, 48, 49, 56, 57, 60, PX__INLINE_ARGS - 1, PX__INLINE_ARGS};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         roundtrip(r, sizes[i], true);
     px_region_close(r);
@@ -126,7 +126,7 @@ Test(submit, args_inline_up_to_the_slots_inline_bytes)
 Test(submit, args_in_the_arena_up_to_max_payload)
 {
     px_region *r = open_r(64, 64);
-    size_t sizes[] = {PX__INLINE_ARGS + 1, 64, 65, 128, 129, 1000, MAXP - 1, MAXP};
+    size_t sizes[] = {PX__INLINE_ARGS + 1, 100, 128, 129, 1000, MAXP - 1, MAXP};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         roundtrip(r, sizes[i], false);
     px_region_close(r);
