@@ -87,15 +87,18 @@ int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id)
     return (int64_t)px__wal_end(r->wal, PX__REC_SCHED, (uint32_t)p.len);
 }
 
-/* A record whose body is a task id and an attempt count. */
+/* A record whose body is a task id and an attempt count, put straight
+ * into the log's ring: a worker writes two of these a task. */
 static void journal_id(px_region *r, uint16_t type, px_id id, uint32_t attempts)
 {
     if (!r->wal)
         return;
-    uint8_t body[12];
-    struct px__put p = {body, 0, sizeof body, false};
+    uint8_t *dst = px__wal_begin(r->wal, 12);
+    if (!dst)
+        return;
+    struct px__put p = {dst, 0, 12, false};
     px__rec_id_put(&p, id, attempts);
-    px__wal_append(r->wal, type, body, (uint32_t)p.len);
+    px__wal_end(r->wal, type, (uint32_t)p.len);
 }
 
 void px__journal_start(px_region *r, px_id id, uint32_t attempts)

@@ -6,6 +6,10 @@
 
 #include <endian.h>
 #include <string.h>
+/* XXH3 compiled in here, not called through the shared library: records
+ * are short (40 to a few hundred bytes), where the call and the length
+ * dispatch cost a good part of the hash. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 static uint64_t frame_sum(const uint8_t *frame, uint32_t len)
@@ -23,7 +27,16 @@ size_t px__rec_seal(uint8_t *dst, uint16_t type, uint64_t lsn, uint32_t len)
     memcpy(dst + 14, &zero, 2);
     memcpy(dst + 16, &lsn_le, 8);
     size_t size = px__rec_size(len);
-    memset(dst + PX__REC_HDR + len, 0, size - PX__REC_HDR - len);
+    size_t pad = size - PX__REC_HDR - len;
+    if (pad) {
+        /* The frame's last 8 bytes hold the body's end and the padding:
+         * one masked word (little-endian: the body's bytes are the low
+         * ones), not a call to memset for up to 7 bytes. */
+        uint64_t last;
+        memcpy(&last, dst + size - 8, 8);
+        last = htole64(le64toh(last) & ((1ull << (8 * (8 - pad))) - 1));
+        memcpy(dst + size - 8, &last, 8);
+    }
     uint64_t sum = htole64(frame_sum(dst, len));
     memcpy(dst, &sum, 8);
     return size;
@@ -273,12 +286,6 @@ bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s)
               g.at == g.len;
     s->pid = (int32_t)pid;
     return ok;
-}
-
-void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts)
-{
-    px__put_u64(w, id);
-    px__put_u32(w, attempts);
 }
 
 bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts)

@@ -222,7 +222,11 @@ void px__rec_sched_put(struct px__put *w, const struct px__rec_sched *s);
 bool px__rec_sched_get(const struct px__rec *r, struct px__rec_sched *s);
 /* START: id and attempts; FREE, CANCEL: id (attempts 0); SCHED_END: the
  * schedule's id and its final state. */
-void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts);
+static inline void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts)
+{
+    px__put_u64(w, id);
+    px__put_u32(w, attempts);
+}
 bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts);
 
 #endif
