@@ -36,10 +36,8 @@
 #define EXPIRY_NS 1000000000ull
 #define EXPIRY_SLOTS 65536u
 
-void px__emit(px_workers *w, px_event_kind kind, px_id id, const char *error)
+void px__emit_event(px_workers *w, px_event_kind kind, px_id id, const char *error)
 {
-    if (!w->o.on_event)
-        return;
     struct px__slot *s = px__slot_of(w->r, id);
     uint32_t def = s ? atomic_load_explicit(&s->def, memory_order_relaxed) : UINT32_MAX;
     px_event ev = {.kind = kind, .id = id, .task = px__def_name(w->r, def), .error = error};

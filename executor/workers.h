@@ -61,7 +61,14 @@ struct px_workers {
 /* limits.c: enforces the time limits of the thread workers' runs. */
 void px__limits_check(px_workers *w);
 
-void px__emit(px_workers *w, px_event_kind kind, px_id id, const char *error);
+void px__emit_event(px_workers *w, px_event_kind kind, px_id id, const char *error);
+/* Reports an event to opts.on_event, if set (checked inline: on the task
+ * path it usually is not). */
+static inline void px__emit(px_workers *w, px_event_kind kind, px_id id, const char *error)
+{
+    if (w->o.on_event)
+        px__emit_event(w, kind, id, error);
+}
 /* After a task: count it, report it, signal a stopping px_workers_stop(). */
 void px__account(px_workers *w, struct px__wslot *ws, px_id id, enum px__outcome out,
                  const char *err);

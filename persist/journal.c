@@ -87,9 +87,8 @@ int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id)
     return (int64_t)px__wal_end(r->wal, PX__REC_SCHED, (uint32_t)p.len);
 }
 
-/* A record whose body is a task id and an attempt count, put straight
- * into the log's ring: a worker writes two of these a task. */
-static void journal_id(px_region *r, uint16_t type, px_id id, uint32_t attempts)
+/* Put straight into the log's ring: a worker writes two of these a task. */
+void px__journal_id(px_region *r, uint16_t type, px_id id, uint32_t attempts)
 {
     if (!r->wal)
         return;
@@ -99,11 +98,6 @@ static void journal_id(px_region *r, uint16_t type, px_id id, uint32_t attempts)
     struct px__put p = {dst, 0, 12, false};
     px__rec_id_put(&p, id, attempts);
     px__wal_end(r->wal, type, (uint32_t)p.len);
-}
-
-void px__journal_start(px_region *r, px_id id, uint32_t attempts)
-{
-    journal_id(r, PX__REC_START, id, attempts);
 }
 
 void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len)
@@ -120,19 +114,14 @@ void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out,
     px__wal_end(r->wal, PX__REC_FINISH, (uint32_t)p.len);
 }
 
-void px__journal_free(px_region *r, px_id id)
-{
-    journal_id(r, PX__REC_FREE, id, 0);
-}
-
 void px__journal_cancel(px_region *r, px_id id)
 {
-    journal_id(r, PX__REC_CANCEL, id, 0);
+    px__journal_id(r, PX__REC_CANCEL, id, 0);
 }
 
 void px__journal_sched_end(px_region *r, px_id id, uint32_t state)
 {
-    journal_id(r, PX__REC_SCHED_END, id, state);
+    px__journal_id(r, PX__REC_SCHED_END, id, state);
 }
 
 void px__journal_retry(px_region *r, px_id id, uint32_t attempts, uint64_t due_ns, const void *err,

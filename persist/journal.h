@@ -11,6 +11,7 @@
 #ifndef PX_PERSIST_JOURNAL_H
 #define PX_PERSIST_JOURNAL_H
 
+#include "record.h"
 #include "../shm/region.h"
 
 #include <stdint.h>
@@ -26,9 +27,21 @@ int64_t px__journal_run(px_region *r, px_id id, uint32_t flags, const void *args
  * end (state PX__SCHED_ENDED or PX__SCHED_CANCELLED). */
 int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id);
 void px__journal_sched_end(px_region *r, px_id id, uint32_t state);
-void px__journal_start(px_region *r, px_id id, uint32_t attempts);
+/* A record whose body is a task id and a count: START, FREE, CANCEL,
+ * SCHED_END. The task path's two are inline, so that a region that is not
+ * durable pays one branch, not a call. */
+void px__journal_id(px_region *r, uint16_t type, px_id id, uint32_t count);
+static inline void px__journal_start(px_region *r, px_id id, uint32_t attempts)
+{
+    if (r->wal)
+        px__journal_id(r, PX__REC_START, id, attempts);
+}
 void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len);
-void px__journal_free(px_region *r, px_id id);
+static inline void px__journal_free(px_region *r, px_id id)
+{
+    if (r->wal)
+        px__journal_id(r, PX__REC_FREE, id, 0);
+}
 /* A running task was asked to stop (recovery makes it CANCELLED). */
 void px__journal_cancel(px_region *r, px_id id);
 /* A run failed and the task runs again at due_ns (0: now, after a

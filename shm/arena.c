@@ -77,10 +77,8 @@ int px__arena_alloc(px_region *r, struct px__tls *t, uint64_t tag, size_t len, u
     return -ENOMEM;
 }
 
-void px__arena_free(px_region *r, uint64_t tag, uint32_t first, size_t len)
+void px__arena_free_chunks(px_region *r, uint64_t tag, uint32_t first, size_t len)
 {
-    if (first == PX__NO_CHUNK)
-        return; /* inline: the common case, before the division */
     uint32_t n = px__arena_chunks(r, len);
     if (n == 0 || first >= r->hdr->nchunks || n > r->hdr->nchunks - first)
         return;

@@ -27,13 +27,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-/* px__tls_get's one-entry cache: the handle (by tls_id, never reused, so
- * a handle closed and another opened at its address do not match) and the
- * thread's struct for it. It spares the pthread key's lookup on every
- * submit and run. Initial-exec, as in persist/wal.c. */
-#define TLS_IE __attribute__((tls_model("initial-exec")))
-static __thread TLS_IE uint64_t tl_tls_id;
-static __thread TLS_IE struct px__tls *tl_tls;
+__thread PX__TLS_IE uint64_t px__tl_tls_id;
+__thread PX__TLS_IE struct px__tls *px__tl_tls;
 static _Atomic uint64_t tls_ids;
 
 #define DEF_CAPACITY 65536u
@@ -527,14 +522,14 @@ static void unlink_tls(px_region *r, struct px__tls *t)
 
 static void tls_forget(void)
 {
-    tl_tls_id = 0;
-    tl_tls = NULL;
+    px__tl_tls_id = 0;
+    px__tl_tls = NULL;
 }
 
 static void tls_destructor(void *p)
 {
     struct px__tls *t = p;
-    if (tl_tls == t)
+    if (px__tl_tls == t)
         tls_forget(); /* another key's destructor may still submit */
     px_region *r = t->r;
     pthread_mutex_lock(&r->tls_lock);
@@ -546,14 +541,12 @@ static void tls_destructor(void *p)
         free(t);
 }
 
-struct px__tls *px__tls_get(px_region *r)
+struct px__tls *px__tls_lookup(px_region *r)
 {
-    if (tl_tls_id == r->tls_id)
-        return tl_tls;
     struct px__tls *t = pthread_getspecific(r->tls_key);
     if (t) {
-        tl_tls_id = r->tls_id;
-        tl_tls = t;
+        px__tl_tls_id = r->tls_id;
+        px__tl_tls = t;
         return t;
     }
     t = calloc(1, sizeof *t);
@@ -573,8 +566,8 @@ struct px__tls *px__tls_get(px_region *r)
     t->next = r->tls_list;
     r->tls_list = t;
     pthread_mutex_unlock(&r->tls_lock);
-    tl_tls_id = r->tls_id;
-    tl_tls = t;
+    px__tl_tls_id = r->tls_id;
+    px__tl_tls = t;
     return t;
 }
 
@@ -594,7 +587,7 @@ void px__tls_release_all(px_region *r)
     }
     pthread_mutex_unlock(&r->tls_lock);
     pthread_setspecific(r->tls_key, NULL);
-    if (tl_tls_id == r->tls_id)
+    if (px__tl_tls_id == r->tls_id)
         tls_forget();
 }
 
@@ -617,6 +610,6 @@ void px__tls_reset_after_fork(px_region *r)
     t->slot_cursor = (uint32_t)(seed % r->hdr->capacity);
     t->chunk_cursor = (uint32_t)((seed >> 32) % r->hdr->nchunks);
     pthread_setspecific(r->tls_key, t);
-    tl_tls_id = r->tls_id;
-    tl_tls = t;
+    px__tl_tls_id = r->tls_id;
+    px__tl_tls = t;
 }

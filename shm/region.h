@@ -82,7 +82,20 @@ struct px_region {
 struct px__wal;
 
 /* region.c */
-struct px__tls *px__tls_get(px_region *r);
+/* A one-entry cache in front of the handle's pthread key: the handle (by
+ * tls_id, never reused, so a handle closed and another opened at its
+ * address do not match) and the thread's struct for it, read inline on
+ * every submit and run. Initial-exec, as in persist/wal.c. */
+#define PX__TLS_IE __attribute__((tls_model("initial-exec")))
+extern __thread PX__TLS_IE uint64_t px__tl_tls_id;
+extern __thread PX__TLS_IE struct px__tls *px__tl_tls;
+/* The thread's struct through the pthread key, made if there is none yet,
+ * and put in the cache; NULL if out of memory. */
+struct px__tls *px__tls_lookup(px_region *r);
+static inline struct px__tls *px__tls_get(px_region *r)
+{
+    return px__tl_tls_id == r->tls_id ? px__tl_tls : px__tls_lookup(r);
+}
 void px__tls_release_all(px_region *r);
 /* Forget the calling thread's lanes without releasing them; for a child just
  * forked, whose lanes belong to the parent's thread. */
@@ -139,7 +152,15 @@ const char *px__def_name(px_region *r, uint32_t def);
 
 /* arena.c */
 int px__arena_alloc(px_region *r, struct px__tls *t, uint64_t tag, size_t len, uint32_t *first);
-void px__arena_free(px_region *r, uint64_t tag, uint32_t first, size_t len);
+void px__arena_free_chunks(px_region *r, uint64_t tag, uint32_t first, size_t len);
+/* Releases the chunks [first, first + chunks(len)) tagged `tag`; nothing
+ * for an inline payload (PX__NO_CHUNK), the common case, decided here
+ * without a call. */
+static inline void px__arena_free(px_region *r, uint64_t tag, uint32_t first, size_t len)
+{
+    if (first != PX__NO_CHUNK)
+        px__arena_free_chunks(r, tag, first, len);
+}
 void px__arena_free_stray(px_region *r, uint64_t tag, uint32_t keep_first, size_t keep_len);
 void px__arena_sweep(px_region *r);
 uint32_t px__arena_chunks(px_region *r, size_t len);
@@ -163,12 +184,45 @@ bool px__slot_free(px_region *r, uint32_t idx, uint64_t seen);
 /* Gives back a slot we reserved and never published, without waking room
  * waiters. */
 void px__slot_unreserve(px_region *r, px_id id);
-const uint8_t *px__slot_args(px_region *r, struct px__slot *s);
+/* A payload in the arena at chunk c, or NULL if shared memory says
+ * something out of bounds. */
+const uint8_t *px__slot_chunks(px_region *r, uint32_t c, uint32_t len);
+/* A slot's args, or NULL if out of bounds; inline ones without a call. */
+static inline const uint8_t *px__slot_args(px_region *r, struct px__slot *s)
+{
+    uint32_t c = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
+    uint32_t len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
+    if (c == PX__NO_CHUNK)
+        return len <= PX__INLINE_ARGS ? s->args : NULL;
+    return px__slot_chunks(r, c, len);
+}
 const uint8_t *px__slot_out(px_region *r, struct px__slot *s);
-void px__wake_slot(px_region *r, struct px__slot *s);
-void px__wake_room(px_region *r);
-/* Wakes producers waiting for lane room if lane l is at most half full. */
-void px__wake_lane(px_region *r, struct px__lane *l);
+/*
+ * Wakes whoever waits for what just happened: joiners of slot s and
+ * px_wait_any callers (after a transition they may wait for), producers
+ * waiting for room (after a slot or chunk was freed), producers waiting
+ * for room in lane l (once it is at most half full). Each first reads its
+ * waiter count (seq_cst; see slot.c) inline, and calls only if someone
+ * waits: on the task path no one usually does.
+ */
+void px__wake_slot_waiters(px_region *r, struct px__slot *s);
+void px__wake_room_waiters(px_region *r);
+void px__wake_lane_waiters(px_region *r, struct px__lane *l);
+static inline void px__wake_slot(px_region *r, struct px__slot *s)
+{
+    if (atomic_load(&s->waiters) != 0 || atomic_load(&r->hdr->done_waiters) != 0)
+        px__wake_slot_waiters(r, s);
+}
+static inline void px__wake_room(px_region *r)
+{
+    if (atomic_load(&r->hdr->room_waiters) != 0)
+        px__wake_room_waiters(r);
+}
+static inline void px__wake_lane(px_region *r, struct px__lane *l)
+{
+    if (atomic_load(&r->hdr->lane_waiters) != 0)
+        px__wake_lane_waiters(r, l);
+}
 
 /* The schedule table's robust lock (executor/sched.c). A holder that died
  * leaves the table as it was between two steps; the repair is

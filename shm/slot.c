@@ -69,37 +69,31 @@ void px__slot_unreserve(px_region *r, px_id id)
                           PX__CTL(gen ? gen : 1, PX__S_FREE, 0, 0, 0), memory_order_release);
 }
 
-/* A payload at chunk c of len bytes, or NULL if shared memory says
- * something out of bounds. */
-static const uint8_t *payload(px_region *r, const uint8_t *inl, uint32_t c, uint32_t len,
-                              uint32_t inl_cap)
+const uint8_t *px__slot_chunks(px_region *r, uint32_t c, uint32_t len)
 {
-    if (c == PX__NO_CHUNK)
-        return len <= inl_cap ? inl : NULL;
     if (len > r->hdr->max_payload || c >= r->hdr->nchunks ||
         px__arena_chunks(r, len) > r->hdr->nchunks - c)
         return NULL;
     return px__arena_ptr(r, c);
 }
 
-const uint8_t *px__slot_args(px_region *r, struct px__slot *s)
-{
-    return payload(r, s->args, atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
-                   atomic_load_explicit(&s->args_len, memory_order_relaxed), PX__INLINE_ARGS);
-}
-
 const uint8_t *px__slot_out(px_region *r, struct px__slot *s)
 {
-    return payload(r, s->out, atomic_load_explicit(&s->out_chunk, memory_order_relaxed),
-                   atomic_load_explicit(&s->out_len, memory_order_relaxed), PX__INLINE_OUT);
+    uint32_t c = atomic_load_explicit(&s->out_chunk, memory_order_relaxed);
+    uint32_t len = atomic_load_explicit(&s->out_len, memory_order_relaxed);
+    if (c == PX__NO_CHUNK)
+        return len <= PX__INLINE_OUT ? s->out : NULL;
+    return px__slot_chunks(r, c, len);
 }
 
 /*
  * Called after a transition that a joiner may wait for. The transition was a
  * seq_cst CAS and joiners increment `waiters` (seq_cst) before re-checking
  * ctl, so either they see the new ctl or we see their count: no lost wake.
+ * The counts were read once already (region.h); each is read again here,
+ * since only one of the two may be non-zero.
  */
-void px__wake_slot(px_region *r, struct px__slot *s)
+void px__wake_slot_waiters(px_region *r, struct px__slot *s)
 {
     if (atomic_load(&s->waiters) != 0) {
         atomic_fetch_add(&s->wake, 1);
@@ -111,17 +105,17 @@ void px__wake_slot(px_region *r, struct px__slot *s)
     }
 }
 
-void px__wake_room(px_region *r)
+void px__wake_room_waiters(px_region *r)
 {
-    if (atomic_load(&r->hdr->room_waiters) != 0) {
-        atomic_fetch_add(&r->hdr->room_seq, 1);
-        px__futex_wake(&r->hdr->room_seq, INT_MAX);
-    }
+    atomic_fetch_add(&r->hdr->room_seq, 1);
+    px__futex_wake(&r->hdr->room_seq, INT_MAX);
 }
 
-void px__wake_lane(px_region *r, struct px__lane *l)
+/* Waking on every entry taken would cost a context switch a task: only
+ * once the lane is at most half full. */
+void px__wake_lane_waiters(px_region *r, struct px__lane *l)
 {
-    if (atomic_load(&r->hdr->lane_waiters) != 0 && px__lane_size(l) <= (r->lane_mask + 1) / 2) {
+    if (px__lane_size(l) <= (r->lane_mask + 1) / 2) {
         atomic_fetch_add(&r->hdr->lane_seq, 1);
         px__futex_wake(&r->hdr->lane_seq, INT_MAX);
     }
