@@ -15,10 +15,8 @@
 
 #include <errno.h>
 
-void px__conc_release(px_region *r, struct px__scan *scan, px_id id)
+void px__conc_give_back(px_region *r, struct px__scan *scan, px_id id)
 {
-    if (!scan->ticket)
-        return;
     uint32_t q = (scan->ticket - 1) / PX__CONC_MAX;
     px__ticket_give(r, scan->ticket, PX__ID_IDX(id));
     scan->ticket = 0;

@@ -134,8 +134,14 @@ static inline bool px__is_sched_id(px_id id)
 }
 
 /* concurrency.c: gives back the concurrency ticket of the task `id` that
- * scan's take claimed, if it had one, and wakes workers waiting for it. */
-void px__conc_release(px_region *r, struct px__scan *scan, px_id id);
+ * scan's take claimed, if it had one (checked inline: most queues have no
+ * limit), and wakes workers waiting for it. */
+void px__conc_give_back(px_region *r, struct px__scan *scan, px_id id);
+static inline void px__conc_release(px_region *r, struct px__scan *scan, px_id id)
+{
+    if (scan->ticket)
+        px__conc_give_back(r, scan, id);
+}
 
 /* rate.c: takes a start token from rated queue q; false (with *wait_ns,
  * the time until the next token) if there is none. */

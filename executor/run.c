@@ -36,12 +36,10 @@ bool px__task_free(px_region *r, uint32_t idx, uint64_t seen)
     return true;
 }
 
-bool px__claim(px_region *r, px_id id, uint64_t *claimed)
+/* The claim's CAS from c, a reading of ctl that showed the task PENDING
+ * under id's generation; retried while it still does. */
+static bool claim_from(px_region *r, struct px__slot *s, px_id id, uint64_t c, uint64_t *claimed)
 {
-    struct px__slot *s = px__slot_of(r, id);
-    if (!s)
-        return false;
-    uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
     while (PX__CTL_GEN(c) == PX__ID_GEN(id) && PX__CTL_STATE(c) == PX__S_PENDING) {
         uint32_t att = PX__CTL_ATT(c) + 1;
         uint64_t want = PX__CTL(PX__CTL_GEN(c), PX__S_RUNNING, r->self + 1,
@@ -55,21 +53,21 @@ bool px__claim(px_region *r, px_id id, uint64_t *claimed)
     return false;
 }
 
-/* True if the task id names belongs to a queue in qmask and runs in mode.
- * The lane's key says so already, but a lane can change key (when empty)
- * between our read of the key and of an entry. */
-static bool px__serves(px_region *r, px_id id, uint64_t qmask, uint32_t mode)
+bool px__claim(px_region *r, px_id id, uint64_t *claimed)
 {
     struct px__slot *s = px__slot_of(r, id);
-    if (!s)
-        return true; /* a stale entry: the claim fails and it is skipped */
-    uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
-    if (PX__CTL_GEN(c) != PX__ID_GEN(id) || PX__CTL_STATE(c) != PX__S_PENDING)
-        return true; /* likewise: a duplicate of a task that moved on */
+    return s && claim_from(r, s, id, atomic_load_explicit(&s->ctl, memory_order_acquire), claimed);
+}
+
+/* True if the PENDING task in s belongs to a queue in qmask and runs in
+ * mode. The lane's key says so already, but a lane can change key (when
+ * empty) between our read of the key and of an entry. */
+static bool serves(px_region *r, struct px__slot *s, uint64_t qmask, uint32_t mode)
+{
     uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     if (q >= 64 || def >= r->hdr->max_defs)
-        return true;
+        return true; /* nonsense: the claim decides, as for any entry */
     return (qmask & (1ull << q)) && r->defs[def].mode == mode;
 }
 
@@ -102,7 +100,13 @@ static px_id take_lane(px_region *r, struct take *k, uint32_t i, struct px__scan
     if (conc && (k->full >> q) & 1)
         return 0;
     while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id, &seen)) {
-        if (!px__serves(r, id, k->qmask, k->mode))
+        /* One reading of ctl for both the check and the claim: an entry
+         * whose task moved on (a stale id, or a duplicate of one that was
+         * claimed) is skipped, since the claim from it fails. */
+        struct px__slot *s = px__slot_of(r, id);
+        uint64_t c = s ? atomic_load_explicit(&s->ctl, memory_order_acquire) : 0;
+        bool live = s && PX__CTL_GEN(c) == PX__ID_GEN(id) && PX__CTL_STATE(c) == PX__S_PENDING;
+        if (live && !serves(r, s, k->qmask, k->mode))
             break; /* the lane changed key under us; leave it to others */
         if (limited && !px__rate_take(r, q, &wait)) {
             if (!scan->throttled_ns || wait < scan->throttled_ns)
@@ -118,7 +122,7 @@ static px_id take_lane(px_region *r, struct take *k, uint32_t i, struct px__scan
                 px__rate_give(r, q);
             break;
         }
-        bool mine = px__claim(r, id, claimed);
+        bool mine = live && claim_from(r, s, id, c, claimed);
         if (!mine && limited)
             px__rate_give(r, q);
         if (!mine && ticket) {
