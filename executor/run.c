@@ -102,7 +102,7 @@ static px_id take_lane(px_region *r, struct take *k, uint32_t i, struct px__scan
     while (px__lane_peek(l, px__lane_entries(r, i), r->lane_mask, &pos, &id, &seen)) {
         /* One reading of ctl for both the check and the claim: an entry
          * whose task moved on (a stale id, or a duplicate of one that was
-         * claimed) is skipped, since the claim from it fails. */
+         * claimed) is not claimed, only passed. */
         struct px__slot *s = px__slot_of(r, id);
         uint64_t c = s ? atomic_load_explicit(&s->ctl, memory_order_acquire) : 0;
         bool live = s && PX__CTL_GEN(c) == PX__ID_GEN(id) && PX__CTL_STATE(c) == PX__S_PENDING;
