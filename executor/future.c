@@ -109,7 +109,7 @@ static int copy_out(px_region *r, struct px__slot *s, uint64_t c, void *buf, siz
     if (text) {
         if (buf && cap) {
             size_t k = n < cap - 1 ? n : cap - 1;
-            memcpy(buf, src, k);
+            px__copy_checked(buf, src, k);
             ((char *)buf)[k] = '\0';
         }
     } else if (n > cap) {
@@ -117,7 +117,7 @@ static int copy_out(px_region *r, struct px__slot *s, uint64_t c, void *buf, siz
     } else if (n) {
         if (!buf)
             return -EINVAL;
-        memcpy(buf, src, n);
+        px__copy_checked(buf, src, n);
     }
     if (atomic_load_explicit(&s->ctl, memory_order_acquire) != c)
         return -ENOENT;

@@ -219,9 +219,9 @@ static bool snapshot(px_region *r, uint32_t idx, struct scratch *sc, uint64_t *c
             continue;
         }
         if (al)
-            memcpy(sc->args, a, al);
+            px__copy_checked(sc->args, a, al);
         if (ol)
-            memcpy(sc->out, o, ol);
+            px__copy_checked(sc->out, o, ol);
         if (atomic_load(&s->ctl) == c) {
             *ctl = c;
             *args_len = al;

@@ -198,6 +198,15 @@ static inline const uint8_t *px__slot_args(px_region *r, struct px__slot *s)
 }
 const uint8_t *px__slot_out(px_region *r, struct px__slot *s);
 /*
+ * Copies n bytes of a slot's payload that a writer may be changing, for a
+ * caller that then reads the slot's ctl again and discards the copy if it
+ * moved: the read side of a sequence lock (px_join, px_info, checkpoints).
+ * A discarded copy raced with a plain write, which C11 calls a data race;
+ * the check makes it harmless, and under ThreadSanitizer the copy is made
+ * with volatile word loads it does not watch.
+ */
+void px__copy_checked(void *dst, const void *src, size_t n);
+/*
  * Wakes whoever waits for what just happened: joiners of slot s and
  * px_wait_any callers (after a transition they may wait for), producers
  * waiting for room (after a slot or chunk was freed), producers waiting

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 
 int px__slot_reserve(px_region *r, struct px__tls *t, uint32_t flags, px_id *id)
 {
@@ -85,6 +86,23 @@ const uint8_t *px__slot_out(px_region *r, struct px__slot *s)
         return len <= PX__INLINE_OUT ? s->out : NULL;
     return px__slot_chunks(r, c, len);
 }
+
+#if defined(__SANITIZE_THREAD__)
+__attribute__((no_sanitize("thread"))) void px__copy_checked(void *dst, const void *src, size_t n)
+{
+    /* Volatile, so that the loop is not turned into a call of memcpy,
+     * which ThreadSanitizer intercepts. */
+    const volatile uint8_t *from = src;
+    uint8_t *to = dst;
+    for (size_t i = 0; i < n; i++)
+        to[i] = from[i];
+}
+#else
+void px__copy_checked(void *dst, const void *src, size_t n)
+{
+    memcpy(dst, src, n);
+}
+#endif
 
 /*
  * Called after a transition that a joiner may wait for. The transition was a
