@@ -187,8 +187,9 @@ static void *super_main(void *p)
         /* Expiry reads a slot's line per slot: a window at a time, once a
          * second, so that the sweep does not crowd the workers' caches. */
         uint64_t now = px__mono_ns();
-        bool short_of_room = atomic_load_explicit(&w->r->hdr->room_waiters, memory_order_relaxed);
         if (now >= next_expiry) {
+            bool short_of_room =
+                atomic_load_explicit(&w->r->hdr->room_waiters, memory_order_relaxed);
             px__expire(w->r, &expiry_cursor, short_of_room ? w->r->hdr->capacity : EXPIRY_SLOTS);
             next_expiry = now + EXPIRY_NS;
         }

@@ -33,6 +33,7 @@
 #include "ahead.h"
 #include "io.h"
 #include "../shm/futex.h"
+#include "../shm/region.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,13 +106,13 @@ struct px__wal {
 
 /* The ring this thread appends to, for the writer it last appended to;
  * reset in a forked child, whose thread is not the ring's owner. The model
- * is initial-exec: read straight off the thread pointer on every append,
- * not through __tls_get_addr; 20 bytes of the static TLS that glibc keeps
- * for libraries, even one loaded with dlopen. */
-#define TLS_IE __attribute__((tls_model("initial-exec")))
-static __thread TLS_IE struct px__wal *tl_wal;
-static __thread TLS_IE uint32_t tl_ring;
-static __thread TLS_IE uint64_t tl_token;
+ * is initial-exec (PX__TLS_IE): read straight off the thread pointer on
+ * every append, not through __tls_get_addr; these 20 bytes and region.c's
+ * 16 come from the static TLS that glibc keeps for libraries, even one
+ * loaded with dlopen. */
+static __thread PX__TLS_IE struct px__wal *tl_wal;
+static __thread PX__TLS_IE uint32_t tl_ring;
+static __thread PX__TLS_IE uint64_t tl_token;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void forget_ring(void)

@@ -85,7 +85,8 @@ struct px__wal;
 /* A one-entry cache in front of the handle's pthread key: the handle (by
  * tls_id, never reused, so a handle closed and another opened at its
  * address do not match) and the thread's struct for it, read inline on
- * every submit and run. Initial-exec, as in persist/wal.c. */
+ * every submit and run. Initial-exec (PX__TLS_IE, used by persist/wal.c
+ * too): read straight off the thread pointer, not through __tls_get_addr. */
 #define PX__TLS_IE __attribute__((tls_model("initial-exec")))
 extern __thread PX__TLS_IE uint64_t px__tl_tls_id;
 extern __thread PX__TLS_IE struct px__tls *px__tl_tls;
@@ -187,23 +188,34 @@ void px__slot_unreserve(px_region *r, px_id id);
 /* A payload in the arena at chunk c, or NULL if shared memory says
  * something out of bounds. */
 const uint8_t *px__slot_chunks(px_region *r, uint32_t c, uint32_t len);
-/* A slot's args, or NULL if out of bounds; inline ones without a call. */
-static inline const uint8_t *px__slot_args(px_region *r, struct px__slot *s)
+/* A payload of len bytes: inline (chunk PX__NO_CHUNK, at most inl_cap
+ * bytes), decided without a call, or at chunk c; NULL if out of bounds. */
+static inline const uint8_t *px__slot_payload(px_region *r, const uint8_t *inl, uint32_t c,
+                                              uint32_t len, uint32_t inl_cap)
 {
-    uint32_t c = atomic_load_explicit(&s->args_chunk, memory_order_relaxed);
-    uint32_t len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
     if (c == PX__NO_CHUNK)
-        return len <= PX__INLINE_ARGS ? s->args : NULL;
+        return len <= inl_cap ? inl : NULL;
     return px__slot_chunks(r, c, len);
 }
-const uint8_t *px__slot_out(px_region *r, struct px__slot *s);
+static inline const uint8_t *px__slot_args(px_region *r, struct px__slot *s)
+{
+    return px__slot_payload(r, s->args, atomic_load_explicit(&s->args_chunk, memory_order_relaxed),
+                            atomic_load_explicit(&s->args_len, memory_order_relaxed),
+                            PX__INLINE_ARGS);
+}
+static inline const uint8_t *px__slot_out(px_region *r, struct px__slot *s)
+{
+    return px__slot_payload(r, s->out, atomic_load_explicit(&s->out_chunk, memory_order_relaxed),
+                            atomic_load_explicit(&s->out_len, memory_order_relaxed),
+                            PX__INLINE_OUT);
+}
 /*
  * Copies n bytes of a slot's payload that a writer may be changing, for a
  * caller that then reads the slot's ctl again and discards the copy if it
  * moved: the read side of a sequence lock (px_join, px_info, checkpoints).
  * A discarded copy raced with a plain write, which C11 calls a data race;
  * the check makes it harmless, and under ThreadSanitizer the copy is made
- * with volatile word loads it does not watch.
+ * with volatile byte loads it does not watch.
  */
 void px__copy_checked(void *dst, const void *src, size_t n);
 /*

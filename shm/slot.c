@@ -78,15 +78,6 @@ const uint8_t *px__slot_chunks(px_region *r, uint32_t c, uint32_t len)
     return px__arena_ptr(r, c);
 }
 
-const uint8_t *px__slot_out(px_region *r, struct px__slot *s)
-{
-    uint32_t c = atomic_load_explicit(&s->out_chunk, memory_order_relaxed);
-    uint32_t len = atomic_load_explicit(&s->out_len, memory_order_relaxed);
-    if (c == PX__NO_CHUNK)
-        return len <= PX__INLINE_OUT ? s->out : NULL;
-    return px__slot_chunks(r, c, len);
-}
-
 #if defined(__SANITIZE_THREAD__)
 __attribute__((no_sanitize("thread"))) void px__copy_checked(void *dst, const void *src, size_t n)
 {
