@@ -361,7 +361,7 @@ static double ring_round(uint64_t n)
 
 static const px_submit_opts detached = {.timeout_s = -1, .flags = PX_SUBMIT_DETACHED};
 
-static void submit_singles(px_region *r, uint64_t n)
+void bench_submit_singles(px_region *r, uint64_t n)
 {
     for (uint64_t i = 0; i < n; i++) {
         int rc = px_submit(r, BENCH_NOOP, NULL, 0, &detached, NULL);
@@ -402,7 +402,7 @@ static void submit_noops(px_region *r, uint64_t n, bool batched)
     if (batched)
         submit_batches(r, n);
     else
-        submit_singles(r, n);
+        bench_submit_singles(r, n);
 }
 
 /* Runs n no-op tasks (after a warm-up) on fresh workers; returns tasks/s. */

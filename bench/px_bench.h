@@ -54,6 +54,9 @@ uint64_t percentile(const uint64_t *sorted, size_t n, double q);
 px_workers *bench_one_worker(px_region *r);
 void bench_workers_stop(px_workers *w);
 
+/* n detached bench_noop tasks, one px_submit each, waiting for room. */
+void bench_submit_singles(px_region *r, uint64_t n);
+
 /* sides.c: the no-op path's submit side and run side, each alone. A
  * region that holds n queued tasks, and one round on it (tasks/s). */
 px_region *bench_sides_region(char *name, size_t cap, uint64_t n);

@@ -11,7 +11,7 @@
  * - noop_submit_only: n px_submit calls (detached bench_noop tasks) with no
  *   worker running.
  * - noop_run_only: one worker thread, started while the queue is paused
- *   (0.3 s before: its supervisor's first sweep of the slots is over),
+ *   (0.3 s before: its supervisor's first retention sweep is over),
  *   runs the n queued tasks from the moment the queue is resumed (the
  *   clock's start); this thread checks the count every 100 us, asleep in
  *   between, so that it does not pull the counter's line away from the
@@ -35,8 +35,6 @@ void sides_cleanup(void)
     if (shm_path_set)
         unlink(shm_path);
 }
-
-static const px_submit_opts detached = {.timeout_s = -1, .flags = PX_SUBMIT_DETACHED};
 
 static uint32_t pow2_at_least(uint64_t n)
 {
@@ -73,15 +71,6 @@ void bench_sides_remove(px_region *r, const char *name)
     shm_path_set = 0;
 }
 
-static void submit_all(px_region *r, uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++) {
-        int rc = px_submit(r, BENCH_NOOP, NULL, 0, &detached, NULL);
-        if (rc)
-            die("px_submit", rc);
-    }
-}
-
 /* Runs what is queued on a fresh worker thread until the count reaches
  * target; returns the time from resuming the queue, the worker already
  * started (and idle: the queue was paused) by then. */
@@ -91,8 +80,8 @@ static uint64_t drain(px_region *r, uint64_t target)
     if (rc)
         die("px_queue_pause", rc);
     px_workers *w = bench_one_worker(r);
-    /* The supervisor's first sweep of retention reads every slot (about
-     * 40 ms for 1M slots here); it is over before the clock starts. */
+    /* The supervisor's first sweep of retention (a window of the slots)
+     * runs as the workers start; it is over before the clock starts. */
     struct timespec nap = {0, 100000}, settle = {0, 300000000};
     nanosleep(&settle, NULL);
     uint64_t t0 = bench_now_ns();
@@ -113,10 +102,10 @@ static uint64_t drain(px_region *r, uint64_t target)
 void bench_sides_round(px_region *r, uint64_t n, double *submit_ops, double *run_ops)
 {
     atomic_store(&bench_noop_count, 0);
-    submit_all(r, n); /* the first pass touches the pages */
+    bench_submit_singles(r, n); /* the first pass touches the pages */
     drain(r, n);
     uint64_t t0 = bench_now_ns();
-    submit_all(r, n);
+    bench_submit_singles(r, n);
     uint64_t t1 = bench_now_ns();
     *submit_ops = (double)n * 1e9 / (double)(t1 - t0);
     *run_ops = (double)n * 1e9 / (double)drain(r, 2 * n);
