@@ -2,7 +2,8 @@
  * The log writer on its own: appends from more threads than it has rings,
  * rings of exited threads taken over, a forked child appending beside its
  * parent or killed holding the shared ring, unwaited records sharing a
- * waited group's flush, zeros written ahead of the log, and a flush that
+ * waited group's flush, zeros written ahead of the log (and a writer
+ * killed while its zeroer works), and a flush that
  * must make earlier unflushed writes durable.
  * Every record is checked in the log as read back.
  */
@@ -46,17 +47,22 @@ static void teardown(void)
 
 TestSuite(wal, .init = setup, .fini = teardown);
 
+static struct px__wal_opts wal_opts(unsigned async_ms, int ahead, uint64_t segment_bytes)
+{
+    return (struct px__wal_opts){.dir = logdir,
+                                 .async_ms = async_ms,
+                                 .ahead = ahead,
+                                 .segment_bytes = segment_bytes,
+                                 .max_record = 4096,
+                                 .lsn = &ct->lsn,
+                                 .bytes = &ct->bytes,
+                                 .pub_writer = &ct->pub_writer,
+                                 .pub_seq = &ct->pub_seq};
+}
+
 static struct px__wal *open_wal_with(unsigned async_ms, int ahead, uint64_t segment_bytes)
 {
-    struct px__wal_opts o = {.dir = logdir,
-                             .async_ms = async_ms,
-                             .ahead = ahead,
-                             .segment_bytes = segment_bytes,
-                             .max_record = 4096,
-                             .lsn = &ct->lsn,
-                             .bytes = &ct->bytes,
-                             .pub_writer = &ct->pub_writer,
-                             .pub_seq = &ct->pub_seq};
+    struct px__wal_opts o = wal_opts(async_ms, ahead, segment_bytes);
     struct px__wal *w;
     int rc = px__wal_open(&o, &w);
     cr_assert_eq(rc, 0, "px__wal_open: %s", strerror(-rc));
@@ -206,6 +212,85 @@ Test(wal, zeros_ahead_of_the_log_never_overwrite_a_record)
                   st.zero_waits, st.groups);
     px__wal_close(w);
     expect_records(4, 20000);
+}
+
+/*
+ * A writer killed (SIGKILL) at a random moment while its zeroer is at work:
+ * the zeroer may be in the middle of a chunk, or between its write and its
+ * flush. Every record whose wait returned must still be in the log, once,
+ * and the zeros must not have cut the log short or made a record up.
+ */
+#define KILLS 6
+struct killed {
+    _Atomic uint32_t acked[KILLS];   /* records whose wait returned */
+    _Atomic uint32_t zeroing[KILLS]; /* 1 once the child saw zeros written */
+};
+
+static void killed_child(struct killed *k, uint32_t t)
+{
+    struct px__wal_opts o = wal_opts(1, 1, 1u << 20);
+    struct px__wal *w;
+    if (px__wal_open(&o, &w) != 0)
+        _exit(2);
+    for (uint32_t n = 0;; n++) {
+        uint64_t ticket = append(w, t, n);
+        if (n % 20 != 19)
+            continue;
+        if (px__wal_wait(w, ticket) != 0)
+            _exit(3);
+        atomic_store(&k->acked[t], n + 1);
+        struct px__wal_stats st;
+        px__wal_stats(w, &st);
+        if (st.zeroed)
+            atomic_store(&k->zeroing[t], 1);
+    }
+}
+
+Test(wal, a_writer_killed_while_its_zeroer_works_keeps_every_acked_record, .timeout = 60)
+{
+    struct killed *k =
+        mmap(NULL, sizeof *k, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(k, MAP_FAILED);
+    srand(px_test_seed());
+    for (uint32_t t = 0; t < KILLS; t++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            killed_child(k, t);
+        double end = px_test_now() + 20;
+        while (!atomic_load(&k->zeroing[t]) && px_test_now() < end)
+            usleep(200);
+        cr_assert(atomic_load(&k->zeroing[t]), "child %u never wrote zeros", t);
+        usleep((useconds_t)(rand() % 20000));
+        kill(pid, SIGKILL);
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child %u: status %d", t,
+                  status);
+    }
+    struct px__log l;
+    cr_assert_eq(px__log_load(logdir, &l), 0);
+    uint32_t found[KILLS] = {0}, most[KILLS] = {0};
+    for (size_t i = 0; i < l.nrecs; i++) {
+        uint64_t t;
+        uint32_t n;
+        if (l.recs[i]->type != TYPE)
+            continue;
+        cr_assert(px__rec_id_get(l.recs[i], &t, &n));
+        cr_assert_lt(t, KILLS, "a record no child appended");
+        found[t]++;
+        most[t] = n + 1 > most[t] ? n + 1 : most[t];
+    }
+    for (uint32_t t = 0; t < KILLS; t++) {
+        uint32_t acked = atomic_load(&k->acked[t]);
+        cr_assert_gt(acked, 0);
+        /* Records 0..most-1 appear once each: a gap or a repeat would show
+         * as found != most. */
+        cr_assert_eq(found[t], most[t], "child %u: %u records, up to %u", t, found[t], most[t]);
+        cr_assert_geq(most[t], acked, "child %u: %u acked, %u in the log", t, acked, most[t]);
+    }
+    px__log_free(&l);
+    munmap(k, sizeof *k);
 }
 
 /* This process's threads, leaving out io_uring's own workers. */
