@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "ahead.h"
+#include "stage.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +40,8 @@ struct px__ahead {
     struct px__ahead_stats st;
 };
 
-static const uint8_t zeros[ZERO_BUF];
+/* Aligned for direct I/O, which the zeroer uses as the log does. */
+static _Alignas(PX__STAGE_BLOCK) const uint8_t zeros[ZERO_BUF];
 
 /* Writes zeros over [from, to) of fd and flushes them. */
 static int write_zeros(int fd, uint64_t from, uint64_t to)
@@ -79,12 +81,13 @@ static void *zeroer_main(void *p)
         /* Never right at the front: the log's next groups go there, and
          * one that reached a chunk being written would wait for it. If
          * the log has caught up, the zeros skip ahead of it instead. */
-        uint64_t from = a->zeroed > a->front + LEAD ? a->zeroed : a->front + LEAD;
-        if (from >= a->end) {
+        uint64_t from = px__stage_ceil(a->zeroed > a->front + LEAD ? a->zeroed : a->front + LEAD);
+        uint64_t last = px__stage_floor(a->end); /* whole blocks only */
+        if (from >= last) {
             a->end = 0; /* the rest of this segment gets no zeros */
             continue;
         }
-        uint64_t to = from + CHUNK < a->end ? from + CHUNK : a->end;
+        uint64_t to = from + CHUNK < last ? from + CHUNK : last;
         uint64_t gen = a->gen;
         int fd = a->fd;
         a->busy_from = from;
@@ -150,6 +153,8 @@ void px__ahead_segment(struct px__ahead *a, int dirfd, const char *name, uint64_
     /* Opened before the lock: an open can take a while, and the zeroer
      * only ever writes to the descriptor it holds under the lock. */
     int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0)
+        px__stage_direct(fd);
     pthread_mutex_lock(&a->mu);
     while (a->busy_to)
         pthread_cond_wait(&a->done, &a->mu);

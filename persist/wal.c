@@ -32,6 +32,7 @@
 #include "wal.h"
 #include "ahead.h"
 #include "io.h"
+#include "stage.h"
 #include "../shm/futex.h"
 #include "../shm/region.h"
 
@@ -56,6 +57,7 @@
 #define RINGS PX__WAL_RINGS
 #define MIN_RING (2u << 20)
 #define PREALLOC_STEP (4ull << 20)
+#define STAGE (4u << 20) /* bytes a write carries, at most */
 
 /* The log thread's sleep: not at all, without a deadline (nothing to
  * write: any record wakes it) or until the async window closes (only a
@@ -95,6 +97,7 @@ struct px__wal {
     _Atomic bool stop;
     _Atomic uint64_t groups, flushes, bytes, failed_groups, segments;
     /* Log thread only. */
+    struct px__stage stage; /* the segment's last partial block, and room */
     int fd;
     uint32_t seq;
     uint64_t writer, off, allocated, cut; /* cut: where the last segment must be cut */
@@ -220,11 +223,15 @@ static int sync_dir(struct px__wal *w)
     return fsync(w->dirfd) == 0 ? 0 : -errno;
 }
 
+/* Makes segment w->seq. Its first block is written from a buffer of its
+ * own and copied into the stage only once the segment is in use: until
+ * then the stage still holds the last block of the current one, which a
+ * failed rotation goes on writing to. */
 static int segment_try(struct px__wal *w)
 {
-    uint8_t head[256];
+    _Alignas(PX__STAGE_BLOCK) uint8_t head[PX__STAGE_BLOCK] = {0};
     size_t hsize;
-    int rc = segment_header(w, head, sizeof head, &hsize);
+    int rc = segment_header(w, head, 256, &hsize);
     if (rc)
         return rc;
     char name[64];
@@ -232,8 +239,9 @@ static int segment_try(struct px__wal *w)
     int fd = openat(w->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
+    px__stage_direct(fd);
     uint64_t want = w->o.segment_bytes < PREALLOC_STEP ? w->o.segment_bytes : PREALLOC_STEP;
-    struct iovec v = {head, hsize};
+    struct iovec v = {head, sizeof head};
     if ((rc = w->io->ops->prealloc(w->io, fd, 0, want)) != 0 ||
         (rc = w->io->ops->write(w->io, fd, &v, 1, 0, true)) != 0 || (rc = sync_dir(w)) != 0) {
         close(fd);
@@ -244,6 +252,7 @@ static int segment_try(struct px__wal *w)
         close(w->fd);
     w->fd = fd;
     w->off = hsize;
+    memcpy(w->stage.buf, head, hsize);
     w->allocated = want;
     w->cut = UINT64_MAX;
     atomic_fetch_add(&w->segments, 1);
@@ -251,7 +260,7 @@ static int segment_try(struct px__wal *w)
     if (w->o.ahead && !a && px__ahead_start(&a) == 0)
         atomic_store_explicit(&w->ahead, a, memory_order_release);
     if (a) /* without one, the log works as before: fallocated space */
-        px__ahead_segment(a, w->dirfd, name, hsize, w->o.segment_bytes);
+        px__ahead_segment(a, w->dirfd, name, px__stage_ceil(hsize), w->o.segment_bytes);
     return 0;
 }
 
@@ -283,15 +292,17 @@ static int write_group(struct px__wal *w, const struct iovec *v, int n, size_t l
                     strerror(-rc));
             return rc;
         }
-    if (w->off + len > w->allocated) {
-        uint64_t end = w->off + len + PREALLOC_STEP;
+    /* The write covers whole blocks, from the one holding the end. */
+    uint64_t from = px__stage_floor(w->off), to = px__stage_ceil(w->off + len);
+    if (to > w->allocated) {
+        uint64_t end = to + PREALLOC_STEP;
         if (w->io->ops->prealloc(w->io, w->fd, w->allocated, end - w->allocated) == 0)
             w->allocated = end;
     }
     struct px__ahead *a = atomic_load_explicit(&w->ahead, memory_order_relaxed);
     if (a && len)
-        px__ahead_claim(a, w->off, len);
-    rc = w->io->ops->write(w->io, w->fd, v, n, w->off, flush);
+        px__ahead_claim(a, from, to - from);
+    rc = px__stage_write(&w->stage, w->io, w->fd, w->off, v, n, flush);
     if (rc == 0) {
         w->off += len;
         atomic_fetch_add(w->o.bytes, len);
@@ -634,6 +645,7 @@ static void wal_free(struct px__wal *w)
      * leaves it owned. The memory goes with the mapping. */
     if (w->mem)
         munmap(w->mem, 2 * (size_t)RINGS * w->cap);
+    px__stage_free(&w->stage);
     free(w->dir);
     if (tl_wal == w)
         forget_ring();
@@ -676,7 +688,8 @@ int px__wal_open(const struct px__wal_opts *o, struct px__wal **out)
         w->cap *= 2;
     w->max_rec = w->cap / 2;
     int rc = -ENOMEM;
-    if (!(w->dir = strdup(o->dir)) || (rc = rings_map(w)) != 0)
+    if (!(w->dir = strdup(o->dir)) || (rc = rings_map(w)) != 0 ||
+        (rc = px__stage_init(&w->stage, STAGE)) != 0)
         goto fail;
     /* The first segment is made by the first write: a process that only
      * looks at a region leaves no file behind. The directory must be

@@ -9,10 +9,12 @@
  *   kept, dropped, cut short or garbled, then the child dies; recovery
  *   brings back every submit acknowledged before it.
  */
+#define _GNU_SOURCE
 #include "common.h"
 #include "persist/io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -235,16 +237,25 @@ static int crash_write(struct px__io *io, int fd, const struct iovec *iov, int n
     if (atomic_fetch_add(&calls, 1) + 1 != crash_at)
         return l->inner->ops->write(l->inner, fd, iov, n, off, sync);
     /* What power loss during this flush may leave: all of it, none, a
-     * prefix, or the right length with a damaged range. */
+     * prefix, or the right length with a damaged range. The log writes
+     * whole blocks, the first of them again with the bytes it already
+     * held: a write leaves the bytes it does not change as they were, so
+     * the damage falls on the bytes it changes. Written here byte by byte
+     * (not through direct I/O), the worst case of a torn write. */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT);
     size_t len = 0;
     for (int i = 0; i < n; i++)
         len += iov[i].iov_len;
-    uint8_t *buf = malloc(len ? len : 1), *p = buf;
+    uint8_t *buf = malloc(len ? len : 1), *old = malloc(len ? len : 1), *p = buf;
     for (int i = 0; i < n; i++, p += iov[i - 1].iov_len)
         memcpy(p, iov[i].iov_base, iov[i].iov_len);
+    ssize_t had = pread(fd, old, len, (off_t)off);
+    size_t same = 0;
+    while (had > 0 && same < (size_t)had && old[same] == buf[same])
+        same++;
     size_t keep = crash_mode == DROP ? 0 : crash_mode == PREFIX ? (size_t)rand() % (len + 1) : len;
-    if (crash_mode == GARBLE && len) {
-        size_t at = (size_t)rand() % len, k = 1 + (size_t)rand() % 64;
+    if (crash_mode == GARBLE && len > same) {
+        size_t at = same + (size_t)rand() % (len - same), k = 1 + (size_t)rand() % 64;
         for (size_t i = at; i < at + k && i < len; i++)
             buf[i] ^= (uint8_t)(1 + rand() % 255);
     }
