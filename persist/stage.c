@@ -62,8 +62,10 @@ int px__stage_write(struct px__stage *s, struct px__io *io, int fd, uint64_t off
     int i = 0;
     while (i < n && iov[i].iov_len == 0)
         i++;
-    if (i == n) /* nothing to write: a flush of earlier writes, or nothing */
-        return flush ? io->ops->write(io, fd, NULL, 0, off, true) : 0;
+    if (i == n) { /* nothing to write: a flush of earlier writes, or nothing */
+        static const struct iovec none;
+        return flush ? io->ops->write(io, fd, &none, 0, off, true) : 0;
+    }
     for (;;) {
         size_t fill = keep + gather(s->buf + keep, s->cap - keep, iov, n, &i, &skip);
         while (i < n && iov[i].iov_len == 0)
