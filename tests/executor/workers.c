@@ -663,8 +663,15 @@ Test(workers, stats_count_outcomes)
     for (int i = 6; i < 9; i++)
         ids[i] = submit(r, i % 2 ? "fail" : "p_fail", "f", 1);
     ids[9] = submit(r, "p_abort", NULL, 0);
-    for (int i = 0; i < 10; i++)
-        px_join(r, ids[i], 10, NULL, 0, NULL);
+    for (int i = 0; i < 10; i++) {
+        int rc = px_join(r, ids[i], 10, NULL, 0, NULL);
+        if (rc != 0 && rc != PX_ETASKFAILED) { /* say where it was stuck */
+            px_task_info ti = {0};
+            px_info(r, ids[i], &ti);
+            fprintf(stderr, "task %d (%s): %s; state %d, attempts %u, worker %d\n", i, ti.name,
+                    px_strerror(rc), ti.state, ti.attempts, ti.worker_pid);
+        }
+    }
     double until = px_test_now() + 5;
     do {
         px_workers_stats_get(w, &st);
