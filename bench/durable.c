@@ -62,9 +62,11 @@
  *                directory, which creates the region and rebuilds it from
  *                the log; px_region_recovery() must report every task
  *                restored and pending, and px_region_info_get() as many
- *                slots used and entries queued. The log was just written,
- *                so it is read from the page cache (like a restart after a
- *                process crash). recovery_1m_cold does the same after
+ *                slots used and entries queued. The log is written with
+ *                direct I/O, so the first of these runs reads it from the
+ *                disk and the others from the page cache, which the median
+ *                reports (like a restart after a process crash).
+ *                recovery_1m_cold does the same after
  *                fdatasync + posix_fadvise(DONTNEED) on every segment, so
  *                that the log is read from the disk (like a restart after
  *                a reboot). Each is timed REC_RUNS (3) times, destroying the

@@ -2,9 +2,9 @@
  * Block-aligned writes of a log segment, for direct I/O.
  *
  * A segment is opened with O_DIRECT where the file system allows it: the
- * records then go from this buffer to the disk, without a copy into the
- * page cache and the write-back of it later, which cost the buffered log
- * more CPU than building its records did. Direct I/O wants the buffer, the
+ * records then go from this buffer to the disk, without the kernel's copy
+ * into the page cache and the write-back of it later (docs/architecture.md
+ * has what each costs on a test machine). Direct I/O wants the buffer, the
  * offset and the length aligned to the device's block; a group of records
  * is neither, so the writer copies each group into this buffer behind the
  * segment's last partial block and writes whole blocks, zero-filled past
