@@ -8,7 +8,7 @@
  * - `front` only grows within a segment: the log's writes end there, so
  *   zeros never land on a record.
  * - [zero_from, zeroed) of the current segment holds zeros written and
- *   flushed (a chunk starts at least LEAD past the front, skipping ahead
+ *   flushed (a chunk starts at least a chunk past the front, skipping ahead
  *   of a log that caught up); `gen` counts segments, so a chunk that
  *   completes after the log moved on changes nothing of the new segment.
  */
@@ -24,9 +24,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define CHUNK (256u << 10)   /* zeros per write and flush */
+/* A chunk is both the zeros written and flushed at a time and how far past
+ * the front a chunk starts, at least: a segment's eighth, from 256 KiB to
+ * 1 MiB. Every chunk's flush is a flush of the disk, which the log's own
+ * flushes queue behind, so fewer and larger chunks cost submits less
+ * (docs/architecture.md has the numbers). */
+#define CHUNK_MIN (256u << 10)
+#define CHUNK_MAX (1u << 20)
 #define AHEAD (8ull << 20)   /* how far past the front zeros go */
-#define LEAD (256ull << 10)  /* how far past the front a chunk starts, at least */
 #define ZERO_BUF (64u << 10) /* one buffer, repeated in an iovec */
 
 struct px__ahead {
@@ -35,7 +40,7 @@ struct px__ahead {
     pthread_t thread;
     bool stop;
     int fd; /* the zeroer's own descriptor of the segment; -1: none */
-    uint64_t gen, front, end, busy_from, busy_to;
+    uint64_t gen, front, end, busy_from, busy_to, chunk;
     uint64_t zero_from, zeroed; /* [zero_from, zeroed): zeros written and flushed */
     struct px__ahead_stats st;
 };
@@ -46,11 +51,11 @@ static _Alignas(PX__STAGE_BLOCK) const uint8_t zeros[ZERO_BUF];
 /* Writes zeros over [from, to) of fd and flushes them. */
 static int write_zeros(int fd, uint64_t from, uint64_t to)
 {
-    struct iovec v[CHUNK / ZERO_BUF];
+    struct iovec v[CHUNK_MAX / ZERO_BUF];
     while (from < to) {
         int n = 0;
         uint64_t len = 0;
-        while (n < (int)(CHUNK / ZERO_BUF) && len < to - from) {
+        while (n < (int)(CHUNK_MAX / ZERO_BUF) && len < to - from) {
             uint64_t part = to - from - len < ZERO_BUF ? to - from - len : ZERO_BUF;
             v[n++] = (struct iovec){(void *)zeros, part};
             len += part;
@@ -81,13 +86,14 @@ static void *zeroer_main(void *p)
         /* Never right at the front: the log's next groups go there, and
          * one that reached a chunk being written would wait for it. If
          * the log has caught up, the zeros skip ahead of it instead. */
-        uint64_t from = px__stage_ceil(a->zeroed > a->front + LEAD ? a->zeroed : a->front + LEAD);
+        uint64_t lead = a->front + a->chunk;
+        uint64_t from = px__stage_ceil(a->zeroed > lead ? a->zeroed : lead);
         uint64_t last = px__stage_floor(a->end); /* whole blocks only */
         if (from >= last) {
             a->end = 0; /* the rest of this segment gets no zeros */
             continue;
         }
-        uint64_t to = from + CHUNK < last ? from + CHUNK : last;
+        uint64_t to = from + a->chunk < last ? from + a->chunk : last;
         uint64_t gen = a->gen;
         int fd = a->fd;
         a->busy_from = from;
@@ -164,6 +170,8 @@ void px__ahead_segment(struct px__ahead *a, int dirfd, const char *name, uint64_
     a->gen++;
     a->front = a->zero_from = a->zeroed = from;
     a->end = fd >= 0 ? end : 0;
+    a->chunk = px__stage_floor(end / 8);
+    a->chunk = a->chunk < CHUNK_MIN ? CHUNK_MIN : a->chunk > CHUNK_MAX ? CHUNK_MAX : a->chunk;
     pthread_cond_signal(&a->wake);
     pthread_mutex_unlock(&a->mu);
 }

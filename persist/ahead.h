@@ -11,8 +11,9 @@
  * ahead of the log and flushes them, off the path of any submit.
  *
  * Who writes what: the log thread alone writes records, below the front
- * it claims; the zeroer alone writes zeros, starting at least 256 KiB past
- * that front (so that the log's next groups do not reach them), in chunks
+ * it claims; the zeroer alone writes zeros, starting at least one chunk
+ * (256 KiB to 1 MiB) past that front (so that the log's next groups do not
+ * reach them), in chunks
  * it marks busy under the mutex before writing. A claim that overlaps a
  * busy chunk waits for it, so the two never write the same bytes. Zeros
  * read as the end of a segment, as unwritten space does. A process killed
