@@ -304,10 +304,14 @@ static px_workers *workers_start(px_region *r, unsigned spin_us)
 
 /* ---- (a) Baseline: a bare ck_ring ---------------------------------------- */
 
+/* The buffer, and the fields after it, start lines of their own: ck_ring_t
+ * ends with the size and mask that both threads read on every operation,
+ * and the producer writes the buffer's first and last entries. Sharing
+ * those lines made the baseline bimodal, 12 or 100 M/s from run to run. */
 struct ring_bench {
     ck_ring_t ring;
-    ck_ring_buffer_t buf[RING_SIZE];
-    uint64_t n;
+    _Alignas(CK_MD_CACHELINE) ck_ring_buffer_t buf[RING_SIZE];
+    _Alignas(CK_MD_CACHELINE) uint64_t n;
     _Atomic int go;
     uint64_t sum, end_ns;
 };
