@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int px__stage_init(struct px__stage *s, size_t cap)
 {
@@ -28,6 +29,14 @@ void px__stage_free(struct px__stage *s)
 
 void px__stage_direct(int fd)
 {
+    /* Only where the file system says its direct I/O takes our alignment:
+     * one that accepted O_DIRECT but wanted larger blocks would fail every
+     * write. Kernels before 6.1 do not say; there fcntl's answer decides. */
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN) &&
+        (sx.stx_dio_offset_align == 0 || sx.stx_dio_offset_align > PX__STAGE_BLOCK ||
+         sx.stx_dio_mem_align > PX__STAGE_BLOCK))
+        return;
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0)
         fcntl(fd, F_SETFL, fl | O_DIRECT);

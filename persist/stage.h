@@ -46,8 +46,9 @@ static inline uint64_t px__stage_ceil(uint64_t off)
     return px__stage_floor(off + PX__STAGE_BLOCK - 1);
 }
 
-/* Asks for direct I/O on fd; a file system without it keeps fd buffered,
- * and the aligned writes work the same. */
+/* Asks for direct I/O on fd where the file system has it with an
+ * alignment of at most PX__STAGE_BLOCK; elsewhere fd stays buffered, and
+ * the aligned writes work the same. */
 void px__stage_direct(int fd);
 
 /* Appends iov[0, n) to fd, whose records end at off, through io: writes

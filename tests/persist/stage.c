@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #define FILE_MAX (4u << 20)
 
@@ -138,7 +139,16 @@ Test(stage, a_direct_file_reads_back_exactly)
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
     cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
     px__stage_direct(fd);
-    cr_log_info("%s: %s I/O", path, fcntl(fd, F_GETFL) & O_DIRECT ? "direct" : "buffered");
+    bool direct = fcntl(fd, F_GETFL) & O_DIRECT;
+    cr_log_info("%s: %s I/O", path, direct ? "direct" : "buffered");
+    /* Where the file system says it takes direct I/O at our alignment,
+     * the stage must use it. */
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN) &&
+        sx.stx_dio_offset_align > 0 && sx.stx_dio_offset_align <= PX__STAGE_BLOCK &&
+        sx.stx_dio_mem_align <= PX__STAGE_BLOCK)
+        cr_assert(direct, "the file system offers direct I/O (offsets aligned to %u)",
+                  sx.stx_dio_offset_align);
     struct px__io *io;
     cr_assert_eq(px__io_default(&io), 0);
     struct px__stage s;
