@@ -6,7 +6,9 @@
  *   when busy_to == 0); it starts at or past `front`, and the log thread
  *   never writes into it: a claim that overlaps it waits on `done`.
  * - `front` only grows within a segment: the log's writes end there, so
- *   zeros never land on a record.
+ *   zeros never land on a record. Both sides write whole 4 KiB blocks (the
+ *   log claims from the block holding its end, a chunk starts on a block),
+ *   so with direct I/O neither rewrites a block the other is writing.
  * - [zero_from, zeroed) of the current segment holds zeros written and
  *   flushed (a chunk starts at least a chunk past the front, skipping ahead
  *   of a log that caught up); `gen` counts segments, so a chunk that

@@ -13,8 +13,8 @@
 int px__stage_init(struct px__stage *s, size_t cap)
 {
     void *p;
-    cap = px__stage_ceil(cap);
-    if (posix_memalign(&p, PX__STAGE_BLOCK, cap + PX__STAGE_BLOCK) != 0)
+    cap = cap < PX__STAGE_BLOCK ? PX__STAGE_BLOCK : px__stage_ceil(cap);
+    if (posix_memalign(&p, PX__STAGE_BLOCK, cap) != 0)
         return -ENOMEM;
     s->buf = p;
     s->cap = cap;
@@ -76,6 +76,8 @@ int px__stage_write(struct px__stage *s, struct px__io *io, int fd, uint64_t off
         return flush ? io->ops->write(io, fd, &none, 0, off, true) : 0;
     }
     for (;;) {
+        /* keep < PX__STAGE_BLOCK <= cap, and fill <= cap rounds up to at
+         * most cap: a piece never runs past the buffer. */
         size_t fill = keep + gather(s->buf + keep, s->cap - keep, iov, n, &i, &skip);
         while (i < n && iov[i].iov_len == 0)
             i++;

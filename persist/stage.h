@@ -29,7 +29,7 @@
 #define PX__STAGE_BLOCK 4096u
 
 struct px__stage {
-    uint8_t *buf; /* PX__STAGE_BLOCK aligned; cap + PX__STAGE_BLOCK bytes */
+    uint8_t *buf; /* PX__STAGE_BLOCK aligned; cap bytes */
     size_t cap;   /* bytes a single write carries, at most */
 };
 

@@ -16,7 +16,11 @@
  *   for done_group >= t waits for it.
  * - The log thread advances a ring's head (release) only after the write
  *   of those bytes returned, so an owner (acquire) never overwrites bytes
- *   the kernel has not copied.
+ *   not yet written.
+ * - The log thread's stage holds the current segment's bytes
+ *   [floor(off), off), its last partial 4 KiB block: every write starts
+ *   at that block and covers whole blocks (stage.h), and a new segment's
+ *   head is copied in only once the segment is in use.
  * - done_group only grows; results[g % RESULTS] is group g's outcome from
  *   the moment done_group reaches g until group g + RESULTS completes.
  * - The log thread sleeps only after announcing it in `sleeping` and then
@@ -58,6 +62,7 @@
 #define MIN_RING (2u << 20)
 #define PREALLOC_STEP (4ull << 20)
 #define STAGE (4u << 20) /* bytes a write carries, at most */
+#define HEAD_MAX 256u    /* a SEGMENT record, at most */
 
 /* The log thread's sleep: not at all, without a deadline (nothing to
  * write: any record wakes it) or until the async window closes (only a
@@ -231,7 +236,7 @@ static int segment_try(struct px__wal *w)
 {
     _Alignas(PX__STAGE_BLOCK) uint8_t head[PX__STAGE_BLOCK] = {0};
     size_t hsize;
-    int rc = segment_header(w, head, 256, &hsize);
+    int rc = segment_header(w, head, HEAD_MAX, &hsize);
     if (rc)
         return rc;
     char name[64];
