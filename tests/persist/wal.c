@@ -83,6 +83,18 @@ static uint64_t append(struct px__wal *w, uint32_t t, uint32_t n)
     return px__wal_append(w, TYPE, body, (uint32_t)p.len);
 }
 
+/* Moves *i to the next record of TYPE in l, at or after *i, and reads its
+ * (thread, number) into *t and *n; false when there is none. */
+static bool next_test_record(const struct px__log *l, size_t *i, uint64_t *t, uint32_t *n)
+{
+    for (; *i < l->nrecs; (*i)++)
+        if (l->recs[*i]->type == TYPE) {
+            cr_assert(px__rec_id_get(l->recs[*i], t, n));
+            return true;
+        }
+    return false;
+}
+
 /* Asserts the log holds record n of thread t exactly once for every t <
  * threads and n < per, and nothing else of TYPE. */
 static void expect_records(uint32_t threads, uint32_t per)
@@ -91,12 +103,9 @@ static void expect_records(uint32_t threads, uint32_t per)
     cr_assert_eq(px__log_load(logdir, &l), 0);
     uint8_t *seen = calloc((size_t)threads * per, 1);
     size_t n = 0;
-    for (size_t i = 0; i < l.nrecs; i++) {
-        uint64_t t;
-        uint32_t k;
-        if (l.recs[i]->type != TYPE)
-            continue;
-        cr_assert(px__rec_id_get(l.recs[i], &t, &k));
+    uint64_t t;
+    uint32_t k;
+    for (size_t i = 0; next_test_record(&l, &i, &t, &k); i++) {
         cr_assert(t < threads && k < per, "record (%lu, %u) was never appended", (unsigned long)t,
                   k);
         cr_assert_eq(seen[t * per + k]++, 0, "record (%lu, %u) twice", (unsigned long)t, k);
@@ -271,15 +280,12 @@ Test(wal, a_writer_killed_while_its_zeroer_works_keeps_every_acked_record, .time
     struct px__log l;
     cr_assert_eq(px__log_load(logdir, &l), 0);
     uint32_t found[KILLS] = {0}, most[KILLS] = {0};
-    for (size_t i = 0; i < l.nrecs; i++) {
-        uint64_t t;
-        uint32_t n;
-        if (l.recs[i]->type != TYPE)
-            continue;
-        cr_assert(px__rec_id_get(l.recs[i], &t, &n));
-        cr_assert_lt(t, KILLS, "a record no child appended");
-        found[t]++;
-        most[t] = n + 1 > most[t] ? n + 1 : most[t];
+    uint64_t child;
+    uint32_t n;
+    for (size_t i = 0; next_test_record(&l, &i, &child, &n); i++) {
+        cr_assert_lt(child, KILLS, "a record no child appended");
+        found[child]++;
+        most[child] = n + 1 > most[child] ? n + 1 : most[child];
     }
     for (uint32_t t = 0; t < KILLS; t++) {
         uint32_t acked = atomic_load(&k->acked[t]);
