@@ -138,6 +138,11 @@ Test(stage, a_direct_file_reads_back_exactly)
     unlink(path);
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
     cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    /* Both descriptors first, then the name goes: a failed assertion
+     * below leaves no file behind. */
+    int rd = open(path, O_RDONLY);
+    unlink(path);
+    cr_assert_geq(rd, 0);
     px__stage_direct(fd);
     bool direct = fcntl(fd, F_GETFL) & O_DIRECT;
     cr_log_info("%s: %s I/O", path, direct ? "direct" : "buffered");
@@ -155,15 +160,12 @@ Test(stage, a_direct_file_reads_back_exactly)
     cr_assert_eq(px__stage_init(&s, 64 * 1024), 0);
     static uint8_t want[FILE_MAX], got[FILE_MAX];
     size_t end = append_random(&s, io, fd, want, 60, 16 * 1024);
-    int rd = open(path, O_RDONLY);
-    cr_assert_geq(rd, 0);
     cr_assert_eq(pread(rd, got, sizeof got, 0), (ssize_t)px__stage_ceil(end));
     cr_assert_arr_eq(got, want, end);
     for (size_t i = end; i < px__stage_ceil(end); i++)
         cr_assert_eq(got[i], 0);
     close(rd);
     close(fd);
-    unlink(path);
     io->ops->destroy(io);
     px__stage_free(&s);
 }
