@@ -191,11 +191,40 @@ static void await_reply(px_workers *w, unsigned i, px_id id)
         kill(pid, SIGKILL);
 }
 
+/* How long a child may take to acknowledge a task. A live child answers
+ * in microseconds; one that does not (stopped, or stuck before its loop,
+ * as a child forked while another thread of the parent held a lock can
+ * be) would otherwise hold its dispatcher and the task forever. */
+#define ACK_TIMEOUT_MS 5000
+
+/* Waits for child i's acknowledgement; true once it came. A child silent
+ * past ACK_TIMEOUT_MS is killed (SIGKILL ends a stopped process too); an
+ * acknowledgement sent just before the kill is still read, so a task that
+ * may have started is never handed to another child. */
+static bool await_ack(struct px__child *c)
+{
+    struct pollfd p = {.fd = c->sock, .events = POLLIN};
+    int rc;
+    do
+        rc = poll(&p, 1, ACK_TIMEOUT_MS);
+    while (rc < 0 && errno == EINTR);
+    pid_t pid = atomic_load(&c->pid);
+    if (rc == 0 && pid > 0) {
+        fprintf(stderr, "pollux: child process %d did not take a task within %d ms; replacing it\n",
+                (int)pid, ACK_TIMEOUT_MS);
+        kill(pid, SIGKILL);
+    }
+    char ack;
+    return recv(c->sock, &ack, 1, 0) == 1;
+}
+
 /*
  * Hands a claimed task to child i and waits for the outcome. The child
  * acknowledges a task before it runs it: a child found dead before the
- * acknowledgement died while idle, the task never started, and it goes to a
- * replacement child instead of failing.
+ * acknowledgement (it died while idle, or was killed for not answering)
+ * never started the task, which goes to a replacement child instead of
+ * failing. The dead child is reaped before that, so it cannot run the task
+ * too, however late it would have woken.
  */
 static enum px__outcome dispatch(px_workers *w, unsigned i, px_id id, uint64_t claimed,
                                  struct reply *rep)
@@ -207,9 +236,7 @@ static enum px__outcome dispatch(px_workers *w, unsigned i, px_id id, uint64_t c
             replace(w, i);
         if (c->sock < 0)
             break;
-        char ack;
-        if (send(c->sock, &m, sizeof m, MSG_NOSIGNAL) == (ssize_t)sizeof m &&
-            recv(c->sock, &ack, 1, 0) == 1) {
+        if (send(c->sock, &m, sizeof m, MSG_NOSIGNAL) == (ssize_t)sizeof m && await_ack(c)) {
             await_reply(w, i, id);
             if (recv(c->sock, rep, sizeof *rep, 0) == (ssize_t)sizeof *rep)
                 return (enum px__outcome)rep->outcome;

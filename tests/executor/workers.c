@@ -392,6 +392,37 @@ Test(workers, crashing_children_fail_their_task_and_are_replaced)
     px_region_close(r);
 }
 
+/* A child stopped (SIGSTOP) while idle never acknowledges the next task:
+ * its dispatcher kills it after the acknowledgement timeout (5 s) and
+ * hands the task, which never started, to a replacement. */
+Test(workers, a_child_that_never_acknowledges_is_replaced, .timeout = 60)
+{
+    px_region *r = open_w();
+    px_workers *w = start(r, (px_workers_opts){.threads = 1, .processes = 1});
+    int32_t pid0 = join_pid(r, submit(r, "p_whoami", "a", 1), "a");
+    cr_assert_neq(pid0, getpid());
+    cr_assert_eq(kill(pid0, SIGSTOP), 0);
+    double t0 = px_test_now();
+    px_id next = submit(r, "p_whoami", "b", 1);
+    uint8_t buf[300];
+    size_t len;
+    int rc = px_join(r, next, 30, buf, sizeof buf, &len);
+    cr_assert_eq(rc, 0, "join: %s", px_strerror(rc));
+    double took = px_test_now() - t0;
+    int32_t pid1;
+    memcpy(&pid1, buf, sizeof pid1);
+    cr_assert_neq(pid1, pid0, "run by a replacement");
+    cr_assert_geq(took, 4.5, "after the acknowledgement timeout, not before (%.2f s)", took);
+    cr_assert_eq(info_of(r, next).attempts, 1, "the stopped child never started it");
+    cr_assert_eq(kill(pid0, 0), -1, "the stopped child was killed and reaped");
+    cr_assert_eq(errno, ESRCH);
+    px_workers_stats st;
+    cr_assert_eq(px_workers_stats_get(w, &st), 0);
+    cr_assert_eq(st.failed, 0);
+    cr_assert_eq(px_workers_stop(w), 0);
+    px_region_close(r);
+}
+
 Test(workers, a_task_without_a_body_fails_clearly)
 {
     px_region *r = open_w();
