@@ -82,19 +82,52 @@ static inline int px__public_state(uint32_t st)
     return (int)st;
 }
 
-/* What a run's metrics need (executor/stats.c), read from the slot while
- * the run is ours: its queue, enqueue stamp and due time, and the ticks
- * at its start and end. */
+/* The metrics counter a run's outcome adds to (shm/stats.h); -1: none (a
+ * cancellation is counted where it ends, run.c). */
+extern const int8_t px__outcome_field[PX__DONE_DEAD + 1];
+
+/* Counts one run of a task of queue q in the calling thread's metrics
+ * shard: started, its outcome, its wait and, if `timed`, its run time.
+ * Inline: it is on every run's path, where a call and a struct to carry
+ * its inputs cost about as much as the counting. */
+static inline void px__stat_ended(px_region *r, struct px__tls *t, uint32_t q, uint64_t wait_ns,
+                                  bool timed, uint64_t run_ns, enum px__outcome out)
+{
+    if (out == PX__DONE_REQUEUED || out == PX__DONE_REVOKED)
+        return; /* not a run that ended: it goes again, or another ended it */
+    bool owned;
+    struct px__qstats *qs = px__stats_of(r, t, q, &owned);
+    if (!qs)
+        return;
+    int field = px__outcome_field[out];
+    px__stat_add(&qs->count[PX__ST_STARTED], owned, 1);
+    if (field >= 0)
+        px__stat_add(&qs->count[field], owned, 1);
+    px__stat_add(&qs->wait[px__hist_bucket(wait_ns)], owned, 1);
+    if (timed)
+        px__stat_add(&qs->run[px__hist_bucket(run_ns)], owned, 1);
+}
+
+/* How long a task waited to start at tick t0: from its due time (a
+ * delayed or retried task, CLOCK_REALTIME ns) or else from its enqueue
+ * stamp. Only a due time costs a clock read. */
+static inline uint64_t px__stat_wait_ns(px_region *r, uint64_t enq, uint64_t due, uint64_t t0)
+{
+    if (due) {
+        uint64_t now = px__now_ns();
+        return now > due ? now - due : 0;
+    }
+    return t0 > enq ? px__clock_span_ns(&r->hdr->clock, t0 - enq) : 0;
+}
+
+/* A pool dispatcher's run, counted from the outside: the stamps it takes
+ * around the child's run (executor/stats.c). */
 struct px__stat_run {
     uint32_t q;
-    uint64_t enq, due, t0, t1;
-    struct px__tls *t; /* the running thread's, when px__run filled it */
+    uint64_t enq, due, t0;
 };
-/* Fills sr at a run's start, for a caller that does not run it itself
- * (the pool's dispatcher); px__run fills it as it goes. */
 void px__stat_begin(px_region *r, px_id id, struct px__stat_run *sr);
-/* Counts the run: started, its outcome, its wait and run times. */
-void px__stat_ran(px_region *r, const struct px__stat_run *sr, enum px__outcome out);
+void px__stat_ran(px_region *r, const struct px__stat_run *sr, uint64_t t1, enum px__outcome out);
 
 /* What one run of a schedule is made of (submit.c, sched.c). */
 struct px__run_spec {
@@ -173,10 +206,11 @@ bool px__task_free(px_region *r, uint32_t idx, uint64_t seen);
  * reads; if it is set when the body returns non-zero, the task goes back to
  * PENDING instead of failing. `expired` (may be NULL), set by a supervisor
  * when the run passed its time limit, makes px_should_continue() say 0 too
- * and the run fail with the limit's error text. */
+ * and the run fail with the limit's error text. `count`: the run is counted
+ * in the region's metrics here (a pool child's is counted by its
+ * dispatcher instead). */
 enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
-                         const _Atomic int *expired, char *err_out, size_t err_cap,
-                         struct px__stat_run *sr);
+                         const _Atomic int *expired, char *err_out, size_t err_cap, bool count);
 
 /* The error text of a run past its time limit. */
 void px__limit_text(uint32_t limit_ms, char *buf, size_t cap);

@@ -71,7 +71,7 @@ static void child_main(px_workers *w, unsigned me, pid_t parent)
         const _Atomic int *stop = px__is_daemon(r, m.id) ? &w->flags->daemon : &w->flags->all;
         rep.err[0] = '\0';
         rep.outcome =
-            (uint8_t)px__run(r, m.id, m.claimed, stop, NULL, rep.err, sizeof rep.err, NULL);
+            (uint8_t)px__run(r, m.id, m.claimed, stop, NULL, rep.err, sizeof rep.err, false);
         if (send(sock, &rep, sizeof rep, MSG_NOSIGNAL) < 0)
             break;
     }
@@ -293,8 +293,8 @@ static void *dispatch_main(void *p)
         if (w->r->metrics)
             px__stat_begin(w->r, id, &sr);
         enum px__outcome out = dispatch(w, i, id, claimed, &rep);
-        sr.t1 = px__ticks(w->r->tsc);
-        px__stat_ran(w->r, &sr, out);
+        if (w->r->metrics)
+            px__stat_ran(w->r, &sr, px__ticks(w->r->tsc), out);
         px__conc_release(w->r, &scan, id);
         px__account(w, ws, id, out, rep.err);
     }

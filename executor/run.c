@@ -465,8 +465,7 @@ void px__limit_text(uint32_t limit_ms, char *buf, size_t cap)
 }
 
 enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic int *stop,
-                         const _Atomic int *expired, char *err_out, size_t err_cap,
-                         struct px__stat_run *sr)
+                         const _Atomic int *expired, char *err_out, size_t err_cap, bool count)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     px_ctx ctx;
@@ -488,14 +487,14 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
     px__journal_start(r, id, PX__CTL_ATT(claimed));
     uint64_t t0 = px__ticks(r->tsc);
     atomic_store_explicit(&s->start_tick, t0, memory_order_relaxed);
-    if (sr) {
-        /* The metrics' stamps: the start's own, no second clock read. */
-        sr->q = atomic_load_explicit(&s->queue, memory_order_relaxed);
-        sr->enq = atomic_load_explicit(&s->enq_tick, memory_order_relaxed);
-        sr->due = atomic_load_explicit(&s->due_ns, memory_order_relaxed);
-        sr->t0 = t0;
-        sr->t = ctx.t;
-    }
+    /* What the metrics need, read while the slot is ours; the wait is
+     * measured to the start's own stamp, not a second clock read. */
+    count = count && r->metrics;
+    uint32_t q = count ? atomic_load_explicit(&s->queue, memory_order_relaxed) : 0;
+    uint64_t wait =
+        count ? px__stat_wait_ns(r, atomic_load_explicit(&s->enq_tick, memory_order_relaxed),
+                                 atomic_load_explicit(&s->due_ns, memory_order_relaxed), t0)
+              : 0;
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t len = atomic_load_explicit(&s->args_len, memory_order_relaxed);
     const uint8_t *args = px__slot_args(r, s);
@@ -517,9 +516,11 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
      * task's whole run (the README's measurements). */
     bool detached = PX__CTL_FLAGS(claimed) & PX__F_DETACHED;
     ctx.t1 = detached ? 0 : px__ticks(r->tsc);
-    if (sr)
-        sr->t1 = ctx.t1;
-    return finish(&ctx, rc, err_out, err_cap);
+    enum px__outcome out = finish(&ctx, rc, err_out, err_cap);
+    if (count)
+        px__stat_ended(r, ctx.t, q, wait, !detached,
+                       ctx.t1 > t0 ? px__clock_span_ns(&r->hdr->clock, ctx.t1 - t0) : 0, out);
+    return out;
 }
 
 /* px__fail_claimed and px__fail_live: `sweep` releases the chunks the run

@@ -9,6 +9,13 @@
 #include <stdio.h>
 #include <string.h>
 
+const int8_t px__outcome_field[PX__DONE_DEAD + 1] = {
+    [PX__DONE_OK] = PX__ST_SUCCEEDED, [PX__DONE_FAILED] = PX__ST_FAILED,
+    [PX__DONE_REVOKED] = -1,          [PX__DONE_REQUEUED] = -1,
+    [PX__DONE_CANCELLED] = -1,        [PX__DONE_RETRY] = PX__ST_RETRIED,
+    [PX__DONE_DEAD] = PX__ST_FAILED,
+};
+
 void px__stat_begin(px_region *r, px_id id, struct px__stat_run *sr)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
@@ -16,39 +23,15 @@ void px__stat_begin(px_region *r, px_id id, struct px__stat_run *sr)
     sr->enq = atomic_load_explicit(&s->enq_tick, memory_order_relaxed);
     sr->due = atomic_load_explicit(&s->due_ns, memory_order_relaxed);
     sr->t0 = px__ticks(r->tsc);
-    sr->t1 = sr->t0;
 }
 
-/* Spans are converted with one multiply and the system clocks are not
- * read (but for a delayed task's wait): on the no-op path they would cost
- * more than the task. One shard entry takes the four updates. */
-void px__stat_ran(px_region *r, const struct px__stat_run *sr, enum px__outcome out)
+void px__stat_ran(px_region *r, const struct px__stat_run *sr, uint64_t t1, enum px__outcome out)
 {
-    if (!r->metrics || out == PX__DONE_REQUEUED || out == PX__DONE_REVOKED || sr->t0 == 0)
-        return; /* not a run that ended (it goes again, or another ended it) */
-    bool owned;
-    struct px__qstats *qs = px__stats_of(r, sr->t ? sr->t : px__tls_get(r), sr->q, &owned);
-    if (!qs)
+    if (!r->metrics)
         return;
-    const struct px__clock *clk = &r->hdr->clock;
-    uint64_t wait;
-    if (sr->due) { /* a delayed or retried task waits from its due time */
-        uint64_t now = px__now_ns();
-        wait = now > sr->due ? now - sr->due : 0;
-    } else {
-        wait = sr->t0 > sr->enq ? px__clock_span_ns(clk, sr->t0 - sr->enq) : 0;
-    }
-    uint64_t run = sr->t1 > sr->t0 ? px__clock_span_ns(clk, sr->t1 - sr->t0) : 0;
-    int field = out == PX__DONE_OK                               ? PX__ST_SUCCEEDED
-                : out == PX__DONE_FAILED || out == PX__DONE_DEAD ? PX__ST_FAILED
-                : out == PX__DONE_RETRY                          ? PX__ST_RETRIED
-                                                                 : -1;
-    px__stat_add(&qs->count[PX__ST_STARTED], owned, 1);
-    if (field >= 0) /* cancellations are counted where they end (run.c) */
-        px__stat_add(&qs->count[field], owned, 1);
-    px__stat_add(&qs->wait[px__hist_bucket(wait)], owned, 1);
-    if (sr->t1) /* a detached thread task's end is not stamped (run.c) */
-        px__stat_add(&qs->run[px__hist_bucket(run)], owned, 1);
+    uint64_t run = t1 > sr->t0 ? px__clock_span_ns(&r->hdr->clock, t1 - sr->t0) : 0;
+    px__stat_ended(r, px__tls_get(r), sr->q, px__stat_wait_ns(r, sr->enq, sr->due, sr->t0), true,
+                   run, out);
 }
 
 /* A percentile of a histogram: the upper bound of the bucket that holds

@@ -10,8 +10,10 @@
 #include <pthread.h>
 #include <sys/types.h>
 
-/* One thread's view of its current task, read by the stopping thread.
- * Padded: each thread writes its own line only. */
+/* One thread's view of its current task, read by the stopping thread
+ * and px_workers_stats. Padded: each thread writes its own line only, and
+ * is the only writer of its counters (so they are bumped without a locked
+ * instruction); `expired` is also written by the supervisor. */
 struct px__wslot {
     _Atomic px_id current;
     _Atomic uint64_t claimed;
