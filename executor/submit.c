@@ -22,6 +22,7 @@
  * heap (timer.c); a timer thread makes it PENDING when it is due.
  */
 #include "timer.h"
+#include "../shm/fence.h"
 #include "../shm/futex.h"
 #include "../persist/journal.h"
 
@@ -188,9 +189,11 @@ static void unfill(px_region *r, const uint64_t *ids, uint32_t n)
 
 static void wake_workers(px_region *r, uint32_t key, uint32_t n)
 {
-    /* Our tail store and this load are seq_cst; a worker going to sleep
-     * increments its bits' sleepers (seq_cst) before its last scan reads
-     * tail (seq_cst): either it sees our entry or we see it. */
+    /* Our tail store came first; a worker going to sleep increments its
+     * bits' sleepers (seq_cst) before its last scan reads tail. Either both
+     * sides are seq_cst, or our store was a release store and the worker's
+     * barrier ordered it (shm/fence.h): either it sees our entry or we see
+     * it. */
     uint32_t bit = px__work_bit(PX__KEY_QUEUE(key), PX__KEY_MODE(key));
     uint32_t sleepers = atomic_load(&r->hdr->sleepers[__builtin_ctz(bit)]);
     if (sleepers == 0)
@@ -208,14 +211,15 @@ struct push_call {
     const uint64_t *ids;
     uint32_t n, done;
     uint64_t *head_seen;
+    bool light;
 };
 
 /* Pushes what is left; 0 once everything is in. */
 static int push_more(void *p)
 {
     struct push_call *c = p;
-    c->done +=
-        px__lane_push_cached(c->l, c->ent, c->mask, c->ids + c->done, c->n - c->done, c->head_seen);
+    c->done += px__lane_push_cached(c->l, c->ent, c->mask, c->ids + c->done, c->n - c->done,
+                                    c->head_seen, c->light);
     return c->done == c->n ? 0 : -EAGAIN;
 }
 
@@ -231,7 +235,8 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
                           ids,
                           n,
                           0,
-                          px__lane_head_seen(t, (uint32_t)lane)};
+                          px__lane_head_seen(t, (uint32_t)lane),
+                          px__fence_light(r->hdr->fences)};
     while (push_more(&c) != 0 && await_room(r, PX__WAIT_LANE, deadline, push_more, &c))
         ;
     uint32_t done = c.done;

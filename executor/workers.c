@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include "workers.h"
 #include "../persist/durable.h"
+#include "../shm/fence.h"
 #include "../shm/futex.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #define SLEEP_NS 1000000000ll
+#define UNFENCED_SLEEP_NS 1000000ll
 /* Retention: every EXPIRY_NS the supervisor looks at EXPIRY_SLOTS slots
  * (all of a region of up to that many), so that a large region costs an
  * idle worker set no more than a small one: a region of 1M slots is looked
@@ -134,12 +136,18 @@ px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_
         }
         uint32_t bits = work_bits(w->qmask, mode);
         px__announce_sleep(r, bits);
+        /* Producers in an asymmetric region publish with a release store:
+         * this barrier orders their stores against our count. Should it
+         * ever fail, the sleep is kept short instead. */
+        bool unfenced = r->hdr->fences == PX__FENCES_ASYMMETRIC && px__fence_all() != 0;
         uint32_t seen = atomic_load(&r->hdr->work_seq);
         id = px__take(r, w->qmask, mode, scan, claimed);
         /* A rate limit held tasks back: sleep until its next token. */
         int64_t sleep_ns = scan->throttled_ns && scan->throttled_ns < SLEEP_NS
                                ? (int64_t)scan->throttled_ns
                                : SLEEP_NS;
+        if (unfenced && sleep_ns > UNFENCED_SLEEP_NS)
+            sleep_ns = UNFENCED_SLEEP_NS;
         if (!id && !atomic_load(&w->stopping))
             px__futex_wait_bits(&r->hdr->work_seq, seen, sleep_ns, bits);
         px__retract_sleep(r, bits);
@@ -312,6 +320,10 @@ int px_workers_start(px_region *r, const px_workers_opts *opts, px_workers **out
     if (!r || !out ||
         (opts && (opts->grace_s < 0 || opts->threads > 4096 || opts->processes > 4096)))
         return -EINVAL;
+    /* Its workers could not order the region's producers before sleeping
+     * (shm/fence.h), and would miss their tasks. */
+    if (r->hdr->fences == PX__FENCES_ASYMMETRIC && px__fence_all() != 0)
+        return -EPERM;
     px_workers *w = alloc_workers(r, opts);
     if (!w)
         return -ENOMEM;

@@ -664,7 +664,9 @@ typedef struct px_workers_opts {
  * returns tasks of dead processes to PENDING and a timer thread that makes
  * SCHEDULED and RETRY tasks PENDING when they are due (for every queue:
  * any worker set fires any task). Children are forked before this
- * call returns. px_workers_stop() releases *out.
+ * call returns. px_workers_stop() releases *out. -EPERM: the region's
+ * producers rely on a memory barrier (membarrier(2)) that sleeping workers
+ * issue, and this process may not issue it (a seccomp filter, say).
  */
 PX_API int px_workers_start(px_region *r, const px_workers_opts *opts, px_workers **out);
 

@@ -15,7 +15,7 @@
  *
  * Invariants:
  * - Only the lane's owner writes tail and the entries; it publishes entries
- *   with a store of tail (seq_cst: see px__lane_push). It writes entry t only once
+ *   with a store of tail (see px__lane_push_cached). It writes entry t only once
  *   t - head < depth, i.e. once every consumer has moved past entry
  *   t - depth, so an entry is never overwritten while it can still be read
  *   and then successfully claimed.
@@ -47,10 +47,12 @@ static inline uint64_t px__lane_size(struct px__lane *l)
  * publication is one store, so a batch costs one cache-line transfer of
  * tail. *head_seen is the owner's last reading of head, a lower bound of it
  * (head only grows): head, a line that consumers write, is read again only
- * when that bound says there is not enough room. */
+ * when that bound says there is not enough room. `light`: publish with a
+ * release store, the sleepers' barrier standing in for the fence
+ * (shm/fence.h); otherwise seq_cst. */
 static inline uint32_t px__lane_push_cached(struct px__lane *l, _Atomic uint64_t *ent,
                                             uint32_t mask, const uint64_t *ids, uint32_t n,
-                                            uint64_t *head_seen)
+                                            uint64_t *head_seen, bool light)
 {
     uint64_t t = atomic_load_explicit(&l->tail, memory_order_relaxed);
     uint64_t depth = (uint64_t)mask + 1;
@@ -61,10 +63,13 @@ static inline uint32_t px__lane_push_cached(struct px__lane *l, _Atomic uint64_t
         n = (uint32_t)room;
     for (uint32_t i = 0; i < n; i++)
         atomic_store_explicit(&ent[(t + i) & mask], ids[i], memory_order_relaxed);
-    /* seq_cst rather than release: the caller then reads the sleeper count,
-     * and a worker going to sleep announces itself before reading tail
-     * (seq_cst too), so one of the two sees the other. */
-    if (n)
+    /* The caller then reads the sleeper count, and a worker going to sleep
+     * announces itself before reading tail: one of the two must see the
+     * other. seq_cst on both sides does it, or (light) a release store
+     * here and the sleeper's barrier on our CPU (shm/fence.h). */
+    if (n && light)
+        atomic_store_explicit(&l->tail, t + n, memory_order_release);
+    else if (n)
         atomic_store_explicit(&l->tail, t + n, memory_order_seq_cst);
     return n;
 }
@@ -73,7 +78,7 @@ static inline uint32_t px__lane_push(struct px__lane *l, _Atomic uint64_t *ent, 
                                      const uint64_t *ids, uint32_t n)
 {
     uint64_t head_seen = atomic_load_explicit(&l->head, memory_order_acquire);
-    return px__lane_push_cached(l, ent, mask, ids, n, &head_seen);
+    return px__lane_push_cached(l, ent, mask, ids, n, &head_seen, false);
 }
 
 /* Reads the entry at head without taking it. Returns false if empty.

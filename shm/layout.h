@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define PX__MAGIC 0x31584c4c4f50ULL /* "POLLX1" */
-#define PX__ABI 5u
+#define PX__ABI 6u
 #define PX__LINE 64
 
 #define PX__MAX_PROCS 1024u /* fits the 12-bit owner field of a slot */
@@ -74,6 +74,11 @@ struct px__hdr {
     uint32_t durability;     /* px_durability */
     uint32_t no_metrics;     /* made with PX_REGION_NO_METRICS */
     uint32_t async_ms;
+    /* How lane publications and sleeping workers order themselves
+     * (shm/fence.h): PX__FENCES_ASYMMETRIC if the creator could register
+     * for the sleepers' barriers. */
+    uint32_t fences;
+    uint32_t unused;
     uint64_t segment_bytes;
     char log_dir[PX__PATH_MAX]; /* absolute; "" when not durable */
     /* Cold-path writers (attach, registration) take this robust,

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "region.h"
+#include "fence.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -89,6 +90,9 @@ bool px__proc_alive(const struct px__proc *p)
 
 int px__proc_attach(px_region *r, px_role role)
 {
+    /* Before this process publishes anything (a pool child registers
+     * again: a fork does not inherit it). */
+    px__fence_register();
     uint64_t st;
     int rc = px__proc_start_time(getpid(), &st);
     if (rc)

@@ -13,6 +13,7 @@
 #include "region.h"
 #include "stats.h"
 #include "tickets.h"
+#include "fence.h"
 #include "futex.h"
 #include "../persist/durable.h"
 
@@ -168,6 +169,7 @@ static int init_region(px_region *r, const struct px__hdr *params)
     h->abi = PX__ABI;
     h->hdr_size = sizeof(struct px__hdr);
     h->created_ns = px__now_ns();
+    h->fences = px__fence_register() ? PX__FENCES_ASYMMETRIC : PX__FENCES_SYMMETRIC;
     px__clock_init(&h->clock);
     if (getrandom(&h->nonce, sizeof h->nonce, 0) != sizeof h->nonce)
         h->nonce = px__mono_ns() ^ ((uint64_t)getpid() << 32);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char rname[64];
@@ -160,15 +161,8 @@ static const struct def all_defs[] = {
     {"p_no_body", NULL, PX_PROCESS, NULL, 0},
 };
 
-static px_region *open_w(void)
+static void register_defs(px_region *r)
 {
-    px_region *r = px_test_region(rname, sizeof rname,
-                                  &(px_region_opts){.capacity = 1024,
-                                                    .max_payload = 16384,
-                                                    .arena_bytes = 1 << 20,
-                                                    .lanes = 32,
-                                                    .lane_depth = 1024,
-                                                    .reap_interval_s = 0.05});
     for (size_t i = 0; i < sizeof all_defs / sizeof *all_defs; i++) {
         const struct def *d = &all_defs[i];
         int rc = px_task_register(r, &(px_task_def){.name = d->name,
@@ -178,6 +172,18 @@ static px_region *open_w(void)
                                                     .daemon = d->daemon});
         cr_assert_eq(rc, 0, "register %s: %s", d->name, px_strerror(rc));
     }
+}
+
+static px_region *open_w(void)
+{
+    px_region *r = px_test_region(rname, sizeof rname,
+                                  &(px_region_opts){.capacity = 1024,
+                                                    .max_payload = 16384,
+                                                    .arena_bytes = 1 << 20,
+                                                    .lanes = 32,
+                                                    .lane_depth = 1024,
+                                                    .reap_interval_s = 0.05});
+    register_defs(r);
     if (!sh) {
         sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         cr_assert_neq(sh, MAP_FAILED);
@@ -674,6 +680,77 @@ Test(workers, signal_stop_takes_no_new_tasks)
     cr_assert_eq(px_workers_stop(w), 0);
     cr_assert_lt(px_test_now() - t0, 1.0);
     cr_assert_eq(px_status(r, t), PX_PENDING);
+    px_region_close(r);
+}
+
+/* ---- Waking a sleeping worker ---------------------------------------------- */
+
+/* Submits and joins n tasks, each after a random pause of up to 30 us, so
+ * that the worker (spin_us = 1) has just gone to sleep, or is on its way,
+ * when the task arrives. A lost wake-up leaves the task in its lane until
+ * the worker's 1 s safety sleep ends: the join's 0.5 s runs out first. */
+static void submit_to_sleeper(px_region *r, int n)
+{
+    uint64_t x = 88172645463325252ull;
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double until = px_test_now() + (double)(x % 30) * 1e-6;
+        while (px_test_now() < until)
+            ;
+        double t0 = px_test_now();
+        px_id id;
+        int rc = px_submit(r, "echo", "w", 1, &(px_submit_opts){.flags = PX_SUBMIT_EPHEMERAL}, &id);
+        cr_assert_eq(rc, 0, "submit: %s", px_strerror(rc));
+        char out[8];
+        size_t len;
+        rc = px_join(r, id, 0.5, out, sizeof out, &len);
+        cr_assert_eq(rc, 0, "task %d of %d: %s (a lost wake-up?)", i, n, px_strerror(rc));
+        if (px_test_now() - t0 > worst)
+            worst = px_test_now() - t0;
+    }
+    cr_log_info("%d tasks to a sleeping worker, slowest %.1f ms", n, worst * 1e3);
+}
+
+Test(workers, a_sleeping_worker_misses_no_task, .timeout = 120)
+{
+    px_region *r = open_w();
+    px_workers *w = start(r, (px_workers_opts){.threads = 1, .processes = 1, .spin_us = 1});
+    submit_to_sleeper(r, 3000);
+    cr_assert_eq(px_workers_stop(w), 0);
+    px_region_close(r);
+}
+
+/* The same with the worker in another process, which attached (and
+ * registered for the sleepers' barriers, shm/fence.h) on its own. */
+Test(workers, a_sleeping_worker_in_another_process_misses_no_task, .timeout = 120)
+{
+    px_region *r = open_w();
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(go[1]); /* a parent that dies ends the read below */
+        px_region *cr;
+        px_workers *cw;
+        char b;
+        if (px_region_open(rname, NULL, &cr) != 0)
+            _exit(2);
+        register_defs(cr);
+        if (px_workers_start(cr, &(px_workers_opts){.threads = 1, .processes = 1, .spin_us = 1},
+                             &cw) != 0)
+            _exit(3);
+        if (read(go[0], &b, 1) != 1) /* the parent is done */
+            _exit(4);
+        _exit(px_workers_stop(cw) == 0 && px_region_close(cr) == 0 ? 0 : 5);
+    }
+    close(go[0]);
+    submit_to_sleeper(r, 2000);
+    cr_assert_eq(write(go[1], "x", 1), 1);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker process status 0x%x", status);
     px_region_close(r);
 }
 
