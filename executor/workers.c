@@ -4,9 +4,13 @@
  * A worker thread takes tasks from the lanes of its queues, spins for
  * spin_us when it finds none, then sleeps on the region's work_seq futex
  * after announcing itself in `sleepers` (one count per bit of its futex
- * bitset); a submit wakes a sleeper only if one counts in its bit. The announcement, the worker's
- * reads of tail, the producer's tail store and its read of `sleepers` are all seq_cst, so either
- * the worker's last scan sees the new entry or the producer sees the sleeper.
+ * bitset); a submit wakes a sleeper only if one counts in its bit. The
+ * announcement is seq_cst and is followed, in an asymmetric region, by the
+ * sleepers' barrier (shm/fence.h); the producer's tail store is seq_cst, or
+ * a release store ordered by that barrier. Either way the worker's last
+ * scan sees the new entry or the producer sees the sleeper. A producer
+ * killed between its tail store and its wake leaves the entry to the next
+ * submit's wake or to the sleeper's own, at most SLEEP_NS later.
  *
  * Stopping: `stopping` makes every thread finish its task and exit; the
  * stop flags tell running tasks (through px_should_continue) to stop,
@@ -137,8 +141,10 @@ px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_
         uint32_t bits = work_bits(w->qmask, mode);
         px__announce_sleep(r, bits);
         /* Producers in an asymmetric region publish with a release store:
-         * this barrier orders their stores against our count. Should it
-         * ever fail, the sleep is kept short instead. */
+         * this barrier orders their stores against our count.
+         * px_workers_start() checked that this process may issue it; should
+         * one still fail (a kernel that allocates a CPU mask for it can
+         * answer ENOMEM), the sleep is kept short instead. */
         bool unfenced = r->hdr->fences == PX__FENCES_ASYMMETRIC && px__fence_all() != 0;
         uint32_t seen = atomic_load(&r->hdr->work_seq);
         id = px__take(r, w->qmask, mode, scan, claimed);

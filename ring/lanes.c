@@ -31,8 +31,9 @@ static void raise_hwm(px_region *r, uint32_t idx)
 static void note_level(px_region *r, uint32_t key)
 {
     uint32_t bit = 1u << PX__KEY_LEVEL(key);
-    /* seq_cst, like the tail store and sleeper count that follow: a worker
-     * going to sleep (seq_cst) sees the level or the producer sees it. */
+    /* A locked RMW, ordered before the tail store that follows: a worker
+     * that sees the entry sees the level too, and one going to sleep reads
+     * levels only after its count and barrier (shm/fence.h). */
     if (!(atomic_load_explicit(&r->hdr->levels, memory_order_relaxed) & bit))
         atomic_fetch_or(&r->hdr->levels, bit);
 }
