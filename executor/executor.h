@@ -121,7 +121,8 @@ static inline uint64_t px__stat_wait_ns(px_region *r, uint64_t enq, uint64_t due
 }
 
 /* A pool dispatcher's run, counted from the outside: the stamps it takes
- * around the child's run (executor/stats.c). */
+ * around the child's run (executor/stats.c). Both calls only in a region
+ * that keeps metrics. */
 struct px__stat_run {
     uint32_t q;
     uint64_t enq, due, t0;

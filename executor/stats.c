@@ -27,8 +27,6 @@ void px__stat_begin(px_region *r, px_id id, struct px__stat_run *sr)
 
 void px__stat_ran(px_region *r, const struct px__stat_run *sr, uint64_t t1, enum px__outcome out)
 {
-    if (!r->metrics)
-        return;
     uint64_t run = t1 > sr->t0 ? px__clock_span_ns(&r->hdr->clock, t1 - sr->t0) : 0;
     px__stat_ended(r, px__tls_get(r), sr->q, px__stat_wait_ns(r, sr->enq, sr->due, sr->t0), true,
                    run, out);
