@@ -754,6 +754,66 @@ Test(workers, a_sleeping_worker_in_another_process_misses_no_task, .timeout = 12
     px_region_close(r);
 }
 
+/* A producer killed with SIGKILL after its tail store and before it looked
+ * for sleepers to wake: the worker asleep on the lane is not woken by it,
+ * but by its own timed wake (at most 1 s) or the reaper's requeue, and the
+ * task runs. The child makes the submit's steps itself (reserve, fill,
+ * PENDING, push) so that the kill lands exactly between the two. */
+Test(workers, a_producer_killed_between_push_and_wake_loses_no_task, .timeout = 60)
+{
+    px_region *r = open_w();
+    px_workers *w = start(r, (px_workers_opts){.threads = 1, .processes = 1, .spin_us = 1});
+    usleep(20000); /* the worker has gone to sleep */
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        px_region *cr;
+        if (px_region_open(rname, NULL, &cr) != 0)
+            _exit(2);
+        struct px__tls *t = px__tls_get(cr);
+        int def = px__def_find(cr, "echo");
+        px_id id;
+        if (!t || def < 0 || px__slot_reserve(cr, t, 0, &id) != 0)
+            _exit(3);
+        struct px__slot *sl = &cr->slots[PX__ID_IDX(id)];
+        uint32_t queue = cr->defs[def].queue, level = PX_PRIORITY_NORMAL - 1;
+        atomic_store(&sl->def, (uint32_t)def);
+        atomic_store(&sl->queue, queue);
+        atomic_store(&sl->level, level);
+        atomic_store(&sl->args_len, 0);
+        atomic_store(&sl->args_chunk, PX__NO_CHUNK);
+        atomic_store(&sl->out_len, 0);
+        atomic_store(&sl->out_chunk, PX__NO_CHUNK);
+        uint64_t c = atomic_load(&sl->ctl);
+        atomic_store(&sl->ctl, PX__CTL_WITH(c, PX__S_PENDING, cr->self + 1));
+        int lane = px__lane_for(cr, t, PX__KEY(queue, level, PX_THREAD));
+        if (lane < 0 || px__lane_push(&cr->lanes[lane], px__lane_entries(cr, (uint32_t)lane),
+                                      cr->lane_mask, &id, 1) != 1)
+            _exit(4);
+        if (write(fds[1], &id, sizeof id) != (ssize_t)sizeof id)
+            _exit(5);
+        raise(SIGKILL);
+        _exit(6);
+    }
+    close(fds[1]);
+    px_id id = 0;
+    cr_assert_eq(read(fds[0], &id, sizeof id), (ssize_t)sizeof id, "the child pushed its task");
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status 0x%x", status);
+    double t0 = px_test_now();
+    char out[8];
+    size_t len;
+    int rc = px_join(r, id, 3, out, sizeof out, &len);
+    cr_assert_eq(rc, 0, "the orphaned entry ran: %s", px_strerror(rc));
+    cr_log_info("ran %.3f s after its producer died", px_test_now() - t0);
+    cr_assert_eq(info_of(r, id).attempts, 1);
+    cr_assert_eq(px_workers_stop(w), 0);
+    px_region_close(r);
+}
+
 /* ---- Statistics and events ------------------------------------------------ */
 
 Test(workers, stats_count_outcomes)
