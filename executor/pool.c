@@ -33,6 +33,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* How long a child may take to acknowledge a task. A live child answers
+ * in microseconds; one that does not (stopped, or stuck before its loop,
+ * as a child forked while another thread of the parent held a lock can
+ * be) would otherwise hold its dispatcher and the task forever. */
+#define ACK_TIMEOUT_MS 5000
+
 struct msg {
     px_id id;
     uint64_t claimed;
@@ -105,6 +111,11 @@ static int spawn(px_workers *w, unsigned i)
     }
     close(sv[1]);
     c->sock = sv[0];
+    /* Every receive on the dispatcher's end gives up after the
+     * acknowledgement timeout (see recv_within), so that waiting for an
+     * acknowledgement costs no call besides the receive itself. */
+    struct timeval tv = {ACK_TIMEOUT_MS / 1000, ACK_TIMEOUT_MS % 1000 * 1000};
+    setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     atomic_store(&c->pid, pid);
     return 0;
 }
@@ -191,11 +202,15 @@ static void await_reply(px_workers *w, unsigned i, px_id id)
         kill(pid, SIGKILL);
 }
 
-/* How long a child may take to acknowledge a task. A live child answers
- * in microseconds; one that does not (stopped, or stuck before its loop,
- * as a child forked while another thread of the parent held a lock can
- * be) would otherwise hold its dispatcher and the task forever. */
-#define ACK_TIMEOUT_MS 5000
+/* A receive on the dispatcher's end; -EAGAIN once ACK_TIMEOUT_MS passed
+ * with nothing (SO_RCVTIMEO, set by spawn). */
+static ssize_t recv_within(struct px__child *c, void *buf, size_t len)
+{
+    ssize_t n;
+    while ((n = recv(c->sock, buf, len, 0)) < 0 && errno == EINTR)
+        ;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : n;
+}
 
 /* Waits for child i's acknowledgement; true once it came. A child silent
  * past ACK_TIMEOUT_MS is killed (SIGKILL ends a stopped process too); an
@@ -203,19 +218,26 @@ static void await_reply(px_workers *w, unsigned i, px_id id)
  * may have started is never handed to another child. */
 static bool await_ack(struct px__child *c)
 {
-    struct pollfd p = {.fd = c->sock, .events = POLLIN};
-    int rc;
-    do
-        rc = poll(&p, 1, ACK_TIMEOUT_MS);
-    while (rc < 0 && errno == EINTR);
+    char ack;
+    ssize_t n = recv_within(c, &ack, 1);
     pid_t pid = atomic_load(&c->pid);
-    if (rc == 0 && pid > 0) {
+    if (n == -EAGAIN && pid > 0) {
         fprintf(stderr, "pollux: child process %d did not take a task within %d ms; replacing it\n",
                 (int)pid, ACK_TIMEOUT_MS);
         kill(pid, SIGKILL);
+        n = recv_within(c, &ack, 1); /* the raced acknowledgement, or the end */
     }
-    char ack;
-    return recv(c->sock, &ack, 1, 0) == 1;
+    return n == 1;
+}
+
+/* The child's reply, however long its run takes: the receive's timeout
+ * only bounds each wait. */
+static bool recv_reply(struct px__child *c, struct reply *rep)
+{
+    ssize_t n;
+    while ((n = recv_within(c, rep, sizeof *rep)) == -EAGAIN)
+        ;
+    return n == (ssize_t)sizeof *rep;
 }
 
 /*
@@ -238,7 +260,7 @@ static enum px__outcome dispatch(px_workers *w, unsigned i, px_id id, uint64_t c
             break;
         if (send(c->sock, &m, sizeof m, MSG_NOSIGNAL) == (ssize_t)sizeof m && await_ack(c)) {
             await_reply(w, i, id);
-            if (recv(c->sock, rep, sizeof *rep, 0) == (ssize_t)sizeof *rep)
+            if (recv_reply(c, rep))
                 return (enum px__outcome)rep->outcome;
             return child_died(w, i, id, claimed, rep->err, sizeof rep->err);
         }
