@@ -407,6 +407,15 @@ Test(workers, a_child_that_never_acknowledges_is_replaced, .timeout = 60)
     px_workers *w = start(r, (px_workers_opts){.threads = 1, .processes = 1});
     int32_t pid0 = join_pid(r, submit(r, "p_whoami", "a", 1), "a");
     cr_assert_neq(pid0, getpid());
+    /* The child finishes its task in the region before it replies: stop it
+     * only once the dispatcher has its reply (counted), so that it is idle
+     * and not stopped between the two. */
+    px_workers_stats st;
+    double until = px_test_now() + 5;
+    do {
+        px_workers_stats_get(w, &st);
+    } while (st.succeeded < 1 && px_test_now() < until && !usleep(1000));
+    cr_assert_eq(st.succeeded, 1, "the dispatcher has the first reply");
     cr_assert_eq(kill(pid0, SIGSTOP), 0);
     double t0 = px_test_now();
     px_id next = submit(r, "p_whoami", "b", 1);
@@ -422,7 +431,6 @@ Test(workers, a_child_that_never_acknowledges_is_replaced, .timeout = 60)
     cr_assert_eq(info_of(r, next).attempts, 1, "the stopped child never started it");
     cr_assert_eq(kill(pid0, 0), -1, "the stopped child was killed and reaped");
     cr_assert_eq(errno, ESRCH);
-    px_workers_stats st;
     cr_assert_eq(px_workers_stats_get(w, &st), 0);
     cr_assert_eq(st.failed, 0);
     cr_assert_eq(px_workers_stop(w), 0);
