@@ -5,6 +5,7 @@
 #include "durable.h"
 #include "wal.h"
 #include "journal.h"
+#include "../shm/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,10 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEF_ASYNC_MS 10u
 #define DEF_SEGMENT (64ull << 20)
+#define HELD_WAIT_NS 1000000000ull /* for a producer to publish what it logged */
+#define HELD_POLL_NS 50000
 
 /* "<name>.wal": beside a file region; in the working directory for a
  * "/name" one, since /dev/shm is memory. Made absolute, so that every
@@ -189,6 +193,8 @@ struct scratch {
     uint8_t *args, *out;
     uint64_t *key;    /* by slot: the key hash of a live keyed task */
     px_id *key_owner; /* and which task it is */
+    px_id *held;      /* slots seen RESERVED, as the id being reserved */
+    uint32_t nheld;
 };
 
 /* Copies a consistent view of slot idx: its ctl, and the payloads that ctl
@@ -233,8 +239,9 @@ static bool snapshot(px_region *r, uint32_t idx, struct scratch *sc, uint64_t *c
 }
 
 /* Writes one task as the records that rebuild it, from a consistent copy.
- * Tasks not yet submitted (RESERVED) or being consumed log their own SUBMIT
- * or FREE after the checkpoint began, so they are skipped. A task that is
+ * A slot being reserved or consumed holds no task to write (the caller
+ * waits for a RESERVED one to be published; one being consumed logs its
+ * own FREE). A task that is
  * freed after the copy gets a FREE after the records, which cancels them;
  * one that moves on otherwise has its own records, which may come before
  * these in LSN order and then make it run once more after a crash (with its
@@ -376,6 +383,65 @@ static int emit_scheds(px_region *r)
     return rc;
 }
 
+/* Writes every task live now, and notes in sc->held the slots a producer
+ * holds RESERVED: each may hold a task whose SUBMIT is already older than
+ * the checkpoint, which only its own slot can rewrite once published. A
+ * slot reserved after this read it logs its SUBMIT after the begin. */
+static int emit_tasks(px_region *r, struct scratch *sc)
+{
+    int rc = 0;
+    sc->nheld = 0;
+    for (uint32_t i = 0; i < r->hdr->capacity && rc == 0; i++) {
+        uint64_t c = atomic_load(&r->slots[i].ctl);
+        if (PX__CTL_STATE(c) == PX__S_RESERVED)
+            sc->held[sc->nheld++] = PX__ID(PX__CTL_GEN(c), i);
+        else
+            rc = emit_task(r, i, sc);
+    }
+    return rc;
+}
+
+/* False if the process holding a RESERVED slot is dead: its submit never
+ * returned, so its task was never acknowledged, and the reaper frees it. */
+static bool owner_alive(px_region *r, uint64_t ctl)
+{
+    uint32_t owner = PX__CTL_OWNER(ctl);
+    return owner == 0 || owner > r->hdr->max_procs || px__proc_alive(&r->procs[owner - 1]);
+}
+
+/* Waits for the held slots to be published, and writes each task once it
+ * is (a slot freed or reserved again since held no task this checkpoint
+ * must carry: a FREE or a newer SUBMIT follows). A submit holds its slot
+ * only while it logs and, in sync mode, waits for the flush; a producer
+ * stopped or dead there holds it longer, and then the checkpoint gives up
+ * with -EBUSY rather than end without that task: its end record would make
+ * a recovery forget it. A dead producer's task is let go at once. */
+static int settle_held(px_region *r, struct scratch *sc)
+{
+    uint64_t deadline = px__mono_ns() + HELD_WAIT_NS;
+    for (;;) {
+        uint32_t left = 0;
+        for (uint32_t j = 0; j < sc->nheld; j++) {
+            px_id id = sc->held[j];
+            uint64_t c = atomic_load(&r->slots[PX__ID_IDX(id)].ctl);
+            if (PX__CTL_GEN(c) == PX__ID_GEN(id) && PX__CTL_STATE(c) == PX__S_RESERVED) {
+                if (owner_alive(r, c))
+                    sc->held[left++] = id;
+            } else if (PX__CTL_GEN(c) == PX__ID_GEN(id)) {
+                int rc = emit_task(r, PX__ID_IDX(id), sc);
+                if (rc)
+                    return rc;
+            }
+        }
+        sc->nheld = left;
+        if (left == 0)
+            return 0;
+        if (px__mono_ns() >= deadline)
+            return -EBUSY;
+        nanosleep(&(struct timespec){0, HELD_POLL_NS}, NULL);
+    }
+}
+
 int px__checkpoint(px_region *r, uint64_t *dropped)
 {
     *dropped = 0;
@@ -386,20 +452,29 @@ int px__checkpoint(px_region *r, uint64_t *dropped)
     uint64_t begin = atomic_fetch_add(&r->hdr->lsn, 1) + 1;
     checkpoint_mark(r, begin, false);
     uint32_t cap = r->hdr->capacity;
-    struct scratch sc = {malloc(r->hdr->max_payload), malloc(r->hdr->max_payload),
-                         malloc(cap * sizeof *sc.key), malloc(cap * sizeof *sc.key_owner)};
-    int rc = sc.args && sc.out && sc.key && sc.key_owner ? 0 : -ENOMEM;
+    struct scratch sc = {malloc(r->hdr->max_payload),   malloc(r->hdr->max_payload),
+                         malloc(cap * sizeof *sc.key),  malloc(cap * sizeof *sc.key_owner),
+                         malloc(cap * sizeof *sc.held), 0};
+    int rc = sc.args && sc.out && sc.key && sc.key_owner && sc.held ? 0 : -ENOMEM;
     /* Keys taken after this are in their own SUBMIT records, after ours. */
     if (rc == 0)
         px__keys_by_slot(r, sc.key, sc.key_owner);
     if (rc == 0)
         rc = emit_scheds(r);
-    for (uint32_t i = 0; i < r->hdr->capacity && rc == 0; i++)
-        rc = emit_task(r, i, &sc);
+    if (rc == 0)
+        rc = emit_tasks(r, &sc);
+    if (rc == 0)
+        rc = settle_held(r, &sc);
+    if (rc == -EBUSY)
+        fprintf(stderr,
+                "pollux: checkpoint of %s put off: a producer has not published the task "
+                "it logged in slot %" PRIu32 "\n",
+                r->name, PX__ID_IDX(sc.held[0]));
     free(sc.args);
     free(sc.out);
     free(sc.key);
     free(sc.key_owner);
+    free(sc.held);
     if (rc == 0)
         rc = flush_clean(r, st.failed_groups);
     if (rc == 0) {
@@ -409,7 +484,7 @@ int px__checkpoint(px_region *r, uint64_t *dropped)
     }
     if (rc == 0)
         rc = drop_old(r, begin, dropped);
-    if (rc)
+    if (rc && rc != -EBUSY)
         fprintf(stderr, "pollux: checkpoint of %s in %s failed: %s\n", r->name, r->hdr->log_dir,
                 px_strerror(rc));
     return rc;

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 #include "executor/executor.h"
+#include "steps.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -780,23 +781,12 @@ Test(workers, a_producer_killed_between_push_and_wake_loses_no_task, .timeout = 
         px_region *cr;
         if (px_region_open(rname, NULL, &cr) != 0)
             _exit(2);
-        struct px__tls *t = px__tls_get(cr);
-        int def = px__def_find(cr, "echo");
         px_id id;
-        if (!t || def < 0 || px__slot_reserve(cr, t, 0, &id) != 0)
+        if (px_test_reserve(cr, "echo", NULL, 0, &id) != 0)
             _exit(3);
+        px_test_publish(cr, id);
         struct px__slot *sl = &cr->slots[PX__ID_IDX(id)];
-        uint32_t queue = cr->defs[def].queue, level = PX_PRIORITY_NORMAL - 1;
-        atomic_store(&sl->def, (uint32_t)def);
-        atomic_store(&sl->queue, queue);
-        atomic_store(&sl->level, level);
-        atomic_store(&sl->args_len, 0);
-        atomic_store(&sl->args_chunk, PX__NO_CHUNK);
-        atomic_store(&sl->out_len, 0);
-        atomic_store(&sl->out_chunk, PX__NO_CHUNK);
-        uint64_t c = atomic_load(&sl->ctl);
-        atomic_store(&sl->ctl, PX__CTL_WITH(c, PX__S_PENDING, cr->self + 1));
-        int lane = px__lane_for(cr, t, PX__KEY(queue, level, PX_THREAD));
+        int lane = px__lane_for(cr, px__tls_get(cr), PX__KEY(sl->queue, sl->level, PX_THREAD));
         if (lane < 0 || px__lane_push(&cr->lanes[lane], px__lane_entries(cr, (uint32_t)lane),
                                       cr->lane_mask, &id, 1) != 1)
             _exit(4);

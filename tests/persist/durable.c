@@ -10,12 +10,16 @@
 #include "persist/journal.h"
 #include "persist/log.h"
 #include "persist/wal.h"
+#include "steps.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static char rname[64], dir[64];
 
@@ -26,8 +30,12 @@ static void setup(void)
     px_region_destroy(rname);
 }
 
+static pid_t stopped_child; /* killed in teardown should a test fail */
+
 static void teardown(void)
 {
+    if (stopped_child > 0)
+        kill(stopped_child, SIGKILL);
     px_region_destroy(rname);
     px_test_rmtree(dir);
 }
@@ -256,6 +264,136 @@ Test(durable, a_checkpoint_keeps_a_segment_its_writer_is_still_making)
     cr_assert_eq(access(path, F_OK), 0, "the segment being made is still there");
     atomic_store(&me->wal_seq, seq);
     cr_assert_eq(unlink(path), 0);
+    px_region_close(r);
+}
+
+/* A child process that logs a task's SUBMIT (durably: sync mode) and stops
+ * itself with SIGSTOP before it publishes the slot, as a producer
+ * descheduled between the two would. Once continued it publishes and
+ * exits. Returns its pid, stopped, and the task's id. */
+static pid_t producer_stopped_before_publish(px_id *id)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        px_region *cr;
+        px_id cid;
+        if (px_region_open(rname, NULL, &cr) != 0 || px_test_reserve(cr, "echo", "held", 4, &cid))
+            _exit(2);
+        if (px__journal_wait(cr, px__journal_submit(cr, cid, 0, "held", 4, 0, 0)) != 0)
+            _exit(3);
+        if (write(fds[1], &cid, sizeof cid) != (ssize_t)sizeof cid)
+            _exit(4);
+        raise(SIGSTOP);
+        px_test_publish(cr, cid);
+        _exit(px_region_close(cr) == 0 ? 0 : 5);
+    }
+    close(fds[1]);
+    cr_assert_eq(read(fds[0], id, sizeof *id), (ssize_t)sizeof *id, "the child logged its task");
+    close(fds[0]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
+    cr_assert(WIFSTOPPED(status), "status 0x%x", status);
+    stopped_child = pid;
+    return pid;
+}
+
+static void reap_child(pid_t pid)
+{
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status 0x%x", status);
+    stopped_child = 0;
+}
+
+/* After recovery the held task is there, PENDING, and runs with its args. */
+static void assert_held_task_recovered(px_id id)
+{
+    px_recovery_info rec;
+    px_region *r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(px_status(r, id), PX_PENDING, "the task logged before the checkpoint is back");
+    cr_assert_eq(run_one(r), 1);
+    char out[8];
+    size_t len;
+    cr_assert_eq(px_join(r, id, 1, out, sizeof out, &len), 0);
+    cr_assert_eq(len, 4);
+    cr_assert_arr_eq(out, "held", 4);
+    px_region_close(r);
+}
+
+struct ckpt_call {
+    px_region *r;
+    uint64_t dropped;
+    int rc;
+};
+
+static void *checkpoint_thread(void *p)
+{
+    struct ckpt_call *c = p;
+    c->rc = px__checkpoint(c->r, &c->dropped);
+    return NULL;
+}
+
+/* A task whose SUBMIT is older than a checkpoint but whose slot was still
+ * RESERVED when the checkpoint looked: the checkpoint waits for it and
+ * writes it once published. Skipping it would make a recovery that meets
+ * the checkpoint's end forget a task its producer was told is durable. */
+Test(durable, a_checkpoint_waits_for_a_task_logged_but_not_yet_published, .timeout = 30)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    px_id id;
+    pid_t pid = producer_stopped_before_publish(&id);
+    struct ckpt_call c = {r, 0, -1};
+    pthread_t th;
+    double t0 = px_test_now();
+    cr_assert_eq(pthread_create(&th, NULL, checkpoint_thread, &c), 0);
+    usleep(100000);
+    cr_assert_eq(kill(pid, SIGCONT), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(c.rc, 0, "checkpoint: %s", px_strerror(c.rc));
+    cr_assert_geq(px_test_now() - t0, 0.09, "the checkpoint ended only after the publish");
+    reap_child(pid);
+    cr_assert_eq(px_status(r, id), PX_PENDING);
+    lose_memory(r);
+    assert_held_task_recovered(id);
+}
+
+/* A producer stopped for longer than the checkpoint waits: the checkpoint
+ * gives up without its end record, so nothing is forgotten, and the next
+ * one, once the task is published, ends normally. */
+Test(durable, a_checkpoint_puts_off_its_end_while_a_logged_task_is_held, .timeout = 30)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    px_id id;
+    pid_t pid = producer_stopped_before_publish(&id);
+    uint64_t dropped = 1;
+    cr_assert_eq(px__checkpoint(r, &dropped), -EBUSY);
+    cr_assert_eq(dropped, 0);
+    cr_assert_eq(kill(pid, SIGCONT), 0);
+    reap_child(pid);
+    cr_assert_eq(px__checkpoint(r, &dropped), 0);
+    lose_memory(r);
+    assert_held_task_recovered(id);
+}
+
+/* A producer killed while it held a logged task never returned from its
+ * submit: the checkpoint does not wait for it, and the task, never
+ * acknowledged, need not come back. */
+Test(durable, a_checkpoint_does_not_wait_for_a_dead_producer, .timeout = 30)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    px_id id;
+    pid_t pid = producer_stopped_before_publish(&id);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    stopped_child = 0;
+    uint64_t dropped;
+    double t0 = px_test_now();
+    cr_assert_eq(px__checkpoint(r, &dropped), 0);
+    cr_assert_lt(px_test_now() - t0, 0.5, "the checkpoint did not wait out its deadline");
     px_region_close(r);
 }
 
