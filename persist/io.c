@@ -104,10 +104,19 @@ int px__io_posix_new(struct px__io **out)
 struct uring_io {
     struct px__io io;
     struct io_uring ring;
+    bool unflushed; /* a write completed since the last flush */
+    bool no_dsync;  /* the kernel refused RWF_DSYNC once */
 };
 
-/* One round: a write of v, linked to a datasync if sync. Returns bytes
- * written (>= 0) with *synced set if the flush completed, or -errno. */
+/* One round: a write of v, made durable if sync. Returns bytes written
+ * (>= 0) with *synced set if they are durable, or -errno.
+ *
+ * A write that must be durable and follows no unflushed write goes out
+ * alone with RWF_DSYNC: the kernel flushes when it completes, with no
+ * second request (a linked fdatasync is handed to a kernel worker thread,
+ * a context switch per group). RWF_DSYNC makes durable only the write
+ * itself where the device has FUA, so any earlier unflushed write takes the
+ * linked fdatasync, which covers the whole file. */
 static ssize_t uring_round(struct uring_io *u, int fd, const struct iovec *v, int cnt, uint64_t off,
                            bool sync, bool *synced)
 {
@@ -115,7 +124,10 @@ static ssize_t uring_round(struct uring_io *u, int fd, const struct iovec *v, in
     io_uring_prep_writev(w, fd, v, (unsigned)cnt, off);
     w->user_data = 1;
     unsigned want = 1;
-    if (sync) {
+    bool dsync = sync && cnt > 0 && !u->unflushed && !u->no_dsync;
+    if (dsync) {
+        w->rw_flags = RWF_DSYNC;
+    } else if (sync) {
         w->flags |= IOSQE_IO_LINK;
         struct io_uring_sqe *f = io_uring_get_sqe(&u->ring);
         io_uring_prep_fsync(f, fd, IORING_FSYNC_DATASYNC);
@@ -139,8 +151,16 @@ static ssize_t uring_round(struct uring_io *u, int fd, const struct iovec *v, in
             flushed = cqe->res;
         io_uring_cqe_seen(&u->ring, cqe);
     }
-    *synced = sync && flushed == 0;
-    if (wrote >= 0 && sync && flushed != 0 && flushed != -ECANCELED)
+    if (dsync && (wrote == -EOPNOTSUPP || wrote == -EINVAL)) {
+        u->no_dsync = true; /* nothing was written: again, linked */
+        return -EAGAIN;
+    }
+    *synced = dsync ? wrote >= 0 : sync && flushed == 0;
+    if (*synced)
+        u->unflushed = false;
+    else if (wrote > 0)
+        u->unflushed = true;
+    if (wrote >= 0 && sync && !dsync && flushed != 0 && flushed != -ECANCELED)
         return flushed; /* the flush itself failed */
     return wrote;
 }

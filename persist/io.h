@@ -21,9 +21,10 @@ struct px__io;
 
 struct px__io_ops {
     /* Writes all of iov at off and, if sync, then makes the file's data
-     * durable; the flush is ordered after the write (io_uring does not
-     * order them by itself: the two are linked). A short write is
-     * continued; an error is returned as is, never retried. */
+     * durable: io_uring writes with RWF_DSYNC when no earlier write is
+     * unflushed, else links the write to an fdatasync (io_uring does not
+     * order the two by itself). A short write is continued; an error is
+     * returned as is, never retried. */
     int (*write)(struct px__io *io, int fd, const struct iovec *iov, int iovcnt, uint64_t off,
                  bool sync);
     /* Allocates [off, off + len) of the file, zero-filled, so that later
