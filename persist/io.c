@@ -101,11 +101,13 @@ int px__io_posix_new(struct px__io **out)
 
 /* ---- io_uring ----------------------------------------------------------- */
 
+enum { NONE = -1, SEVERAL = -2 };
+
 struct uring_io {
     struct px__io io;
     struct io_uring ring;
-    bool unflushed; /* a write completed since the last flush */
-    bool no_dsync;  /* the kernel refused RWF_DSYNC once */
+    int unflushed; /* the file written since its last flush: NONE, an fd, or SEVERAL */
+    bool no_dsync; /* the kernel refused RWF_DSYNC once */
 };
 
 /* One round: a write of v, made durable if sync. Returns bytes written
@@ -124,7 +126,7 @@ static ssize_t uring_round(struct uring_io *u, int fd, const struct iovec *v, in
     io_uring_prep_writev(w, fd, v, (unsigned)cnt, off);
     w->user_data = 1;
     unsigned want = 1;
-    bool dsync = sync && cnt > 0 && !u->unflushed && !u->no_dsync;
+    bool dsync = sync && cnt > 0 && u->unflushed == NONE && !u->no_dsync;
     if (dsync) {
         w->rw_flags = RWF_DSYNC;
     } else if (sync) {
@@ -156,10 +158,10 @@ static ssize_t uring_round(struct uring_io *u, int fd, const struct iovec *v, in
         return -EAGAIN;
     }
     *synced = dsync ? wrote >= 0 : sync && flushed == 0;
-    if (*synced)
-        u->unflushed = false;
-    else if (wrote > 0)
-        u->unflushed = true;
+    if (*synced && u->unflushed == fd)
+        u->unflushed = NONE;
+    else if (!*synced && wrote > 0)
+        u->unflushed = u->unflushed == NONE || u->unflushed == fd ? fd : SEVERAL;
     if (wrote >= 0 && sync && !dsync && flushed != 0 && flushed != -ECANCELED)
         return flushed; /* the flush itself failed */
     return wrote;
@@ -211,6 +213,7 @@ int px__io_uring_new(struct px__io **out)
         free(u);
         return rc;
     }
+    u->unflushed = NONE;
     u->io.ops = &uring_ops;
     u->io.name = "io_uring";
     *out = &u->io;

@@ -21,8 +21,11 @@
  *   [floor(off), off), its last partial 4 KiB block: every write starts
  *   at that block and covers whole blocks (stage.h), and a new segment's
  *   head is copied in only once the segment is in use.
- * - done_group only grows; results[g % RESULTS] is group g's outcome from
- *   the moment done_group reaches g until group g + RESULTS completes.
+ * - done_group is the last group settled: it and every group before it
+ *   are durable or failed (settle). It only grows; results[g % RESULTS] is
+ *   group g's outcome from the moment done_group reaches g until group
+ *   g + RESULTS completes. A waiter that raises `want` past done_group
+ *   makes the log thread flush, even if its group was already written.
  * - The log thread sleeps only after announcing it in `sleeping` and then
  *   finding nothing to do; an appender reads `sleeping` after publishing,
  *   so either the log thread sees the record or the appender wakes it.
@@ -280,8 +283,40 @@ static int segment_open(struct px__wal *w)
     atomic_store(w->o.pub_writer, w->writer);
     atomic_store(w->o.pub_seq, w->seq);
     int rc = segment_try(w);
-    if (rc)
+    if (rc) {
+        /* The segment still in use is the old one: a checkpoint must not
+         * take it for one its writer has left. */
         w->seq--;
+        atomic_store(w->o.pub_seq, w->seq);
+    }
+    return rc;
+}
+
+/* Abandons the current segment at its end after a failed write or flush,
+ * and starts the next, whose first record says where the old one ends. */
+static void abandon(struct px__wal *w, const char *what, int rc)
+{
+    fprintf(stderr, "pollux: log %s/%016" PRIx64 "-%06u.wal: %s at %" PRIu64 " failed: %s\n",
+            w->dir, w->writer, w->seq, what, w->off, strerror(-rc));
+    uint64_t cut = w->off;
+    close(w->fd);
+    w->fd = -1;
+    w->cut = cut;
+    /* If this fails, the next group tries again; w->cut still says where. */
+    segment_open(w);
+}
+
+/* Flushes the segment being left for the next one: its groups written
+ * since the last flush are owed one, and no later flush of another file
+ * covers them. */
+static int flush_before_leaving(struct px__wal *w)
+{
+    static const struct iovec none;
+    int rc = w->io->ops->write(w->io, w->fd, &none, 0, w->off, true);
+    if (rc == 0)
+        w->dirty = false;
+    else
+        abandon(w, "flush", rc);
     return rc;
 }
 
@@ -291,6 +326,9 @@ static int segment_open(struct px__wal *w)
 static int write_group(struct px__wal *w, const struct iovec *v, int n, size_t len, bool flush)
 {
     int rc = 0;
+    if (w->fd >= 0 && w->off + len > w->o.segment_bytes && w->dirty &&
+        (rc = flush_before_leaving(w)) != 0)
+        return rc;
     if (w->fd < 0 || w->off + len > w->o.segment_bytes)
         if ((rc = segment_open(w)) != 0) {
             fprintf(stderr, "pollux: cannot start a log segment in %s: %s\n", w->dir,
@@ -313,14 +351,7 @@ static int write_group(struct px__wal *w, const struct iovec *v, int n, size_t l
         atomic_fetch_add(w->o.bytes, len);
         return 0;
     }
-    fprintf(stderr, "pollux: log %s/%016" PRIx64 "-%06u.wal: write at %" PRIu64 " failed: %s\n",
-            w->dir, w->writer, w->seq, w->off, strerror(-rc));
-    uint64_t cut = w->off;
-    close(w->fd);
-    w->fd = -1;
-    w->cut = cut;
-    /* If this fails, the next group tries again; w->cut still says where. */
-    segment_open(w);
+    abandon(w, "write", rc);
     return rc;
 }
 
@@ -411,6 +442,24 @@ static bool flush_due(struct px__wal *w, uint64_t now, uint64_t group_due)
     return (w->dirty && now >= w->owed_ns) || now - w->flushed_ns >= window_ns(w);
 }
 
+/* Group g was written (rc 0) or failed. It is settled, with every group
+ * before it, once nothing written is owed a flush: they are durable. A
+ * failure settles them too, as failed: the segment holding the unflushed
+ * ones was abandoned. A group only written waits for a later flush, so
+ * that no waiter takes a write for a flush. */
+static void settle(struct px__wal *w, uint64_t g, int rc)
+{
+    w->results[g % RESULTS] = rc;
+    if (rc == 0 && w->dirty)
+        return;
+    uint64_t from = atomic_load_explicit(&w->done_group, memory_order_relaxed);
+    if (g - from > RESULTS)
+        from = g - RESULTS;
+    for (uint64_t x = from + 1; rc && x < g; x++)
+        w->results[x % RESULTS] = rc;
+    atomic_store_explicit(&w->done_group, g, memory_order_release);
+}
+
 /* Writes every ring's published records as group g. */
 static void take_group(struct px__wal *w, uint64_t g)
 {
@@ -447,8 +496,7 @@ static void take_group(struct px__wal *w, uint64_t g)
     }
     for (uint32_t i = 0; i < RINGS; i++)
         atomic_store_explicit(&w->rings[i].head, tails[i], memory_order_release);
-    w->results[g % RESULTS] = rc;
-    atomic_store_explicit(&w->done_group, g, memory_order_release);
+    settle(w, g, rc);
     if (n) {
         atomic_fetch_add(&w->groups, 1);
         atomic_fetch_add(&w->flushes, flush);
