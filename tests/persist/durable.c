@@ -397,6 +397,37 @@ Test(durable, a_checkpoint_does_not_wait_for_a_dead_producer, .timeout = 30)
     px_region_close(r);
 }
 
+/* Finished tasks whose args and results together never fit the arena at
+ * once: the args were released as each finished, and recovery restores
+ * only the results, as the memory held them. */
+Test(durable, finished_tasks_come_back_without_their_args)
+{
+    enum { N = 50, LEN = 3000 };
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    static uint8_t args[LEN];
+    px_id ids[N];
+    for (int i = 0; i < N; i++) {
+        memset(args, 'a' + i % 26, sizeof args);
+        cr_assert_eq(px_submit(r, "echo", args, sizeof args, NULL, &ids[i]), 0, "submit %d", i);
+        cr_assert_eq(run_one(r), 1);
+    }
+    px_region_info info;
+    cr_assert_eq(px_region_info_get(r, &info), 0);
+    cr_assert_lt(info.arena_used + N * LEN, info.arena_bytes * 2,
+                 "results alone fit; results and args would not");
+    cr_assert_gt(info.arena_used + N * LEN, info.arena_bytes);
+    lose_memory(r);
+    px_recovery_info rec;
+    r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(rec.restored, N);
+    static uint8_t out[LEN];
+    size_t len;
+    cr_assert_eq(px_join(r, ids[N - 1], 1, out, sizeof out, &len), 0);
+    cr_assert_eq(len, LEN);
+    cr_assert_eq(out[0], 'a' + (N - 1) % 26);
+    px_region_close(r);
+}
+
 Test(durable, async_mode_writes_within_its_window)
 {
     px_region *r = open_durable(PX_DURABLE_ASYNC, NULL);
