@@ -168,6 +168,7 @@ static int collect(struct px__log *l)
         while (off < s->used && (f = px__rec_decoded(s->data + off, &all[k])) <= s->used - off) {
             if (all[k].lsn > l->max_lsn)
                 l->max_lsn = all[k].lsn;
+            all[k].nonce = s->has_head ? s->head.nonce : 0;
             off += f;
             k++;
         }

@@ -91,6 +91,7 @@ size_t px__rec_decoded(const uint8_t *f, struct px__rec *out)
     out->type = le16toh(type);
     out->lsn = le64toh(lsn);
     out->body = f + PX__REC_HDR;
+    out->nonce = 0;
     return px__rec_size(out->len);
 }
 

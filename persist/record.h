@@ -52,6 +52,8 @@ struct px__rec {
     uint32_t len;
     uint64_t lsn;
     const uint8_t *body;
+    uint64_t nonce; /* of the region whose writer made the segment holding it
+                       (log.h sets it; 0 where unknown) */
 };
 
 /* Bytes a frame with a body of len bytes takes. */

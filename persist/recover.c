@@ -104,8 +104,12 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
             e = &t[PX__ID_IDX(s.id)];
             /* A checkpoint's copy of a task that was since freed can come
              * after the SUBMIT of the slot's next task: generations only
-             * grow while a slot is reused, so an older one is stale. */
-            if (e->id && e->id != s.id && (int32_t)(PX__ID_GEN(s.id) - PX__ID_GEN(e->id)) < 0)
+             * grow while a slot is reused, so an older one is stale. Only
+             * within one region's life: a region rebuilt from the log
+             * starts its free slots' generations afresh, and there the
+             * later record wins. */
+            if (e->id && e->id != s.id && e->submit->nonce == r->nonce &&
+                (int32_t)(PX__ID_GEN(s.id) - PX__ID_GEN(e->id)) < 0)
                 continue;
             *e = (struct entry){s.id, r->lsn,   s.due_ns ? PX__S_SCHEDULED : PX__S_PENDING,
                                 0,    r,        NULL,
