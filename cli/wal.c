@@ -95,6 +95,11 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
         json_object_set_new(o, "id", json_string(idtext));
         if (r->type == PX__REC_START)
             json_object_set_new(o, "attempts", json_integer(att));
+        uint64_t freed = px__rec_start_freed(r);
+        if (freed) {
+            px_id_format(freed, idtext);
+            json_object_set_new(o, "freed", json_string(idtext));
+        }
         if (r->type == PX__REC_SCHED_END)
             json_object_set_new(o, "state", json_string(att == 2 ? "ended" : "cancelled"));
     } else if (px__rec_ckpt_get(r, &begin, &end)) {

@@ -423,7 +423,8 @@ static enum px__outcome finish(px_ctx *ctx, int rc, char *err_out, size_t err_ca
     if (ok && (PX__CTL_FLAGS(ctx->claimed) & PX__F_DETACHED)) {
         /* No one will read the outcome: free the slot in the one CAS that
          * ends our claim. */
-        if (px__task_free(r, PX__ID_IDX(ctx->id), ctx->claimed)) {
+        if (px__slot_free(r, PX__ID_IDX(ctx->id), ctx->claimed)) {
+            px__journal_free_later(r, ctx->t, ctx->id);
             px__arena_free(r, ctx->id, ctx->out_chunk, ctx->out_len);
             return PX__DONE_OK;
         }
@@ -484,7 +485,7 @@ enum px__outcome px__run(px_region *r, px_id id, uint64_t claimed, const _Atomic
     if (atomic_load_explicit(&s->out_len, memory_order_relaxed))
         clear_last_error(r, s, id);
     atomic_store_explicit(&s->worker_pid, r->procs[r->self].pid, memory_order_relaxed);
-    px__journal_start(r, id, PX__CTL_ATT(claimed));
+    px__journal_start(r, ctx.t, id, PX__CTL_ATT(claimed));
     uint64_t t0 = px__ticks(r->tsc);
     atomic_store_explicit(&s->start_tick, t0, memory_order_relaxed);
     /* What the metrics need, read while the slot is ours; the wait is

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "workers.h"
 #include "../persist/durable.h"
+#include "../persist/journal.h"
 #include "../shm/fence.h"
 #include "../shm/futex.h"
 
@@ -129,8 +130,12 @@ px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_
             px__cpu_relax();
             continue;
         }
-        if (spin_end == 0)
+        if (spin_end == 0) {
+            /* No task for a moment: the FREE this thread owes goes now. */
+            if (r->wal)
+                px__journal_settle(r, px__tls_get(r));
             spin_end = px__mono_ns() + spin_ns;
+        }
         if (px__mono_ns() < spin_end) {
             /* A producer waiting for our result may share this CPU (the
              * kernel tends to wake a worker on its waker's CPU): let it
@@ -176,6 +181,10 @@ static void *thread_main(void *p)
     struct px__wslot *ws = &w->ws[a->i];
     struct px__scan scan = {.lane = a->i};
     free(a);
+    /* This loop logs each detached task's FREE with its next START. */
+    struct px__tls *t = px__tls_get(w->r);
+    if (t)
+        t->free_defer = true;
     uint64_t claimed;
     char err[PX__ERR_MAX];
     px_id id;
@@ -192,6 +201,7 @@ static void *thread_main(void *p)
         px__conc_release(w->r, &scan, id);
         px__account(w, ws, id, out, err);
     }
+    px__journal_settle(w->r, t);
     return NULL;
 }
 

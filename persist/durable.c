@@ -272,7 +272,7 @@ static int emit_task(px_region *r, uint32_t idx, struct scratch *sc)
     if (t < 0)
         return (int)t;
     if (PX__CTL_ATT(c))
-        px__journal_start(r, id, PX__CTL_ATT(c));
+        px__journal_start(r, NULL, id, PX__CTL_ATT(c));
     if (st == PX__S_RETRY)
         px__journal_retry(r, id, PX__CTL_ATT(c), due, sc->out, ol);
     if (st == PX__S_CANCEL_REQUESTED)

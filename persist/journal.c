@@ -87,7 +87,19 @@ int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id)
     return (int64_t)px__wal_end(r->wal, PX__REC_SCHED, (uint32_t)p.len);
 }
 
-/* Put straight into the log's ring: a worker writes two of these a task. */
+void px__journal_start_freed(px_region *r, px_id id, uint32_t attempts, px_id freed)
+{
+    uint8_t *dst = px__wal_begin(r->wal, 20);
+    if (!dst)
+        return;
+    struct px__put p = {dst, 0, 20, false};
+    px__rec_id_put(&p, id, attempts);
+    px__put_u64(&p, freed);
+    px__wal_end(r->wal, PX__REC_START, (uint32_t)p.len);
+}
+
+/* Put straight into the log's ring: a worker writes one or two of these a
+ * task. */
 void px__journal_id(px_region *r, uint16_t type, px_id id, uint32_t attempts)
 {
     if (!r->wal)

@@ -31,10 +31,55 @@ void px__journal_sched_end(px_region *r, px_id id, uint32_t state);
  * SCHED_END. The task path's two are inline, so that a region that is not
  * durable pays one branch, not a call. */
 void px__journal_id(px_region *r, uint16_t type, px_id id, uint32_t count);
-static inline void px__journal_start(px_region *r, px_id id, uint32_t attempts)
+/* A START that also says its thread freed task `freed` before it. */
+void px__journal_start_freed(px_region *r, px_id id, uint32_t attempts, px_id freed);
+
+/*
+ * A worker thread's FREE of a detached task it has just run is not logged
+ * at once: it rides on the thread's next START, one record instead of two
+ * (half the log appends a detached task costs its worker). t is the
+ * thread's, marked free_defer by its worker loop; any other thread (a
+ * reaper, a pool child, a canceller) logs its FREE at once. The loop owes
+ * at most one FREE, and pays it alone (px__journal_settle) as soon as it
+ * finds no task to take, and when it ends. Until then a crash, which would
+ * lose the record anyway had it been appended and not yet written, makes
+ * the finished task run once more after recovery. A FREE logged after the
+ * slot's next SUBMIT is harmless: replay ignores a FREE whose id is not
+ * the slot's.
+ */
+static inline void px__journal_free_later(px_region *r, struct px__tls *t, px_id id)
 {
-    if (r->wal)
+    if (!r->wal)
+        return;
+    if (!t || !t->free_defer) {
+        px__journal_id(r, PX__REC_FREE, id, 0);
+        return;
+    }
+    if (t->free_owed)
+        px__journal_id(r, PX__REC_FREE, t->free_owed, 0);
+    t->free_owed = id;
+}
+
+static inline void px__journal_settle(px_region *r, struct px__tls *t)
+{
+    if (t && t->free_owed) {
+        px_id id = t->free_owed;
+        t->free_owed = 0;
+        px__journal_id(r, PX__REC_FREE, id, 0);
+    }
+}
+
+static inline void px__journal_start(px_region *r, struct px__tls *t, px_id id, uint32_t attempts)
+{
+    if (!r->wal)
+        return;
+    if (t && t->free_owed) {
+        px_id freed = t->free_owed;
+        t->free_owed = 0;
+        px__journal_start_freed(r, id, attempts, freed);
+    } else {
         px__journal_id(r, PX__REC_START, id, attempts);
+    }
 }
 void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len);
 static inline void px__journal_free(px_region *r, px_id id)

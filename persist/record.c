@@ -292,9 +292,22 @@ bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s)
 bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts)
 {
     struct px__get g = body_of(r);
-    return (r->type == PX__REC_START || r->type == PX__REC_FREE || r->type == PX__REC_CANCEL ||
-            r->type == PX__REC_SCHED_END) &&
-           px__get_u64(&g, id) && px__get_u32(&g, attempts) && g.at == g.len;
+    uint64_t freed;
+    if (!(r->type == PX__REC_START || r->type == PX__REC_FREE || r->type == PX__REC_CANCEL ||
+          r->type == PX__REC_SCHED_END) ||
+        !px__get_u64(&g, id) || !px__get_u32(&g, attempts))
+        return false;
+    if (r->type == PX__REC_START && g.at < g.len && !(px__get_u64(&g, &freed) && freed != 0))
+        return false;
+    return g.at == g.len;
+}
+
+uint64_t px__rec_start_freed(const struct px__rec *r)
+{
+    uint64_t freed = 0;
+    if (r->type == PX__REC_START && r->len == 20)
+        memcpy(&freed, r->body + 12, 8);
+    return le64toh(freed);
 }
 
 void px__rec_ckpt_put(struct px__put *w, uint64_t begin, bool end)

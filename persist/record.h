@@ -222,13 +222,18 @@ void px__rec_ckpt_put(struct px__put *w, uint64_t begin, bool end);
 bool px__rec_ckpt_get(const struct px__rec *r, uint64_t *begin, bool *end);
 void px__rec_sched_put(struct px__put *w, const struct px__rec_sched *s);
 bool px__rec_sched_get(const struct px__rec *r, struct px__rec_sched *s);
-/* START: id and attempts; FREE, CANCEL: id (attempts 0); SCHED_END: the
- * schedule's id and its final state. */
+/* START: id and attempts, and optionally the id of a task its worker
+ * thread freed just before (START_FREED; a FREE folded in, see journal.h);
+ * FREE, CANCEL: id (attempts 0); SCHED_END: the schedule's id and its
+ * final state. */
 static inline void px__rec_id_put(struct px__put *w, uint64_t id, uint32_t attempts)
 {
     px__put_u64(w, id);
     px__put_u32(w, attempts);
 }
 bool px__rec_id_get(const struct px__rec *r, uint64_t *id, uint32_t *attempts);
+/* The task a START says was freed before it (0: none); the record must be
+ * one px__rec_id_get accepted. */
+uint64_t px__rec_start_freed(const struct px__rec *r);
 
 #endif

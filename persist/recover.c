@@ -54,6 +54,14 @@ static void started(struct entry *e, uint32_t att)
         e->state = PX__S_PENDING;
 }
 
+/* A START's folded-in FREE (journal.h) empties its task's entry first. */
+static void freed_before(struct entry *t, uint32_t cap, const struct px__rec *r)
+{
+    uint64_t freed = px__rec_start_freed(r);
+    if (freed && PX__ID_IDX(freed) < cap && t[PX__ID_IDX(freed)].id == freed)
+        t[PX__ID_IDX(freed)] = (struct entry){0};
+}
+
 static bool replay_retry(struct entry *t, uint32_t cap, const struct px__rec *r)
 {
     struct px__rec_retry rt;
@@ -124,6 +132,7 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
         case PX__REC_CANCEL:
             if (!px__rec_id_get(r, &id, &att) || PX__ID_IDX(id) >= cap)
                 break;
+            freed_before(t, cap, r);
             e = &t[PX__ID_IDX(id)];
             if (e->id != id)
                 break;

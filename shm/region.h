@@ -40,6 +40,8 @@ struct px__tls {
     uint32_t def_cached;
     uint32_t stat_shard; /* the metrics shard it owns + 1; 0: none yet */
     bool stat_none;      /* none was free: it counts in the shared one */
+    bool free_defer;     /* a worker thread: its FREEs ride on its next START */
+    px_id free_owed;     /* the FREE it owes the log (journal.h); 0: none */
     char def_name[PX__NAME_MAX];
 };
 

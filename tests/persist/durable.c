@@ -189,7 +189,7 @@ Test(durable, a_running_task_comes_back_pending_with_its_attempt_counted)
     cr_assert_eq(px__take(r, ~0ull, PX_THREAD, &scan, &claimed), id);
     /* The START record is written by the run, not the claim: log it as a
      * run that was cut short by a crash would have. */
-    px__journal_start(r, id, 1);
+    px__journal_start(r, NULL, id, 1);
     cr_assert_eq(px_status(r, id), PX_RUNNING);
     lose_memory(r);
 
@@ -483,6 +483,92 @@ Test(durable, a_task_of_a_later_lifetime_wins_its_slot, .timeout = 120)
     for (int round = 0; round < 64 && hits < 3; round++)
         hits += lifetimes_round();
     cr_assert_geq(hits, 1, "the case never came up: the test checked nothing");
+}
+
+/* Counts the log's START records that carry a freed task, and whether a
+ * FREE or a START names `freed` as freed. */
+static int starts_with_free(px_id freed, bool *found)
+{
+    char logdir[128];
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    struct px__log l;
+    cr_assert_eq(px__log_load(logdir, &l), 0);
+    int n = 0;
+    *found = false;
+    for (size_t i = 0; i < l.nrecs; i++) {
+        const struct px__rec *rec = l.recs[i];
+        uint64_t id, f = px__rec_start_freed(rec);
+        uint32_t att;
+        n += f != 0;
+        *found |= f == freed ||
+                  (rec->type == PX__REC_FREE && px__rec_id_get(rec, &id, &att) && id == freed);
+    }
+    px__log_free(&l);
+    return n;
+}
+
+static void wait_succeeded(px_workers *w, uint64_t n)
+{
+    px_workers_stats st;
+    double t0 = px_test_now();
+    do {
+        cr_assert_eq(px_workers_stats_get(w, &st), 0);
+        cr_assert_lt(px_test_now() - t0, 10, "%llu of %llu ran", (unsigned long long)st.succeeded,
+                     (unsigned long long)n);
+        usleep(1000);
+    } while (st.succeeded < n);
+}
+
+/* A worker thread logs a detached task's FREE with its next START: the
+ * records say each task is gone all the same, and none comes back. */
+Test(durable, detached_tasks_run_by_a_worker_do_not_come_back, .timeout = 60)
+{
+    enum { N = 60 }; /* a lane holds 64 */
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    px_job jobs[N];
+    px_id ids[N];
+    for (int i = 0; i < N; i++)
+        jobs[i] = (px_job){.task = "echo", .args = "d", .len = 1};
+    px_submit_opts detached = {.flags = PX_SUBMIT_DETACHED};
+    cr_assert_eq(px_submit_many(r, jobs, N, &detached, ids), N);
+    px_workers *w;
+    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 1}, &w), 0);
+    wait_succeeded(w, N);
+    cr_assert_eq(px_workers_stop(w), 0);
+    cr_assert_eq(px__wal_flush(r->wal), 0);
+    bool last_freed;
+    int folded = starts_with_free(ids[N - 1], &last_freed);
+    cr_assert_gt(folded, N / 2, "most FREEs rode on a START (%d)", folded);
+    cr_assert(last_freed, "the last task's FREE was paid when the worker stopped");
+    lose_memory(r);
+    px_recovery_info rec;
+    r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(rec.restored, 0, "%llu finished tasks came back",
+                 (unsigned long long)rec.restored);
+    px_region_close(r);
+}
+
+/* A worker with nothing more to run pays the FREE it owes at once, not at
+ * its next task, which may be long in coming. */
+Test(durable, an_idle_worker_logs_the_free_it_owes, .timeout = 60)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    px_workers *w;
+    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 1}, &w), 0);
+    px_id id;
+    px_submit_opts detached = {.flags = PX_SUBMIT_DETACHED};
+    cr_assert_eq(px_submit(r, "echo", "i", 1, &detached, &id), 0);
+    wait_succeeded(w, 1);
+    bool freed = false;
+    double t0 = px_test_now();
+    while (!freed && px_test_now() - t0 < 5) {
+        cr_assert_eq(px__wal_flush(r->wal), 0);
+        starts_with_free(id, &freed);
+        usleep(5000);
+    }
+    cr_assert(freed, "the FREE of the last task is in the log while the worker idles");
+    cr_assert_eq(px_workers_stop(w), 0);
+    px_region_close(r);
 }
 
 Test(durable, async_mode_writes_within_its_window)
