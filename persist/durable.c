@@ -20,8 +20,6 @@
 
 #define DEF_ASYNC_MS 10u
 #define DEF_SEGMENT (64ull << 20)
-#define HELD_WAIT_NS 1000000000ull /* for a producer to publish what it logged */
-#define HELD_POLL_NS 50000
 
 /* "<name>.wal": beside a file region; in the working directory for a
  * "/name" one, since /dev/shm is memory. Made absolute, so that every
@@ -193,9 +191,16 @@ struct scratch {
     uint8_t *args, *out;
     uint64_t *key;    /* by slot: the key hash of a live keyed task */
     px_id *key_owner; /* and which task it is */
-    px_id *held;      /* slots seen RESERVED, as the id being reserved */
+    px_id *held;      /* RESERVED slots whose SUBMIT is logged: written last */
     uint32_t nheld;
 };
+
+/* A slot its producer holds RESERVED while it logs the SUBMIT (or waits
+ * for its flush): its fields are final, and it is written as pending. */
+static bool logged_reserved(struct px__slot *s, uint64_t c)
+{
+    return PX__CTL_STATE(c) == PX__S_RESERVED && atomic_load(&s->logged) == PX__CTL_GEN(c);
+}
 
 /* Copies a consistent view of slot idx: its ctl, and the payloads that ctl
  * makes valid, read again until ctl did not change while they were copied
@@ -208,7 +213,7 @@ static bool snapshot(px_region *r, uint32_t idx, struct scratch *sc, uint64_t *c
     for (;;) {
         uint64_t c = settled_ctl(s);
         uint32_t st = PX__CTL_STATE(c);
-        if (!px__state_logged(st))
+        if (!px__state_logged(st) && !logged_reserved(s, c))
             return false;
         bool done = px__state_finished(st);
         /* A finished task's args are released: it will not run again,
@@ -239,9 +244,9 @@ static bool snapshot(px_region *r, uint32_t idx, struct scratch *sc, uint64_t *c
 }
 
 /* Writes one task as the records that rebuild it, from a consistent copy.
- * A slot being reserved or consumed holds no task to write (the caller
- * waits for a RESERVED one to be published; one being consumed logs its
- * own FREE). A task that is
+ * A slot being consumed holds no task to write (its consumer logs its
+ * FREE), nor does one being reserved, unless its SUBMIT is logged
+ * (emit_tasks). A task that is
  * freed after the copy gets a FREE after the records, which cancels them;
  * one that moves on otherwise has its own records, which may come before
  * these in LSN order and then make it run once more after a crash (with its
@@ -255,7 +260,7 @@ static int emit_task(px_region *r, uint32_t idx, struct scratch *sc)
         return 0;
     uint32_t st = PX__CTL_STATE(c);
     px_id id = PX__ID(PX__CTL_GEN(c), idx);
-    uint64_t at = st == PX__S_SCHEDULED ? due : 0;
+    uint64_t at = st == PX__S_SCHEDULED || st == PX__S_RESERVED ? due : 0;
     uint32_t sched = atomic_load(&r->slots[idx].sched);
     int64_t t;
     if (sched && sched <= PX__MAX_SCHEDS) {
@@ -383,63 +388,32 @@ static int emit_scheds(px_region *r)
     return rc;
 }
 
-/* Writes every task live now, and notes in sc->held the slots a producer
- * holds RESERVED: each may hold a task whose SUBMIT is already older than
- * the checkpoint, which only its own slot can rewrite once published. A
- * slot reserved after this read it logs its SUBMIT after the begin. */
+/* Writes every task live now. A slot its producer holds RESERVED may hold
+ * a task whose SUBMIT is older than the checkpoint's begin (logged, and in
+ * sync mode flushed, but not yet published), and the checkpoint's end would
+ * make a recovery forget it: those marked `logged` are written as pending,
+ * last, with their keys read again (a key is claimed before the SUBMIT is
+ * logged, perhaps after the keys were read for the rest). A RESERVED slot
+ * without the mark logs its SUBMIT after the begin: the mark is stored
+ * before the record's LSN is taken, both seq_cst, and the begin was taken
+ * before this read. If the producer then fails or dies, the FREE that
+ * undoes its submit comes after this copy. */
 static int emit_tasks(px_region *r, struct scratch *sc)
 {
     int rc = 0;
     sc->nheld = 0;
     for (uint32_t i = 0; i < r->hdr->capacity && rc == 0; i++) {
         uint64_t c = atomic_load(&r->slots[i].ctl);
-        if (PX__CTL_STATE(c) == PX__S_RESERVED)
+        if (logged_reserved(&r->slots[i], c))
             sc->held[sc->nheld++] = PX__ID(PX__CTL_GEN(c), i);
         else
             rc = emit_task(r, i, sc);
     }
+    if (rc == 0 && sc->nheld)
+        px__keys_by_slot(r, sc->key, sc->key_owner);
+    for (uint32_t j = 0; j < sc->nheld && rc == 0; j++)
+        rc = emit_task(r, PX__ID_IDX(sc->held[j]), sc);
     return rc;
-}
-
-/* False if the process holding a RESERVED slot is dead: its submit never
- * returned, so its task was never acknowledged, and the reaper frees it. */
-static bool owner_alive(px_region *r, uint64_t ctl)
-{
-    uint32_t owner = PX__CTL_OWNER(ctl);
-    return owner == 0 || owner > r->hdr->max_procs || px__proc_alive(&r->procs[owner - 1]);
-}
-
-/* Waits for the held slots to be published, and writes each task once it
- * is (a slot freed or reserved again since held no task this checkpoint
- * must carry: a FREE or a newer SUBMIT follows). A submit holds its slot
- * only while it logs and, in sync mode, waits for the flush; a producer
- * stopped or dead there holds it longer, and then the checkpoint gives up
- * with -EBUSY rather than end without that task: its end record would make
- * a recovery forget it. A dead producer's task is let go at once. */
-static int settle_held(px_region *r, struct scratch *sc)
-{
-    uint64_t deadline = px__mono_ns() + HELD_WAIT_NS;
-    for (;;) {
-        uint32_t left = 0;
-        for (uint32_t j = 0; j < sc->nheld; j++) {
-            px_id id = sc->held[j];
-            uint64_t c = atomic_load(&r->slots[PX__ID_IDX(id)].ctl);
-            if (PX__CTL_GEN(c) == PX__ID_GEN(id) && PX__CTL_STATE(c) == PX__S_RESERVED) {
-                if (owner_alive(r, c))
-                    sc->held[left++] = id;
-            } else if (PX__CTL_GEN(c) == PX__ID_GEN(id)) {
-                int rc = emit_task(r, PX__ID_IDX(id), sc);
-                if (rc)
-                    return rc;
-            }
-        }
-        sc->nheld = left;
-        if (left == 0)
-            return 0;
-        if (px__mono_ns() >= deadline)
-            return -EBUSY;
-        nanosleep(&(struct timespec){0, HELD_POLL_NS}, NULL);
-    }
 }
 
 int px__checkpoint(px_region *r, uint64_t *dropped)
@@ -463,13 +437,6 @@ int px__checkpoint(px_region *r, uint64_t *dropped)
         rc = emit_scheds(r);
     if (rc == 0)
         rc = emit_tasks(r, &sc);
-    if (rc == 0)
-        rc = settle_held(r, &sc);
-    if (rc == -EBUSY)
-        fprintf(stderr,
-                "pollux: checkpoint of %s put off: a producer has not published the task "
-                "it logged in slot %" PRIu32 "\n",
-                r->name, PX__ID_IDX(sc.held[0]));
     free(sc.args);
     free(sc.out);
     free(sc.key);
@@ -484,7 +451,7 @@ int px__checkpoint(px_region *r, uint64_t *dropped)
     }
     if (rc == 0)
         rc = drop_old(r, begin, dropped);
-    if (rc && rc != -EBUSY)
+    if (rc)
         fprintf(stderr, "pollux: checkpoint of %s in %s failed: %s\n", r->name, r->hdr->log_dir,
                 px_strerror(rc));
     return rc;

@@ -42,9 +42,7 @@ int px__recover(px_region *r, const struct px__log *log, px_recovery_info *rep);
  * after it no record older than B matters: every segment whose records are
  * all older than B, and to which no live process appends, is deleted. This
  * is what keeps the log from growing while tasks come and go. *dropped
- * counts the segments deleted. -EBUSY: a live producer held a task it had
- * logged but not published for longer than the checkpoint waits, so the
- * checkpoint did not end (nothing was deleted).
+ * counts the segments deleted.
  */
 int px__checkpoint(px_region *r, uint64_t *dropped);
 

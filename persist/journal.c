@@ -31,6 +31,8 @@ static int64_t submit_record(px_region *r, uint64_t id, uint32_t flags, const vo
     rec.sched = sched;
     rec.run = run;
     uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 5 * 9;
+    /* Before the LSN is taken (seq_cst, as the checkpoint's reads). */
+    atomic_store(&s->logged, PX__ID_GEN(id));
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
         return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;

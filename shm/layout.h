@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define PX__MAGIC 0x31584c4c4f50ULL /* "POLLX1" */
-#define PX__ABI 6u
+#define PX__ABI 7u
 #define PX__LINE 64
 
 #define PX__MAX_PROCS 1024u /* fits the 12-bit owner field of a slot */
@@ -40,7 +40,7 @@
 #define PX__TTL_FOREVER UINT32_MAX
 #define PX__QNAME_MAX 32u         /* queue names, with the NUL */
 #define PX__INLINE_ARGS 64u       /* args up to this size live in the slot */
-#define PX__INLINE_OUT 36u        /* results and error texts, likewise */
+#define PX__INLINE_OUT 32u        /* results and error texts, likewise */
 #define PX__LEVELS 5u             /* priority levels, px_priority - 1 */
 #define PX__CONC_MAX 256u         /* the highest per-queue concurrency limit */
 #define PX__MAX_SCHEDS 256u       /* recurring schedules in a region */
@@ -261,6 +261,11 @@ struct px__slot {
     /* The schedule that made it (index + 1; 0: none), written by the
      * producer while RESERVED. */
     _Atomic uint32_t sched;
+    /* The generation whose SUBMIT its producer logs: stored before the
+     * record takes its LSN, so that a checkpoint that finds a RESERVED slot
+     * without it knows the SUBMIT comes after the checkpoint began
+     * (persist/durable.c). */
+    _Atomic uint32_t logged;
     uint8_t args[PX__INLINE_ARGS];
     uint8_t out[PX__INLINE_OUT];
 };
