@@ -269,10 +269,10 @@ static int emit_task(px_region *r, uint32_t idx, struct scratch *sc)
         struct px__sched *e = &r->scheds[sched - 1];
         px_id sid = PX__ID(atomic_load(&e->gen), PX__SCHED_BIT | (sched - 1));
         uint32_t run = atomic_load(&e->next_id) == id ? atomic_load(&e->made) : 0;
-        t = px__journal_run(r, id, PX__CTL_FLAGS(c), sc->args, al, at, sid, run);
+        t = px__journal_copy(r, id, PX__CTL_FLAGS(c), sc->args, al, at, 0, sid, run);
     } else {
-        t = px__journal_submit(r, id, PX__CTL_FLAGS(c), sc->args, al, at,
-                               sc->key[idx] && sc->key_owner[idx] == id ? sc->key[idx] : 0);
+        t = px__journal_copy(r, id, PX__CTL_FLAGS(c), sc->args, al, at,
+                             sc->key[idx] && sc->key_owner[idx] == id ? sc->key[idx] : 0, 0, 0);
     }
     if (t < 0)
         return (int)t;

@@ -13,7 +13,7 @@
  * the queue straight into the log, and the record struct is not zeroed. */
 static int64_t submit_record(px_region *r, uint64_t id, uint32_t flags, const void *args,
                              uint32_t len, uint64_t due_ns, uint64_t key, uint64_t sched,
-                             uint64_t run)
+                             uint64_t run, bool copy)
 {
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
@@ -31,8 +31,11 @@ static int64_t submit_record(px_region *r, uint64_t id, uint32_t flags, const vo
     rec.sched = sched;
     rec.run = run;
     uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 5 * 9;
-    /* Before the LSN is taken (seq_cst, as the checkpoint's reads). */
-    atomic_store(&s->logged, PX__ID_GEN(id));
+    /* The producer's mark, before the LSN is taken (seq_cst, as the
+     * checkpoint's reads). A checkpoint's copy leaves it: the slot may be a
+     * newer task's by now. */
+    if (!copy)
+        atomic_store(&s->logged, PX__ID_GEN(id));
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
         return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
@@ -47,7 +50,7 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
 {
     if (!r->wal)
         return 0;
-    return submit_record(r, id, flags, args, len, due_ns, key, 0, 0);
+    return submit_record(r, id, flags, args, len, due_ns, key, 0, 0, false);
 }
 
 int64_t px__journal_run(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
@@ -55,7 +58,15 @@ int64_t px__journal_run(px_region *r, px_id id, uint32_t flags, const void *args
 {
     if (!r->wal)
         return 0;
-    return submit_record(r, id, flags, args, len, due_ns, 0, sched, run);
+    return submit_record(r, id, flags, args, len, due_ns, 0, sched, run, false);
+}
+
+int64_t px__journal_copy(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
+                         uint64_t due_ns, uint64_t key, px_id sched, uint32_t run)
+{
+    if (!r->wal)
+        return 0;
+    return submit_record(r, id, flags, args, len, due_ns, key, sched, run, true);
 }
 
 int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id)

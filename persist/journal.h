@@ -23,6 +23,10 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
 /* The SUBMIT of a schedule's run-th run. */
 int64_t px__journal_run(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
                         uint64_t due_ns, px_id sched, uint32_t run);
+/* A checkpoint's copy of a task's SUBMIT (either kind): it does not mark
+ * the slot as its producer's SUBMIT does (shm/layout.h, `logged`). */
+int64_t px__journal_copy(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
+                         uint64_t due_ns, uint64_t key, px_id sched, uint32_t run);
 /* A schedule as it is now (made, and as a checkpoint sees it), and its
  * end (state PX__SCHED_ENDED or PX__SCHED_CANCELLED). */
 int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id);
