@@ -194,6 +194,13 @@ static int uring_write(struct px__io *io, int fd, const struct iovec *iov, int i
     return 0;
 }
 
+static void uring_forget(struct px__io *io, int fd)
+{
+    struct uring_io *u = (struct uring_io *)io;
+    if (u->unflushed == fd)
+        u->unflushed = NONE;
+}
+
 static void uring_destroy(struct px__io *io)
 {
     struct uring_io *u = (struct uring_io *)io;
@@ -201,7 +208,7 @@ static void uring_destroy(struct px__io *io)
     free(u);
 }
 
-static const struct px__io_ops uring_ops = {uring_write, prealloc, uring_destroy};
+static const struct px__io_ops uring_ops = {uring_write, prealloc, uring_destroy, uring_forget};
 
 int px__io_uring_new(struct px__io **out)
 {

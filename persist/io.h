@@ -31,6 +31,9 @@ struct px__io_ops {
      * writes there change neither its size nor its block map (fallocate). */
     int (*prealloc)(struct px__io *io, int fd, uint64_t off, uint64_t len);
     void (*destroy)(struct px__io *io);
+    /* The caller is about to close fd and write it no more (may be NULL):
+     * what is unflushed there is no longer the io's concern. */
+    void (*forget)(struct px__io *io, int fd);
 };
 
 struct px__io {

@@ -362,9 +362,10 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
     uint32_t idx = PX__ID_IDX(e->id), args_chunk, out_chunk = PX__NO_CHUNK, out_len = 0;
     struct px__slot *sl = &r->slots[idx];
     /* A finished task's args were released when it finished (a DEAD one
-     * keeps them for px_requeue): restoring them could need more arena
-     * than the region ever held at once. */
-    if (px__state_finished(e->state) && e->state != PX__S_DEAD)
+     * keeps them for px_requeue), and one asked to stop while it ran comes
+     * back CANCELLED: restoring them could need more arena than the region
+     * ever held at once. */
+    if ((px__state_finished(e->state) || e->cancel) && e->state != PX__S_DEAD)
         s.args_len = 0;
     if ((rc = put_payload(r, t, e->id, sl->args, PX__INLINE_ARGS, s.args, s.args_len,
                           &args_chunk)) != 0)

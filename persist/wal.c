@@ -17,6 +17,10 @@
  * - The log thread advances a ring's head (release) only after the write
  *   of those bytes returned, so an owner (acquire) never overwrites bytes
  *   not yet written.
+ * - A segment the log thread set out to leave (full) is closed at once,
+ *   flushed if anything in it was owed a flush; nothing more is appended
+ *   to it, even if no next segment can be made. After a failed write or
+ *   flush the next segment's head cuts the old one at flushed_off.
  * - The log thread's stage holds the current segment's bytes
  *   [floor(off), off), its last partial 4 KiB block: every write starts
  *   at that block and covers whole blocks (stage.h), and a new segment's
@@ -109,6 +113,8 @@ struct px__wal {
     int fd;
     uint32_t seq;
     uint64_t writer, off, allocated, cut; /* cut: where the last segment must be cut */
+    uint64_t flushed_off;                 /* the segment is durable up to here */
+    uint64_t group;                       /* the group being taken */
     uint64_t flushed_ns;                  /* when the last flush was */
     uint64_t due_ns;  /* the oldest unwritten record must be written by then (0: none seen) */
     uint64_t owed_ns; /* the oldest written, unflushed one must be flushed by then */
@@ -259,7 +265,7 @@ static int segment_try(struct px__wal *w)
     if (w->fd >= 0)
         close(w->fd);
     w->fd = fd;
-    w->off = hsize;
+    w->off = w->flushed_off = hsize;
     memcpy(w->stage.buf, head, hsize);
     w->allocated = want;
     w->cut = UINT64_MAX;
@@ -283,41 +289,53 @@ static int segment_open(struct px__wal *w)
     atomic_store(w->o.pub_writer, w->writer);
     atomic_store(w->o.pub_seq, w->seq);
     int rc = segment_try(w);
-    if (rc) {
-        /* The segment still in use is the old one: a checkpoint must not
-         * take it for one its writer has left. */
+    if (rc)
         w->seq--;
-        atomic_store(w->o.pub_seq, w->seq);
-    }
     return rc;
 }
 
-/* Abandons the current segment at its end after a failed write or flush,
- * and starts the next, whose first record says where the old one ends. */
+/* Closes the current segment for good: nothing is appended to a segment
+ * once its writer set out to leave it, so that a checkpoint that finds it
+ * left may delete it even if no next segment could be made. */
+static void leave(struct px__wal *w)
+{
+    if (w->io->ops->forget)
+        w->io->ops->forget(w->io, w->fd);
+    close(w->fd);
+    w->fd = -1;
+}
+
+/* Abandons the current segment after a failed write or flush, and starts
+ * the next, whose first record tells recovery to cut the old one where it
+ * was last flushed: what was written after that was reported failed
+ * (settle), and must not come back. */
 static void abandon(struct px__wal *w, const char *what, int rc)
 {
     fprintf(stderr, "pollux: log %s/%016" PRIx64 "-%06u.wal: %s at %" PRIu64 " failed: %s\n",
             w->dir, w->writer, w->seq, what, w->off, strerror(-rc));
-    uint64_t cut = w->off;
-    close(w->fd);
-    w->fd = -1;
-    w->cut = cut;
+    w->cut = w->flushed_off;
+    leave(w);
     /* If this fails, the next group tries again; w->cut still says where. */
     segment_open(w);
 }
 
 /* Flushes the segment being left for the next one: its groups written
  * since the last flush are owed one, and no later flush of another file
- * covers them. */
+ * covers them. They are durable now: settled, whatever becomes of the
+ * group being taken. */
 static int flush_before_leaving(struct px__wal *w)
 {
     static const struct iovec none;
     int rc = w->io->ops->write(w->io, w->fd, &none, 0, w->off, true);
-    if (rc == 0)
-        w->dirty = false;
-    else
+    if (rc) {
         abandon(w, "flush", rc);
-    return rc;
+        return rc;
+    }
+    w->dirty = false;
+    w->flushed_off = w->off;
+    if (w->group - 1 > atomic_load_explicit(&w->done_group, memory_order_relaxed))
+        atomic_store_explicit(&w->done_group, w->group - 1, memory_order_release);
+    return 0;
 }
 
 /* Writes one group and, if flush, makes the segment durable. On failure
@@ -326,10 +344,12 @@ static int flush_before_leaving(struct px__wal *w)
 static int write_group(struct px__wal *w, const struct iovec *v, int n, size_t len, bool flush)
 {
     int rc = 0;
-    if (w->fd >= 0 && w->off + len > w->o.segment_bytes && w->dirty &&
-        (rc = flush_before_leaving(w)) != 0)
+    bool full = w->fd >= 0 && w->off + len > w->o.segment_bytes;
+    if (full && w->dirty && (rc = flush_before_leaving(w)) != 0)
         return rc;
-    if (w->fd < 0 || w->off + len > w->o.segment_bytes)
+    if (full)
+        leave(w);
+    if (w->fd < 0)
         if ((rc = segment_open(w)) != 0) {
             fprintf(stderr, "pollux: cannot start a log segment in %s: %s\n", w->dir,
                     strerror(-rc));
@@ -348,6 +368,8 @@ static int write_group(struct px__wal *w, const struct iovec *v, int n, size_t l
     rc = px__stage_write(&w->stage, w->io, w->fd, w->off, v, n, flush);
     if (rc == 0) {
         w->off += len;
+        if (flush)
+            w->flushed_off = w->off;
         atomic_fetch_add(w->o.bytes, len);
         return 0;
     }
@@ -480,6 +502,7 @@ static void take_group(struct px__wal *w, uint64_t g)
     atomic_store(&w->urgent, 0);
     uint64_t now = mono_ns(), group_due = w->due_ns ? w->due_ns : now + window_ns(w);
     w->due_ns = 0;
+    w->group = g;
     /* A group may have nothing new but earlier groups' writes to flush. */
     bool flush = (n || w->dirty) && flush_due(w, now, group_due);
     int rc = n || flush ? write_group(w, v, n, len, flush) : 0;

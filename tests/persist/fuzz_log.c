@@ -230,8 +230,12 @@ static void decode_all(const struct px__rec *r)
             CHECK(t == PX__REC_START || t == PX__REC_FREE || t == PX__REC_CANCEL);
             ok = px__rec_id_get(&x, &id, &attempts);
             if (ok) {
-                CHECK(r->len == 12);
+                uint64_t freed = px__rec_start_freed(&x);
+                CHECK(r->len == (freed ? 20u : 12u));
+                CHECK(!freed || t == PX__REC_START);
                 px__rec_id_put(&w, id, attempts);
+                if (freed)
+                    px__put_u64(&w, freed);
             }
             break;
         }

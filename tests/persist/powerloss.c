@@ -112,7 +112,14 @@ static void pl_destroy(struct px__io *io)
     free(l);
 }
 
-static const struct px__io_ops pl_ops = {pl_write, pl_prealloc, pl_destroy};
+static void pl_forget(struct px__io *io, int fd)
+{
+    struct layer *l = (struct layer *)io;
+    if (l->inner->ops->forget)
+        l->inner->ops->forget(l->inner, fd);
+}
+
+static const struct px__io_ops pl_ops = {pl_write, pl_prealloc, pl_destroy, pl_forget};
 
 static int pl_factory(struct px__io **out)
 {
@@ -292,10 +299,12 @@ static void drop(px_region *r, px_id id)
     cr_assert_eq(px_forget(r, id), 0);
 }
 
-/* A writer that cannot make its next segment (no space) goes on with the
- * one it has while records fit. A checkpoint by another writer must not
- * take that segment for one its writer has left and delete it. */
-Test(powerloss, a_segment_kept_after_a_failed_rotation_is_not_deleted, .timeout = 120)
+/* A writer that cannot make its next segment (no space) appends to the one
+ * it set out to leave no more: submits fail until a segment can be made. A
+ * checkpoint by another writer meanwhile may delete the old segment, whose
+ * records are all flushed and older than it, and nothing acknowledged is
+ * lost. */
+Test(powerloss, a_writer_that_cannot_rotate_appends_to_its_old_segment_no_more, .timeout = 120)
 {
     px_region *a = open_sync(rname, logdir, 65536);
     px_region *b = open_sync(rname, logdir, 65536); /* a second writer */
@@ -308,21 +317,26 @@ Test(powerloss, a_segment_kept_after_a_failed_rotation_is_not_deleted, .timeout 
     drop(a, id);
     atomic_store(&fail_new, 1);
     int rc, cycles = 0;
+    px_id ids[64];
+    int acked = 0;
     while ((rc = px_submit(a, "noop", big, sizeof big, NULL, &id)) == 0) {
-        drop(a, id);
+        if (cycles % 8 == 0 && acked < 32)
+            ids[acked++] = id; /* kept: they must survive */
+        else
+            drop(a, id);
         cr_assert_lt(++cycles, 1000, "the segment never filled");
     }
     cr_assert_eq(rc, -ENOSPC, "the submit that needed a new segment: %s", px_strerror(rc));
     cr_assert_eq(px_status(a, id), -ENOENT, "the failed submit left nothing");
-    px_id ids[2];
-    cr_assert_eq(px_submit(a, "noop", tiny, sizeof tiny, NULL, &ids[0]), 0,
-                 "a small record still fits the old segment");
+    cr_assert_eq(px_submit(a, "noop", tiny, sizeof tiny, NULL, &id), -ENOSPC,
+                 "not even a small record goes to the segment it left");
     uint64_t dropped;
     cr_assert_eq(px__checkpoint(b, &dropped), 0);
-    cr_assert_eq(px_submit(a, "noop", tiny, sizeof tiny, NULL, &ids[1]), 0);
     atomic_store(&fail_new, 0);
+    cr_assert_eq(px_submit(a, "noop", tiny, sizeof tiny, NULL, &ids[acked++]), 0,
+                 "a new segment once there is room");
     power_loss();
-    assert_all_recovered(ids, 2, 65536);
+    assert_all_recovered(ids, acked, 65536);
     px_region_close(b);
     px_region_close(a);
 }
@@ -383,5 +397,41 @@ Test(powerloss, a_wait_does_not_take_a_write_for_a_flush, .timeout = 60)
         found |= l.recs[i]->lsn == mine;
     px__log_free(&l);
     cr_assert(found, "the record a wait returned 0 for is on stable storage");
+    px__wal_close(w);
+}
+
+/* Groups written early (a ring past half full) and then flushed because
+ * the writer leaves their segment are durable, even if the next segment
+ * cannot be made and the group that needed it fails: their waiters are
+ * told so, not that they failed. */
+Test(powerloss, groups_flushed_on_leaving_a_segment_are_not_failed_with_the_next, .timeout = 60)
+{
+    static _Atomic uint64_t lsn, bytes, writer;
+    static _Atomic uint32_t seq;
+    struct px__wal_opts o = {.dir = logdir,
+                             .async_ms = 10000,
+                             .segment_bytes = 1536 * 1024,
+                             .max_record = 65536,
+                             .lsn = &lsn,
+                             .bytes = &bytes,
+                             .pub_writer = &writer,
+                             .pub_seq = &seq};
+    struct px__wal *w;
+    cr_assert_eq(px__wal_open(&o, &w), 0);
+    static uint8_t body[64000];
+    cr_assert_eq(px__wal_wait(w, px__wal_append(w, PX__REC_FINISH, body, 16)), 0);
+    uint64_t first = 0, second = 0;
+    for (int i = 0; i < 17; i++) /* past half the ring: written at once, not flushed */
+        first = px__wal_append(w, PX__REC_FINISH, body, sizeof body);
+    usleep(200000);
+    struct px__wal_stats st;
+    px__wal_stats(w, &st);
+    cr_assert_eq(st.unwritten, 0, "the first batch was written");
+    atomic_store(&fail_new, 1);
+    for (int i = 0; i < 17; i++) /* does not fit: the segment is left, no new one made */
+        second = px__wal_append(w, PX__REC_FINISH, body, sizeof body);
+    cr_assert_lt(px__wal_wait(w, second), 0, "the group that needed a new segment failed");
+    cr_assert_eq(px__wal_wait(w, first), 0, "the first batch was flushed on leaving");
+    atomic_store(&fail_new, 0);
     px__wal_close(w);
 }
