@@ -339,8 +339,7 @@ static int flush_before_leaving(struct px__wal *w)
 }
 
 /* Writes one group and, if flush, makes the segment durable. On failure
- * the segment is abandoned at the group's offset and a new one started at
- * once, whose first record tells recovery to cut the old one there. */
+ * the segment is abandoned (abandon) and a new one started at once. */
 static int write_group(struct px__wal *w, const struct iovec *v, int n, size_t len, bool flush)
 {
     int rc = 0;
