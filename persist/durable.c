@@ -396,8 +396,8 @@ static int emit_scheds(px_region *r)
  * logged, perhaps after the keys were read for the rest). A RESERVED slot
  * without the mark logs its SUBMIT after the begin: the mark is stored
  * before the record's LSN is taken, both seq_cst, and the begin was taken
- * before this read. If the producer then fails or dies, the FREE that
- * undoes its submit comes after this copy. */
+ * before this read. If the producer then fails, or dies and the reaper
+ * frees its slot, the FREE that undoes its submit comes after this copy. */
 static int emit_tasks(px_region *r, struct scratch *sc)
 {
     int rc = 0;
@@ -409,10 +409,16 @@ static int emit_tasks(px_region *r, struct scratch *sc)
         else
             rc = emit_task(r, i, sc);
     }
-    if (rc == 0 && sc->nheld)
-        px__keys_by_slot(r, sc->key, sc->key_owner);
+    if (rc != 0 || sc->nheld == 0)
+        return rc;
+    px__keys_by_slot(r, sc->key, sc->key_owner);
+    /* A schedule's run is made under the schedule lock, its SUBMIT logged
+     * before the schedule names it: under the lock a held run is either
+     * made, and copied with its number, or not begun. */
+    px__sched_lock(r);
     for (uint32_t j = 0; j < sc->nheld && rc == 0; j++)
         rc = emit_task(r, PX__ID_IDX(sc->held[j]), sc);
+    px__sched_unlock(r);
     return rc;
 }
 

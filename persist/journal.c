@@ -34,8 +34,12 @@ static int64_t submit_record(px_region *r, uint64_t id, uint32_t flags, const vo
     /* The producer's mark, before the LSN is taken (seq_cst, as the
      * checkpoint's reads). A checkpoint's copy leaves it: the slot may be a
      * newer task's by now. */
-    if (!copy)
+    if (!copy) {
+        /* A checkpoint copies a marked slot from its fields: the due time
+         * must be there before the mark (px__timed_enter stores it again). */
+        atomic_store_explicit(&s->due_ns, due_ns, memory_order_relaxed);
         atomic_store(&s->logged, PX__ID_GEN(id));
+    }
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
         return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;

@@ -34,7 +34,8 @@ struct entry {
     uint32_t state, attempts;
     const struct px__rec *submit, *finish, *retry;
     uint64_t due;
-    bool cancel; /* asked to stop while it ran */
+    bool cancel;  /* asked to stop while it ran */
+    uint64_t key; /* its idempotency key's hash, 0: none */
 };
 
 /* A checkpoint's end: forget what it did not write again. */
@@ -119,9 +120,14 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
             if (e->id && e->id != s.id && e->submit->nonce == r->nonce &&
                 (int32_t)(PX__ID_GEN(s.id) - PX__ID_GEN(e->id)) < 0)
                 continue;
+            /* A checkpoint's copy of a task whose key it read before the
+             * task claimed it carries none: a live task keeps its key
+             * until it finishes, so the earlier SUBMIT's holds. */
+            s.key = s.key ? s.key : e->id == s.id ? e->key : 0;
             *e = (struct entry){s.id, r->lsn,   s.due_ns ? PX__S_SCHEDULED : PX__S_PENDING,
                                 0,    r,        NULL,
-                                NULL, s.due_ns, false};
+                                NULL, s.due_ns, false,
+                                s.key};
             continue;
         case PX__REC_RETRY:
             if (!replay_retry(t, cap, r))
@@ -412,11 +418,11 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
     uint32_t att = e->attempts > 0xfff ? 0xfff : e->attempts;
     atomic_store(&sl->ctl, PX__CTL(PX__ID_GEN(e->id), state, owner, att, s.flags & 0xf));
     *key = PX__KEY((uint32_t)q, level, (uint32_t)s.mode);
-    if (!done && s.key) {
+    if (!done && e->key) {
         /* Its key holds again while it is not finished. */
-        px__keys_lock(r, s.key);
-        rc = px__keys_put(r, s.key, e->id);
-        px__keys_unlock(r, s.key);
+        px__keys_lock(r, e->key);
+        rc = px__keys_put(r, e->key, e->id);
+        px__keys_unlock(r, e->key);
         if (rc)
             return rc;
     }

@@ -237,10 +237,9 @@ static int sync_dir(struct px__wal *w)
     return fsync(w->dirfd) == 0 ? 0 : -errno;
 }
 
-/* Makes segment w->seq. Its first block is written from a buffer of its
- * own and copied into the stage only once the segment is in use: until
- * then the stage still holds the last block of the current one, which a
- * failed rotation goes on writing to. */
+/* Makes segment w->seq, the writer having left the one before (w->fd is
+ * -1). Its first block is written from a buffer of its own and copied into
+ * the stage once the segment is in use. */
 static int segment_try(struct px__wal *w)
 {
     _Alignas(PX__STAGE_BLOCK) uint8_t head[PX__STAGE_BLOCK] = {0};
@@ -262,8 +261,6 @@ static int segment_try(struct px__wal *w)
         unlinkat(w->dirfd, name, 0);
         return rc;
     }
-    if (w->fd >= 0)
-        close(w->fd);
     w->fd = fd;
     w->off = w->flushed_off = hsize;
     memcpy(w->stage.buf, head, hsize);
@@ -314,6 +311,11 @@ static void abandon(struct px__wal *w, const char *what, int rc)
     fprintf(stderr, "pollux: log %s/%016" PRIx64 "-%06u.wal: %s at %" PRIu64 " failed: %s\n",
             w->dir, w->writer, w->seq, what, w->off, strerror(-rc));
     w->cut = w->flushed_off;
+    /* The cut reaches the disk with the next segment's head; should none
+     * be made before a crash, the file itself ends there (best effort: the
+     * disk may be failing). */
+    if (ftruncate(w->fd, (off_t)w->flushed_off) == 0)
+        fdatasync(w->fd);
     leave(w);
     /* If this fails, the next group tries again; w->cut still says where. */
     segment_open(w);
