@@ -114,6 +114,19 @@ static uint32_t work_bits(uint64_t qmask, uint32_t mode)
     return bits;
 }
 
+/* A stop asked for while we took a task, after we last looked: it goes
+ * back to PENDING untouched (its body has not run; the claim's attempt
+ * stays counted), so that no task starts once px_workers_signal_stop has
+ * returned. */
+static bool stopped_after(px_workers *w, struct px__scan *scan, px_id id, uint64_t claimed)
+{
+    if (!atomic_load_explicit(&w->stopping, memory_order_acquire))
+        return false;
+    px__requeue(w->r, PX__ID_IDX(id), claimed);
+    px__conc_release(w->r, scan, id);
+    return true;
+}
+
 px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_t *claimed)
 {
     px_region *r = w->r;
@@ -124,7 +137,7 @@ px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_
     for (uint32_t spins = 1; !atomic_load_explicit(&w->stopping, memory_order_acquire); spins++) {
         px_id id = px__take(r, w->qmask, mode, scan, claimed);
         if (id)
-            return id;
+            return stopped_after(w, scan, id, *claimed) ? 0 : id;
         /* Read the clock every 32 empty scans, not on each. */
         if (spins % 32 != 0) {
             px__cpu_relax();
@@ -163,7 +176,7 @@ px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_
             px__futex_wait_bits(&r->hdr->work_seq, seen, sleep_ns, bits);
         px__retract_sleep(r, bits);
         if (id)
-            return id;
+            return stopped_after(w, scan, id, *claimed) ? 0 : id;
         spin_end = px__mono_ns() + spin_ns;
     }
     return 0;
