@@ -5,7 +5,6 @@
 #include "durable.h"
 #include "wal.h"
 #include "journal.h"
-#include "../shm/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DEF_ASYNC_MS 10u

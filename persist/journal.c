@@ -104,29 +104,30 @@ int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id)
     return (int64_t)px__wal_end(r->wal, PX__REC_SCHED, (uint32_t)p.len);
 }
 
-void px__journal_start_freed(px_region *r, px_id id, uint32_t attempts, px_id freed)
+/* Put straight into the log's ring: a worker writes one or two of these a
+ * task. `freed` (a START's only, 0: none) is appended as its last field. */
+static void id_record(px_region *r, uint16_t type, px_id id, uint32_t attempts, px_id freed)
 {
-    uint8_t *dst = px__wal_begin(r->wal, 20);
+    uint32_t max = freed ? 20 : 12;
+    uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
         return;
-    struct px__put p = {dst, 0, 20, false};
+    struct px__put p = {dst, 0, max, false};
     px__rec_id_put(&p, id, attempts);
-    px__put_u64(&p, freed);
-    px__wal_end(r->wal, PX__REC_START, (uint32_t)p.len);
+    if (freed)
+        px__put_u64(&p, freed);
+    px__wal_end(r->wal, type, (uint32_t)p.len);
 }
 
-/* Put straight into the log's ring: a worker writes one or two of these a
- * task. */
+void px__journal_start_freed(px_region *r, px_id id, uint32_t attempts, px_id freed)
+{
+    id_record(r, PX__REC_START, id, attempts, freed);
+}
+
 void px__journal_id(px_region *r, uint16_t type, px_id id, uint32_t attempts)
 {
-    if (!r->wal)
-        return;
-    uint8_t *dst = px__wal_begin(r->wal, 12);
-    if (!dst)
-        return;
-    struct px__put p = {dst, 0, 12, false};
-    px__rec_id_put(&p, id, attempts);
-    px__wal_end(r->wal, type, (uint32_t)p.len);
+    if (r->wal)
+        id_record(r, type, id, attempts, 0);
 }
 
 void px__journal_finish(px_region *r, px_id id, uint32_t state, const void *out, uint32_t len)

@@ -51,6 +51,15 @@ void px__journal_start_freed(px_region *r, px_id id, uint32_t attempts, px_id fr
  * slot's next SUBMIT is harmless: replay ignores a FREE whose id is not
  * the slot's.
  */
+static inline void px__journal_settle(px_region *r, struct px__tls *t)
+{
+    if (t && t->free_owed) {
+        px_id id = t->free_owed;
+        t->free_owed = 0;
+        px__journal_id(r, PX__REC_FREE, id, 0);
+    }
+}
+
 static inline void px__journal_free_later(px_region *r, struct px__tls *t, px_id id)
 {
     if (!r->wal)
@@ -59,18 +68,8 @@ static inline void px__journal_free_later(px_region *r, struct px__tls *t, px_id
         px__journal_id(r, PX__REC_FREE, id, 0);
         return;
     }
-    if (t->free_owed)
-        px__journal_id(r, PX__REC_FREE, t->free_owed, 0);
+    px__journal_settle(r, t);
     t->free_owed = id;
-}
-
-static inline void px__journal_settle(px_region *r, struct px__tls *t)
-{
-    if (t && t->free_owed) {
-        px_id id = t->free_owed;
-        t->free_owed = 0;
-        px__journal_id(r, PX__REC_FREE, id, 0);
-    }
 }
 
 static inline void px__journal_start(px_region *r, struct px__tls *t, px_id id, uint32_t attempts)
