@@ -82,12 +82,11 @@ static int reap_slots(px_region *r, uint32_t dead)
             continue;
         switch (PX__CTL_STATE(c)) {
         case PX__S_RESERVED:
-            /* A SUBMIT logged while RESERVED (a checkpoint may have
-             * copied it; a schedule's run always is, sched.c): its free
-             * is logged too, or a recovery would bring back a task whose
+            /* A SUBMIT logged while RESERVED (a schedule's run always is,
+             * sched.c; a checkpoint may have copied any): its free is
+             * logged too, or a recovery would bring back a task whose
              * submit never returned, or a run made again in its place. */
-            if (atomic_load_explicit(&s->sched, memory_order_relaxed) ||
-                atomic_load(&s->logged) == PX__CTL_GEN(c))
+            if (atomic_load(&s->logged) == PX__CTL_GEN(c))
                 px__task_free(r, i, c);
             else
                 px__slot_free(r, i, c);

@@ -197,7 +197,8 @@ struct scratch {
  * for its flush): its fields are final, and it is written as pending. */
 static bool logged_reserved(struct px__slot *s, uint64_t c)
 {
-    return PX__CTL_STATE(c) == PX__S_RESERVED && atomic_load(&s->logged) == PX__CTL_GEN(c);
+    return PX__CTL_STATE(c) == PX__S_RESERVED &&
+           atomic_load_explicit(&s->logged, memory_order_acquire) == PX__CTL_GEN(c);
 }
 
 /* Copies a consistent view of slot idx: its ctl, and the payloads that ctl
@@ -393,8 +394,10 @@ static int emit_scheds(px_region *r)
  * last, with their keys read again (a key is claimed before the SUBMIT is
  * logged, perhaps after the keys were read for the rest). A RESERVED slot
  * without the mark logs its SUBMIT after the begin: the mark is stored
- * before the record's LSN is taken, both seq_cst, and the begin was taken
- * before this read. If the producer then fails, or dies and the reaper
+ * before the record's LSN is taken from hdr->lsn, and the begin was taken
+ * from it before this read; had the record's increment come first, the
+ * begin's (acquire) would synchronize with it (release, the same counter)
+ * and this read would see the mark. If the producer then fails, or dies and the reaper
  * frees its slot, the FREE that undoes its submit comes after this copy. */
 static int emit_tasks(px_region *r, struct scratch *sc)
 {

@@ -31,14 +31,16 @@ static int64_t submit_record(px_region *r, uint64_t id, uint32_t flags, const vo
     rec.sched = sched;
     rec.run = run;
     uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 5 * 9;
-    /* The producer's mark, before the LSN is taken (seq_cst, as the
-     * checkpoint's reads). A checkpoint's copy leaves it: the slot may be a
-     * newer task's by now. */
+    /* The producer's mark, before the record's LSN is taken. A release
+     * store: a checkpoint that reads it (acquire) copies the slot's fields,
+     * the due time among them (px__timed_enter stores it again). No fence:
+     * the LSN's increment and the checkpoint's begin are read-modify-writes
+     * of one counter, so if ours comes first the checkpoint's synchronizes
+     * with it and sees the mark (durable.c). A checkpoint's copy leaves the
+     * mark alone: the slot may be a newer task's by now. */
     if (!copy) {
-        /* A checkpoint copies a marked slot from its fields: the due time
-         * must be there before the mark (px__timed_enter stores it again). */
         atomic_store_explicit(&s->due_ns, due_ns, memory_order_relaxed);
-        atomic_store(&s->logged, PX__ID_GEN(id));
+        atomic_store_explicit(&s->logged, PX__ID_GEN(id), memory_order_release);
     }
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
