@@ -341,6 +341,27 @@ Test(powerloss, a_writer_that_cannot_rotate_appends_to_its_old_segment_no_more, 
     px_region_close(a);
 }
 
+/* A log writer of its own (no region) in logdir, under the power-loss
+ * layer: the region's counters it would share are the test's. */
+static _Atomic uint64_t wal_lsn; /* the LSN counter of open_wal's writer */
+
+static struct px__wal *open_wal(unsigned async_ms, uint64_t segment_bytes, uint32_t max_record)
+{
+    static _Atomic uint64_t bytes, writer;
+    static _Atomic uint32_t seq;
+    struct px__wal_opts o = {.dir = logdir,
+                             .async_ms = async_ms,
+                             .segment_bytes = segment_bytes,
+                             .max_record = max_record,
+                             .lsn = &wal_lsn,
+                             .bytes = &bytes,
+                             .pub_writer = &writer,
+                             .pub_seq = &seq};
+    struct px__wal *w;
+    cr_assert_eq(px__wal_open(&o, &w), 0);
+    return w;
+}
+
 struct burst {
     struct px__wal *w;
     int n, failed;
@@ -362,23 +383,12 @@ static void *burst_main(void *p)
  * only written is not on stable storage. */
 Test(powerloss, a_wait_does_not_take_a_write_for_a_flush, .timeout = 60)
 {
-    static _Atomic uint64_t lsn, bytes, writer;
-    static _Atomic uint32_t seq;
-    struct px__wal_opts o = {.dir = logdir,
-                             .async_ms = 1000,
-                             .segment_bytes = 64u << 20,
-                             .max_record = 2048,
-                             .lsn = &lsn,
-                             .bytes = &bytes,
-                             .pub_writer = &writer,
-                             .pub_seq = &seq};
-    struct px__wal *w;
-    cr_assert_eq(px__wal_open(&o, &w), 0);
+    struct px__wal *w = open_wal(1000, 64u << 20, 2048);
     uint8_t body[12] = {0};
     cr_assert_eq(px__wal_wait(w, px__wal_append(w, PX__REC_START, body, sizeof body)), 0);
     body[0] = 0xaa;
     uint64_t ticket = px__wal_append(w, PX__REC_SUBMIT, body, sizeof body);
-    uint64_t mine = atomic_load(&lsn);
+    uint64_t mine = atomic_load(&wal_lsn);
     struct burst b = {w, 1100, 0};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, burst_main, &b), 0);
@@ -406,18 +416,7 @@ Test(powerloss, a_wait_does_not_take_a_write_for_a_flush, .timeout = 60)
  * told so, not that they failed. */
 Test(powerloss, groups_flushed_on_leaving_a_segment_are_not_failed_with_the_next, .timeout = 60)
 {
-    static _Atomic uint64_t lsn, bytes, writer;
-    static _Atomic uint32_t seq;
-    struct px__wal_opts o = {.dir = logdir,
-                             .async_ms = 10000,
-                             .segment_bytes = 1536 * 1024,
-                             .max_record = 65536,
-                             .lsn = &lsn,
-                             .bytes = &bytes,
-                             .pub_writer = &writer,
-                             .pub_seq = &seq};
-    struct px__wal *w;
-    cr_assert_eq(px__wal_open(&o, &w), 0);
+    struct px__wal *w = open_wal(10000, 1536 * 1024, 65536);
     static uint8_t body[64000];
     cr_assert_eq(px__wal_wait(w, px__wal_append(w, PX__REC_FINISH, body, 16)), 0);
     uint64_t first = 0, second = 0;
