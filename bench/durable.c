@@ -72,10 +72,13 @@
  *                a reboot). Each is timed REC_RUNS (3) times, destroying the
  *                shared memory in between; the same log is replayed every
  *                time, since a recovered region with no worker writes
- *                nothing to it. n = log records replayed by one open,
- *                ops/s = n / the median time; the note has the time, its
- *                range, and for comparison the median time px_region_open
- *                takes to create an empty region of the same sizes.
+ *                nothing to it. n = tasks restored by one open, ops/s =
+ *                n / the median time (px_submit_many logs its tasks in
+ *                shared records, so there are far fewer records than
+ *                tasks); the note has the time, its range, the records
+ *                replayed, and for comparison the median time
+ *                px_region_open takes to create an empty region of the
+ *                same sizes.
  */
 #define _GNU_SOURCE
 #include "bench_tasks.h"
@@ -760,7 +763,7 @@ static struct result *add_recovery_row(const char *row, double *ns, const px_rec
                                        const char *where)
 {
     double med = median(ns, REC_RUNS);
-    struct result *res = add_result(row, info->records, (double)info->records * 1e9 / med);
+    struct result *res = add_result(row, info->restored, (double)info->restored * 1e9 / med);
     snprintf(res->note, sizeof res->note,
              "px_region_open %.3f s (median of %d, %.3f-%.3f; empty region %.3f s): %llu tasks "
              "restored from %llu records, %llu segments of %.0f MB; %s; %s",

@@ -26,8 +26,9 @@ static void usage(FILE *f)
 
 static const char *type_name(uint16_t t)
 {
-    static const char *names[] = {"?",          "segment", "submit", "start", "finish",   "free",
-                                  "checkpoint", "cancel",  "retry",  "sched", "sched_end"};
+    static const char *names[] = {"?",      "segment", "submit",     "start",
+                                  "finish", "free",    "checkpoint", "cancel",
+                                  "retry",  "sched",   "sched_end",  "submit_many"};
     return t < sizeof names / sizeof *names ? names[t] : "?";
 }
 
@@ -39,6 +40,7 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
         json_pack("{s:s, s:I, s:I, s:s, s:I}", "segment", s->name, "offset", (json_int_t)off, "lsn",
                   (json_int_t)r->lsn, "type", type_name(r->type), "bytes", (json_int_t)r->len);
     struct px__rec_submit sub;
+    struct px__rec_many many;
     struct px__rec_finish fin;
     struct px__rec_segment seg;
     struct px__rec_retry rt;
@@ -69,6 +71,24 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
             snprintf(key, sizeof key, "%016" PRIx64, sub.key);
             json_object_set_new(o, "key_hash", json_string(key));
         }
+    } else if (px__rec_many_get(r, &many)) {
+        json_object_set_new(o, "task", json_string(many.common.name));
+        json_object_set_new(o, "queue", json_string(many.common.queue));
+        json_object_set_new(o, "flags", json_integer(many.common.flags));
+        if (many.common.due_ns)
+            json_object_set_new(o, "due_ns", json_integer((json_int_t)many.common.due_ns));
+        if (many.common.prio)
+            json_object_set_new(o, "priority", json_integer((json_int_t)many.common.prio));
+        json_object_set_new(o, "count", json_integer(many.count));
+        json_t *ids = json_array(), *lens = json_array();
+        uint32_t at = many.first;
+        while (px__rec_many_next(r, &many, &at, &sub)) {
+            px_id_format(sub.id, idtext);
+            json_array_append_new(ids, json_string(idtext));
+            json_array_append_new(lens, json_integer(sub.args_len));
+        }
+        json_object_set_new(o, "ids", ids);
+        json_object_set_new(o, "args_lens", lens);
     } else if (px__rec_finish_get(r, &fin)) {
         px_id_format(fin.id, idtext);
         json_object_set_new(o, "id", json_string(idtext));
@@ -130,9 +150,20 @@ static void print_text(const json_t *o)
         if (!strcmp(k, "segment") || !strcmp(k, "offset") || !strcmp(k, "lsn") ||
             !strcmp(k, "type"))
             continue;
-        if (json_is_string(v))
+        if (json_is_string(v)) {
             printf(" %s=%s", k, json_string_value(v));
-        else
+        } else if (json_is_array(v)) {
+            size_t i;
+            json_t *x;
+            printf(" %s=", k);
+            json_array_foreach(v, i, x)
+            {
+                if (json_is_string(x))
+                    printf("%s%s", i ? "," : "", json_string_value(x));
+                else
+                    printf("%s%" JSON_INTEGER_FORMAT, i ? "," : "", json_integer_value(x));
+            }
+        } else
             printf(" %s=%" JSON_INTEGER_FORMAT, k, json_integer_value(v));
     }
     printf("\n");

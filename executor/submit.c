@@ -534,6 +534,7 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
     if (!t)
         return -ENOMEM;
     struct batch b = {.deadline = deadline_of(opts), .due = due_of(opts)};
+    struct px__journal_many log = {0};
     uint32_t flags = slot_flags(opts), open = 0, pushed, held = chunks_held(r);
     size_t done = 0;
     struct target tg = {0}, next;
@@ -549,26 +550,33 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
             close_chunk(&b, tg.key, open);
             open = 0;
             if (b.nchunks == held) {
+                b.ticket = px__journal_many_end(r, &log);
                 rc = flush(r, t, &b, ids + done, &pushed);
                 done += pushed;
             }
         }
         if (rc == 0) {
             tg = next;
-            rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts), b.deadline,
-                      &ids[done + b.filled]);
+            px_id *id = &ids[done + b.filled];
+            /* A wait for room, with a record open, would hold up the log
+             * (see journal.h): try at once first, and close it to wait. */
+            rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts), log.body ? 1 : b.deadline,
+                      id);
+            if (rc == -EAGAIN && log.body) {
+                px__journal_many_end(r, &log);
+                rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts), b.deadline, id);
+            }
         }
         if (rc)
             break;
-        b.ticket =
-            px__journal_submit(r, ids[done + b.filled], flags, j->args, (uint32_t)j->len, b.due, 0);
+        rc = px__journal_many_add(r, &log, ids[done + b.filled], flags, j->args, (uint32_t)j->len,
+                                  b.due);
         b.filled++;
         open++;
-        if (b.ticket < 0) {
-            rc = (int)b.ticket;
+        if (rc)
             break;
-        }
     }
+    b.ticket = px__journal_many_end(r, &log);
     if (open)
         close_chunk(&b, tg.key, open);
     if (b.nchunks) {

@@ -75,6 +75,80 @@ int64_t px__journal_copy(px_region *r, px_id id, uint32_t flags, const void *arg
     return submit_record(r, id, flags, args, len, due_ns, key, sched, run, true);
 }
 
+/* Room a SUBMIT_MANY is begun with, unless its first task needs more: a
+ * batch of 64 tasks with 64-byte args (76 bytes each) fits in one. */
+#define MANY_ROOM 8192u
+/* Its shared fields, at most: count, flags, mode, two names, due, prio. */
+#define MANY_HEAD (4 + 4 + 1 + 64 + 64 + 8 + 1)
+
+int64_t px__journal_many_end(px_region *r, struct px__journal_many *m)
+{
+    if (!m->body)
+        return m->ticket;
+    px__rec_many_set_count(m->body, m->count);
+    uint64_t ticket = px__wal_end(r->wal, PX__REC_SUBMIT_MANY, (uint32_t)m->put.len);
+    m->body = NULL;
+    if (m->ticket >= 0)
+        m->ticket = (int64_t)ticket;
+    return m->ticket;
+}
+
+/* Begins a SUBMIT_MANY for the task in slot s, with room for at least
+ * `need` bytes of tasks. */
+static int many_begin(px_region *r, struct px__journal_many *m, struct px__slot *s, uint32_t flags,
+                      uint64_t due_ns, uint32_t need)
+{
+    uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
+    uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
+    uint32_t level = atomic_load_explicit(&s->level, memory_order_relaxed);
+    uint32_t max = MANY_HEAD + (need > MANY_ROOM ? need : MANY_ROOM);
+    uint8_t *dst = px__wal_begin(r->wal, max);
+    if (!dst)
+        return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
+    struct px__rec_submit common = {.flags = flags,
+                                    .mode = (uint8_t)r->defs[def].mode,
+                                    .due_ns = due_ns,
+                                    .prio = level + 1 == PX_PRIORITY_NORMAL ? 0 : level + 1};
+    m->body = dst;
+    m->put = (struct px__put){dst, 0, max, false};
+    px__rec_many_put(&m->put, &common, r->defs[def].name, PX__NAME_MAX - 1, r->queues[q].name,
+                     PX__QNAME_MAX - 1);
+    m->count = 0;
+    m->def = def;
+    m->queue = q;
+    m->level = level;
+    m->flags = flags;
+    m->due = due_ns;
+    return 0;
+}
+
+int px__journal_many_add(px_region *r, struct px__journal_many *m, px_id id, uint32_t flags,
+                         const void *args, uint32_t len, uint64_t due_ns)
+{
+    if (!r->wal)
+        return 0;
+    struct px__slot *s = &r->slots[PX__ID_IDX(id)];
+    uint32_t need = 8 + 4 + len;
+    bool alike = m->body && m->def == atomic_load_explicit(&s->def, memory_order_relaxed) &&
+                 m->queue == atomic_load_explicit(&s->queue, memory_order_relaxed) &&
+                 m->level == atomic_load_explicit(&s->level, memory_order_relaxed) &&
+                 m->flags == flags && m->due == due_ns;
+    if (m->body && (!alike || m->put.cap - m->put.len < need))
+        px__journal_many_end(r, m);
+    int rc;
+    if (!m->body && (rc = many_begin(r, m, s, flags, due_ns, need)) != 0) {
+        if (m->ticket >= 0)
+            m->ticket = rc;
+        return rc;
+    }
+    /* The mark, as submit_record sets it: before the record's LSN. */
+    atomic_store_explicit(&s->due_ns, due_ns, memory_order_relaxed);
+    atomic_store_explicit(&s->logged, PX__ID_GEN(id), memory_order_release);
+    px__rec_many_task_put(&m->put, id, args, len);
+    m->count++;
+    return 0;
+}
+
 int64_t px__journal_sched(px_region *r, const struct px__sched *e, px_id id)
 {
     if (!r->wal)

@@ -20,6 +20,28 @@
  * or a negative errno if it could not be appended. */
 int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
                            uint64_t due_ns, uint64_t key);
+/*
+ * The SUBMITs of one px_submit_many call, gathered into SUBMIT_MANY records
+ * built in place in the log's ring: a task goes into the open record if it
+ * shares its definition, queue, priority, flags and due time and fits,
+ * else the open record is ended and a new one begun. While one is open the
+ * calling thread appends nothing else to the log (a thread without a ring
+ * of its own holds the shared ring's lock), so the caller ends it before
+ * anything that may wait or log: a wait for room, an undo. Each task's slot
+ * is marked before its record takes its LSN, as for a SUBMIT.
+ */
+struct px__journal_many {
+    uint8_t *body; /* the open record's body in the ring; NULL: none open */
+    struct px__put put;
+    uint32_t count, def, queue, level, flags;
+    uint64_t due;
+    int64_t ticket; /* the last record ended, or the first error */
+};
+int px__journal_many_add(px_region *r, struct px__journal_many *m, px_id id, uint32_t flags,
+                         const void *args, uint32_t len, uint64_t due_ns);
+/* Ends the open record, if any; returns the ticket for px__journal_wait of
+ * every record the call made so far, or the first error. */
+int64_t px__journal_many_end(px_region *r, struct px__journal_many *m);
 /* The SUBMIT of a schedule's run-th run. */
 int64_t px__journal_run(px_region *r, px_id id, uint32_t flags, const void *args, uint32_t len,
                         uint64_t due_ns, px_id sched, uint32_t run);

@@ -44,7 +44,7 @@ size_t px__rec_seal(uint8_t *dst, uint16_t type, uint64_t lsn, uint32_t len)
 
 static bool known_type(uint16_t t)
 {
-    return t >= PX__REC_SEGMENT && t <= PX__REC_SCHED_END;
+    return t >= PX__REC_SEGMENT && t <= PX__REC_SUBMIT_MANY;
 }
 
 size_t px__rec_read(const uint8_t *buf, size_t size, size_t off, struct px__rec *out)
@@ -227,6 +227,90 @@ bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s)
            px__get_u8(&g, &s->mode) && px__get_str(&g, s->name, sizeof s->name) &&
            px__get_str(&g, s->queue, sizeof s->queue) &&
            px__get_bytes(&g, &s->args, &s->args_len) && submit_trailer(&g, s);
+}
+
+void px__rec_many_put(struct px__put *w, const struct px__rec_submit *s, const char *name,
+                      size_t name_max, const char *queue, size_t queue_max)
+{
+    size_t cap = sizeof s->name - 1;
+    px__put_u32(w, 0);
+    px__put_u32(w, s->flags);
+    px__put_u8(w, s->mode);
+    put_strn(w, name, name_max < cap ? name_max : cap);
+    put_strn(w, queue, queue_max < cap ? queue_max : cap);
+    px__put_u64(w, s->due_ns);
+    px__put_u8(w, (uint8_t)s->prio);
+}
+
+void px__rec_many_set_count(uint8_t *body, uint32_t count)
+{
+    count = htole32(count);
+    memcpy(body, &count, 4);
+}
+
+static bool many_task(struct px__get *g, uint64_t *id, const uint8_t **args, uint32_t *len)
+{
+    return px__get_u64(g, id) && px__get_bytes(g, args, len);
+}
+
+/* A SUBMIT_MANY's shared fields; g is left at its first task. */
+static bool many_head(const struct px__rec *r, struct px__get *g, struct px__rec_many *m)
+{
+    struct px__rec_submit *s = &m->common;
+    uint8_t prio;
+    if (r->type != PX__REC_SUBMIT_MANY || !px__get_u32(g, &m->count) ||
+        !px__get_u32(g, &s->flags) || !px__get_u8(g, &s->mode) ||
+        !px__get_str(g, s->name, sizeof s->name) || !px__get_str(g, s->queue, sizeof s->queue) ||
+        !px__get_u64(g, &s->due_ns) || !px__get_u8(g, &prio) || prio > PX_PRIORITY_HIGHEST ||
+        m->count == 0)
+        return false;
+    s->prio = prio;
+    s->key = s->sched = s->run = 0;
+    s->id = 0;
+    s->args = NULL;
+    s->args_len = 0;
+    m->first = (uint32_t)g->at;
+    return true;
+}
+
+bool px__rec_many_get(const struct px__rec *r, struct px__rec_many *m)
+{
+    struct px__get g = body_of(r);
+    if (!many_head(r, &g, m))
+        return false;
+    for (uint32_t i = 0; i < m->count; i++) {
+        uint64_t id;
+        const uint8_t *args;
+        uint32_t len;
+        if (!many_task(&g, &id, &args, &len))
+            return false;
+    }
+    return g.at == g.len;
+}
+
+bool px__rec_many_next(const struct px__rec *r, const struct px__rec_many *m, uint32_t *off,
+                       struct px__rec_submit *s)
+{
+    struct px__get g = body_of(r);
+    if (*off < m->first || *off >= g.len)
+        return false;
+    g.at = *off;
+    *s = m->common;
+    if (!many_task(&g, &s->id, &s->args, &s->args_len))
+        return false;
+    *off = (uint32_t)g.at;
+    return true;
+}
+
+bool px__rec_submit_at(const struct px__rec *r, uint32_t off, struct px__rec_submit *s)
+{
+    if (r->type == PX__REC_SUBMIT)
+        return px__rec_submit_get(r, s);
+    /* Accepted as a whole before: only the shared fields and this task are
+     * read again, so that restoring its n tasks costs n, not n squared. */
+    struct px__get g = body_of(r);
+    struct px__rec_many m;
+    return many_head(r, &g, &m) && px__rec_many_next(r, &m, &off, s);
 }
 
 void px__rec_retry_put(struct px__put *w, const struct px__rec_retry *t)

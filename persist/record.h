@@ -33,17 +33,19 @@
 #define PX__REC_SEED 0x706f6c6c75780001ull /* "pollux", format 1 */
 
 enum px__rec_type {
-    PX__REC_SEGMENT = 1,    /* first frame of every segment: who wrote it, region params */
-    PX__REC_SUBMIT = 2,     /* a task was submitted: id, definition, queue, flags, args */
-    PX__REC_START = 3,      /* a worker claimed it: attempts so far */
-    PX__REC_FINISH = 4,     /* it finished: outcome and result or error text */
-    PX__REC_FREE = 5,       /* its slot was freed (forgotten, consumed, detached) */
-    PX__REC_CHECKPOINT = 6, /* a checkpoint begins or ends (see durable.c) */
-    PX__REC_CANCEL = 7,     /* a running task was asked to stop (px_cancel) */
-    PX__REC_RETRY = 8,      /* a run failed and the task waits to run again, or
-                               a dead task was requeued (due 0) */
-    PX__REC_SCHED = 9,      /* a recurring schedule: made, or as a checkpoint saw it */
-    PX__REC_SCHED_END = 10, /* a schedule ended or was cancelled */
+    PX__REC_SEGMENT = 1,      /* first frame of every segment: who wrote it, region params */
+    PX__REC_SUBMIT = 2,       /* a task was submitted: id, definition, queue, flags, args */
+    PX__REC_START = 3,        /* a worker claimed it: attempts so far */
+    PX__REC_FINISH = 4,       /* it finished: outcome and result or error text */
+    PX__REC_FREE = 5,         /* its slot was freed (forgotten, consumed, detached) */
+    PX__REC_CHECKPOINT = 6,   /* a checkpoint begins or ends (see durable.c) */
+    PX__REC_CANCEL = 7,       /* a running task was asked to stop (px_cancel) */
+    PX__REC_RETRY = 8,        /* a run failed and the task waits to run again, or
+                                 a dead task was requeued (due 0) */
+    PX__REC_SCHED = 9,        /* a recurring schedule: made, or as a checkpoint saw it */
+    PX__REC_SCHED_END = 10,   /* a schedule ended or was cancelled */
+    PX__REC_SUBMIT_MANY = 11, /* tasks of one px_submit_many call alike but
+                                 for their ids and args */
 };
 
 /* A decoded frame; body points into the buffer it was read from. */
@@ -151,6 +153,25 @@ struct px__rec_submit {
     uint64_t run;    /* tag 5: which run of that schedule, from 1 */
 };
 
+/*
+ * The body of a SUBMIT_MANY record: consecutive tasks of one px_submit_many
+ * call that share their definition, queue, priority, flags and due time,
+ * which the record holds once, then each task's id and args:
+ *
+ *   u32 count, u32 flags, u8 mode, str name, str queue, u64 due_ns (0:
+ *   none), u8 prio (0: NORMAL), then count times: u64 id, bytes args
+ *
+ * A task in it costs its id and args, not a frame, two names and a sum of
+ * its own: a third fewer bytes for a task with 64 bytes of args, on the
+ * path where a sync submit waits for the disk. The count comes first so
+ * that a writer can fill it in once it knows it.
+ */
+struct px__rec_many {
+    struct px__rec_submit common; /* every field but id and args */
+    uint32_t count;
+    uint32_t first; /* the body offset of the first task */
+};
+
 /* The body of a SCHED record: what makes the schedule's runs, and how far
  * it got (runs made, and the due time of the latest). */
 struct px__rec_sched {
@@ -210,6 +231,29 @@ void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s);
 void px__rec_submit_put_names(struct px__put *w, const struct px__rec_submit *s, const char *name,
                               size_t name_max, const char *queue, size_t queue_max);
 bool px__rec_submit_get(const struct px__rec *r, struct px__rec_submit *s);
+/* A SUBMIT_MANY's shared fields, count 0 (px__rec_many_set_count fills it
+ * in); names as for px__rec_submit_put_names. Then one px__rec_many_task_put
+ * per task. */
+void px__rec_many_put(struct px__put *w, const struct px__rec_submit *s, const char *name,
+                      size_t name_max, const char *queue, size_t queue_max);
+static inline void px__rec_many_task_put(struct px__put *w, uint64_t id, const void *args,
+                                         uint32_t len)
+{
+    px__put_u64(w, id);
+    px__put_bytes(w, args, len);
+}
+void px__rec_many_set_count(uint8_t *body, uint32_t count);
+/* Accepts a SUBMIT_MANY only if its shared fields and every one of its
+ * count (at least one) tasks are well formed and nothing follows them. */
+bool px__rec_many_get(const struct px__rec *r, struct px__rec_many *m);
+/* The task at body offset *off (m->first for the first) of a record
+ * px__rec_many_get accepted, as a SUBMIT would hold it; moves *off to the
+ * next one. False past the last. */
+bool px__rec_many_next(const struct px__rec *r, const struct px__rec_many *m, uint32_t *off,
+                       struct px__rec_submit *s);
+/* The task of a SUBMIT, or of a SUBMIT_MANY at body offset off, that a get
+ * accepted before. */
+bool px__rec_submit_at(const struct px__rec *r, uint32_t off, struct px__rec_submit *s);
 void px__rec_finish_put(struct px__put *w, const struct px__rec_finish *f);
 bool px__rec_finish_get(const struct px__rec *r, struct px__rec_finish *f);
 void px__rec_retry_put(struct px__put *w, const struct px__rec_retry *t);

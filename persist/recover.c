@@ -33,6 +33,7 @@ struct entry {
     uint64_t touched; /* LSN of the last record applied to it */
     uint32_t state, attempts;
     const struct px__rec *submit, *finish, *retry;
+    uint32_t task_at; /* a SUBMIT_MANY's: the body offset of this task */
     uint64_t due;
     bool cancel;  /* asked to stop while it ran */
     uint64_t key; /* its idempotency key's hash, 0: none */
@@ -87,6 +88,53 @@ static bool replay_retry(struct entry *t, uint32_t cap, const struct px__rec *r)
     return true;
 }
 
+/* A task's SUBMIT, alone or at body offset `at` of a SUBMIT_MANY; false
+ * if it cannot be this region's. */
+static bool replay_submit(struct entry *t, uint32_t cap, const struct px__rec *r,
+                          struct px__rec_submit *s, uint32_t at)
+{
+    if (PX__ID_IDX(s->id) >= cap || PX__ID_GEN(s->id) == 0)
+        return false;
+    struct entry *e = &t[PX__ID_IDX(s->id)];
+    /* A checkpoint's copy of a task that was since freed can come after
+     * the SUBMIT of the slot's next task: generations only grow while a
+     * slot is reused, so an older one is stale. Only within one region's
+     * life: a region rebuilt from the log starts its free slots'
+     * generations afresh, and there the later record wins. */
+    if (e->id && e->id != s->id && e->submit->nonce == r->nonce &&
+        (int32_t)(PX__ID_GEN(s->id) - PX__ID_GEN(e->id)) < 0)
+        return true;
+    /* A checkpoint's copy of a task whose key it read before the task
+     * claimed it carries none: a live task keeps its key until it
+     * finishes, so the earlier SUBMIT's holds. */
+    uint64_t key = s->key ? s->key : e->id == s->id ? e->key : 0;
+    *e = (struct entry){.id = s->id,
+                        .touched = r->lsn,
+                        .state = s->due_ns ? PX__S_SCHEDULED : PX__S_PENDING,
+                        .submit = r,
+                        .task_at = at,
+                        .due = s->due_ns,
+                        .key = key};
+    return true;
+}
+
+/* Each task of a SUBMIT_MANY as a SUBMIT; false if the record is damaged. */
+static bool replay_many(struct entry *t, uint32_t cap, const struct px__rec *r,
+                        px_recovery_info *rep)
+{
+    struct px__rec_many m;
+    struct px__rec_submit s;
+    if (!px__rec_many_get(r, &m))
+        return false;
+    uint32_t at = m.first, this = at;
+    while (px__rec_many_next(r, &m, &at, &s)) {
+        if (!replay_submit(t, cap, r, &s, this))
+            rep->orphans++;
+        this = at;
+    }
+    return true;
+}
+
 static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_recovery_info *rep)
 {
     uint64_t begun = 0; /* the last checkpoint begun, 0: none */
@@ -108,26 +156,12 @@ static void replay(const struct px__log *log, struct entry *t, uint32_t cap, px_
                 checkpoint_end(t, cap, at);
             continue;
         case PX__REC_SUBMIT:
-            if (!px__rec_submit_get(r, &s) || PX__ID_IDX(s.id) >= cap || PX__ID_GEN(s.id) == 0)
+            if (!px__rec_submit_get(r, &s) || !replay_submit(t, cap, r, &s, 0))
                 break;
-            e = &t[PX__ID_IDX(s.id)];
-            /* A checkpoint's copy of a task that was since freed can come
-             * after the SUBMIT of the slot's next task: generations only
-             * grow while a slot is reused, so an older one is stale. Only
-             * within one region's life: a region rebuilt from the log
-             * starts its free slots' generations afresh, and there the
-             * later record wins. */
-            if (e->id && e->id != s.id && e->submit->nonce == r->nonce &&
-                (int32_t)(PX__ID_GEN(s.id) - PX__ID_GEN(e->id)) < 0)
-                continue;
-            /* A checkpoint's copy of a task whose key it read before the
-             * task claimed it carries none: a live task keeps its key
-             * until it finishes, so the earlier SUBMIT's holds. */
-            s.key = s.key ? s.key : e->id == s.id ? e->key : 0;
-            *e = (struct entry){s.id, r->lsn,   s.due_ns ? PX__S_SCHEDULED : PX__S_PENDING,
-                                0,    r,        NULL,
-                                NULL, s.due_ns, false,
-                                s.key};
+            continue;
+        case PX__REC_SUBMIT_MANY:
+            if (!replay_many(t, cap, r, rep))
+                break;
             continue;
         case PX__REC_RETRY:
             if (!replay_retry(t, cap, r))
@@ -360,7 +394,7 @@ static int restore(px_region *r, struct px__tls *t, const struct entry *e, struc
                    uint32_t *key)
 {
     struct px__rec_submit s;
-    px__rec_submit_get(e->submit, &s);
+    px__rec_submit_at(e->submit, e->task_at, &s);
     int rc = resolve_def(r, &s, c);
     if (rc)
         return rc;

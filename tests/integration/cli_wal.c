@@ -24,14 +24,20 @@ static int echo(px_ctx *ctx, const void *args, size_t len)
     return px_result(ctx, args, len);
 }
 
+/* A new sync region logging to a new directory (logdir). */
+static px_region *log_region(void)
+{
+    px_test_tmpdir(dir, sizeof dir, "cliwal");
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    return it_region_new(
+        &(px_region_opts){.capacity = 64, .durability = PX_DURABLE_SYNC, .log_dir = logdir});
+}
+
 /* A region with 5 tasks in its log: 3 submitted and left pending, 2 run
  * (one finished, one freed). Leaves its shared memory destroyed. */
 static void write_log(void)
 {
-    px_test_tmpdir(dir, sizeof dir, "cliwal");
-    snprintf(logdir, sizeof logdir, "%s/log", dir);
-    px_region *r = it_region_new(
-        &(px_region_opts){.capacity = 64, .durability = PX_DURABLE_SYNC, .log_dir = logdir});
+    px_region *r = log_region();
     cr_assert_eq(px_task_register(r, &(px_task_def){.name = "echo", .fn = echo, .mode = PX_THREAD}),
                  0);
     px_id ids[5];
@@ -154,10 +160,7 @@ static int fails(px_ctx *ctx, const void *a, size_t n)
 Test(cli_wal, dump_shows_due_times_keys_retries_and_dead_letters)
 {
     it_bin(bin, sizeof bin, "pollux");
-    px_test_tmpdir(dir, sizeof dir, "cliwal");
-    snprintf(logdir, sizeof logdir, "%s/log", dir);
-    px_region *r = it_region_new(
-        &(px_region_opts){.capacity = 64, .durability = PX_DURABLE_SYNC, .log_dir = logdir});
+    px_region *r = log_region();
     px_task_def d = {.name = "fails", .fn = fails, .mode = PX_THREAD, .max_retries = 1};
     cr_assert_eq(px_task_register(r, &d), 0);
     px_id later, dead;
@@ -179,4 +182,41 @@ Test(cli_wal, dump_shows_due_times_keys_retries_and_dead_letters)
     cr_assert_eq(count(out, "\"type\":\"retry\""), 1, "%s", out);
     cr_assert(strstr(out, "\"error\":\"nope\""), "%s", out);
     cr_assert(strstr(out, "\"state\":\"DEAD\""), "%s", out);
+}
+
+/* A px_submit_many call's tasks show as SUBMIT_MANY records, one per run
+ * of tasks alike, each with its count, ids and args lengths. */
+Test(cli_wal, dump_shows_a_batch_with_each_task_id)
+{
+    it_bin(bin, sizeof bin, "pollux");
+    px_region *r = log_region();
+    cr_assert_eq(px_task_register(r, &(px_task_def){.name = "echo", .fn = echo, .mode = PX_THREAD}),
+                 0);
+    cr_assert_eq(
+        px_task_register(r, &(px_task_def){.name = "echo2", .fn = echo, .mode = PX_THREAD}), 0);
+    px_job jobs[5] = {{"echo", "a", 1},
+                      {"echo", "bb", 2},
+                      {"echo", "ccc", 3},
+                      {"echo2", NULL, 0},
+                      {"echo2", "e", 1}};
+    px_id ids[5];
+    cr_assert_eq(px_submit_many(r, jobs, 5, NULL, ids), 5);
+    cr_assert_eq(px_region_close(r), 0);
+    cr_assert_eq(px_region_destroy(it_region), 0);
+
+    cr_assert_eq(pollux("wal", "dump", logdir, "--json"), 0, "%s", out);
+    cr_assert_eq(count(out, "\"type\":\"submit_many\""), 2, "a record per task name: %s", out);
+    cr_assert_eq(count(out, "\"type\":\"submit\""), 0, "%s", out);
+    cr_assert(strstr(out, "\"count\":3"), "%s", out);
+    cr_assert(strstr(out, "\"args_lens\":[1,2,3]"), "%s", out);
+    cr_assert(strstr(out, "\"args_lens\":[0,1]"), "%s", out);
+    for (int i = 0; i < 5; i++) {
+        char idtext[PX_ID_LEN + 3];
+        snprintf(idtext, sizeof idtext, "\"");
+        px_id_format(ids[i], idtext + 1);
+        cr_assert(strstr(out, idtext), "task %d's id in the dump: %s", i, out);
+    }
+    cr_assert_eq(pollux("wal", "dump", logdir, NULL), 0, "%s", out);
+    cr_assert_eq(count(out, " submit_many "), 2, "text form: %s", out);
+    cr_assert(strstr(out, " args_lens=1,2,3"), "%s", out);
 }

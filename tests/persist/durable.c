@@ -267,11 +267,12 @@ Test(durable, a_checkpoint_keeps_a_segment_its_writer_is_still_making)
     px_region_close(r);
 }
 
-enum stop_at { BEFORE_LOG, BEFORE_PUBLISH };
+enum stop_at { BEFORE_LOG, BEFORE_PUBLISH, BATCH_BEFORE_PUBLISH };
 
 /* A child process that makes a submit's steps itself and stops with
  * SIGSTOP before logging the SUBMIT or before publishing the slot (after
- * the SUBMIT's flush: sync mode), as a producer descheduled there would.
+ * the SUBMIT's flush: sync mode), as a producer descheduled there would;
+ * BATCH_BEFORE_PUBLISH logs it as px_submit_many does, in a SUBMIT_MANY.
  * With a key, it claims the key first, as px_submit does. Once continued it
  * finishes the submit and exits. Returns its pid, stopped, and the task's
  * id. */
@@ -298,9 +299,15 @@ static pid_t producer_stopped(enum stop_at at, const char *key, px_id *id)
             _exit(4);
         if (at == BEFORE_LOG)
             raise(SIGSTOP);
-        if (px__journal_wait(cr, px__journal_submit(cr, cid, 0, "held", 4, 0, hash)) != 0)
+        struct px__journal_many many = {0};
+        int64_t ticket = at != BATCH_BEFORE_PUBLISH
+                             ? px__journal_submit(cr, cid, 0, "held", 4, 0, hash)
+                         : px__journal_many_add(cr, &many, cid, 0, "held", 4, 0) == 0
+                             ? px__journal_many_end(cr, &many)
+                             : -1;
+        if (px__journal_wait(cr, ticket) != 0)
             _exit(5);
-        if (at == BEFORE_PUBLISH)
+        if (at != BEFORE_LOG)
             raise(SIGSTOP);
         px_test_publish(cr, cid);
         _exit(px_region_close(cr) == 0 ? 0 : 6);
@@ -367,6 +374,16 @@ Test(durable, a_checkpoint_keeps_a_task_logged_but_not_yet_published, .timeout =
     cr_assert_eq(px_submit(r, "echo", "x", 1, &(px_submit_opts){.key = "k1"}, &again), 1,
                  "the key came back with its task");
     cr_assert_eq(again, id);
+    assert_held_task_runs(r, id);
+    px_region_close(r);
+}
+
+/* The same for a task a batch logged: px_submit_many marks each slot
+ * before its SUBMIT_MANY takes its LSN, as px_submit does. */
+Test(durable, a_checkpoint_keeps_a_batch_task_logged_but_not_yet_published, .timeout = 30)
+{
+    px_id id;
+    px_region *r = checkpoint_while_held(BATCH_BEFORE_PUBLISH, NULL, &id);
     assert_held_task_runs(r, id);
     px_region_close(r);
 }
@@ -789,6 +806,15 @@ Test(durable, a_log_that_agrees_with_the_memory_is_left_alone)
     px_region_close(r);
 }
 
+/* n jobs of task, job i with the 4-byte args i. */
+static void numbered_jobs(px_job *jobs, uint32_t *args, uint32_t n, const char *task)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        args[i] = i;
+        jobs[i] = (px_job){.task = task, .args = &args[i], .len = sizeof args[i]};
+    }
+}
+
 /* A sync px_submit_many waits once for many chunks of tasks, not once per
  * chunk, and every task it acknowledged comes back after a reboot, in
  * whichever queue it went to. */
@@ -811,10 +837,7 @@ Test(durable, a_sync_batch_is_one_flush_and_comes_back_whole)
     static px_job jobs[N];
     static px_id ids[N];
     static uint32_t args[N];
-    for (uint32_t i = 0; i < N; i++) {
-        args[i] = i;
-        jobs[i] = (px_job){.task = "echo", .args = &args[i], .len = sizeof args[i]};
-    }
+    numbered_jobs(jobs, args, N, "echo");
     struct px__wal_stats before, after;
     px__wal_stats(r->wal, &before);
     cr_assert_eq(px_submit_many(r, jobs, N, NULL, ids), N);
@@ -840,5 +863,107 @@ Test(durable, a_sync_batch_is_one_flush_and_comes_back_whole)
         cr_assert_eq(px_info(r, more[i], &info), 0);
         cr_assert_str_eq(info.queue, i % 10 ? "default" : "b");
     }
+    px_region_close(r);
+}
+
+/* A batch logs its tasks in shared SUBMIT_MANY records: each task still
+ * comes back with its own task name, args (inline or in the arena) and the
+ * call's priority and due time, and a name change in the middle of the call
+ * starts a new record without losing a task. */
+Test(durable, a_batchs_tasks_come_back_with_their_own_names_args_and_options)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    enum { N = 30 };
+    px_job jobs[N];
+    px_id now_ids[N], later_ids[N];
+    static char args[N][300];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        lens[i] = (size_t)(i % 3 == 0 ? 0 : i % 3 == 1 ? 17 : 300);
+        memset(args[i], 'A' + i, lens[i]);
+        jobs[i] = (px_job){.task = i % 7 < 4 ? "echo" : "fail", .args = args[i], .len = lens[i]};
+    }
+    px_submit_opts high = {.priority = PX_PRIORITY_HIGH};
+    cr_assert_eq(px_submit_many(r, jobs, N, &high, now_ids), N);
+    px_submit_opts later = {.delay_s = 1000};
+    cr_assert_eq(px_submit_many(r, jobs, N, &later, later_ids), N);
+    px_task_info before;
+    cr_assert_eq(px_info(r, later_ids[0], &before), 0);
+    lose_memory(r);
+
+    px_recovery_info rec;
+    r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(rec.restored, 2 * N);
+    cr_assert_eq(rec.pending, N);
+    cr_assert_eq(rec.orphans, 0);
+    for (int i = 0; i < N; i++) {
+        px_task_info info;
+        cr_assert_eq(px_info(r, now_ids[i], &info), 0);
+        cr_assert_str_eq(info.name, jobs[i].task, "task %d", i);
+        cr_assert_eq(info.state, PX_PENDING);
+        cr_assert_eq(info.priority, PX_PRIORITY_HIGH, "task %d", i);
+        cr_assert_eq(px_info(r, later_ids[i], &info), 0);
+        cr_assert_str_eq(info.name, jobs[i].task, "task %d", i);
+        cr_assert_eq(info.state, PX_SCHEDULED, "task %d", i);
+        cr_assert_eq(info.priority, PX_PRIORITY_NORMAL);
+        cr_assert_eq(info.next_run_ns, before.next_run_ns, "task %d keeps the call's due time", i);
+    }
+    while (run_one(r))
+        ;
+    for (int i = 0; i < N; i++) {
+        char out[512];
+        size_t len;
+        int rc = px_join(r, now_ids[i], 1, out, sizeof out, &len);
+        if (i % 7 >= 4) {
+            cr_assert_eq(rc, PX_ETASKFAILED, "task %d", i);
+            continue;
+        }
+        cr_assert_eq(rc, 0, "task %d", i);
+        cr_assert_eq(len, lens[i]);
+        cr_assert(len == 0 || memcmp(out, args[i], len) == 0, "task %d's args came back", i);
+    }
+    px_region_close(r);
+}
+
+static _Atomic uint32_t tallied;
+
+static int tally(px_ctx *ctx, const void *args, size_t len)
+{
+    (void)ctx;
+    (void)args;
+    (void)len;
+    atomic_fetch_add(&tallied, 1);
+    return 0;
+}
+
+/* A batch that runs out of slots in the middle waits for room with its
+ * open record closed (journal.h): the worker, whose STARTs go to the same
+ * log, frees the room, every task runs once, and none comes back after a
+ * reboot, since each was run and freed. */
+Test(durable, a_batch_that_waits_for_room_loses_nothing, .timeout = 60)
+{
+    px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
+    cr_assert_eq(
+        px_task_register(r, &(px_task_def){.name = "tally", .fn = tally, .mode = PX_THREAD}), 0);
+    enum { N = 3000 }; /* the region holds 256 */
+    static px_job jobs[N];
+    static px_id ids[N];
+    static uint32_t args[N];
+    numbered_jobs(jobs, args, N, "tally");
+    atomic_store(&tallied, 0);
+    px_workers *w;
+    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 1}, &w), 0);
+    px_submit_opts wait = {.timeout_s = 30, .flags = PX_SUBMIT_DETACHED};
+    cr_assert_eq(px_submit_many(r, jobs, N, &wait, ids), N);
+    double t0 = px_test_now();
+    while (atomic_load(&tallied) < N && px_test_now() - t0 < 30)
+        usleep(1000);
+    cr_assert_eq(px_workers_stop(w), 0);
+    cr_assert_eq(atomic_load(&tallied), N, "every task ran once");
+    lose_memory(r);
+
+    px_recovery_info rec;
+    r = open_durable(PX_DURABLE_SYNC, &rec);
+    cr_assert_eq(rec.restored, 0, "%" PRIu64 " tasks came back", rec.restored);
     px_region_close(r);
 }

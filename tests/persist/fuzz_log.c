@@ -31,7 +31,7 @@
 #include <xxhash.h>
 
 /* The highest record type there is. */
-#define LAST_TYPE PX__REC_RETRY
+#define LAST_TYPE PX__REC_SUBMIT_MANY
 
 #ifdef PX_LIBFUZZER
 #define CHECK(c)                                                                                   \
@@ -224,10 +224,40 @@ static void decode_all(const struct px__rec *r)
             }
             break;
         }
+        case PX__REC_SUBMIT_MANY: {
+            struct px__rec_many m;
+            ok = px__rec_many_get(&x, &m);
+            if (ok) {
+                struct px__rec_submit s;
+                px__rec_many_put(&w, &m.common, m.common.name, 63, m.common.queue, 63);
+                CHECK(w.len == m.first);
+                uint32_t at = m.first, n = 0;
+                while (px__rec_many_next(&x, &m, &at, &s)) {
+                    CHECK(s.args >= body && s.args <= end && s.args_len <= (size_t)(end - s.args));
+                    px__rec_many_task_put(&w, s.id, s.args, s.args_len);
+                    n++;
+                }
+                CHECK(n == m.count && at == r->len);
+                px__rec_many_set_count(again, m.count);
+            }
+            break;
+        }
+        case PX__REC_SCHED: {
+            struct px__rec_sched sc;
+            ok = px__rec_sched_get(&x, &sc);
+            if (ok) {
+                CHECK(sc.args >= body && sc.args <= end && sc.args_len <= (size_t)(end - sc.args));
+                CHECK(strnlen(sc.cron, sizeof sc.cron) < sizeof sc.cron);
+                CHECK(strnlen(sc.tz, sizeof sc.tz) < sizeof sc.tz);
+                ok = false; /* bounds only: no byte-for-byte check */
+            }
+            break;
+        }
         default: {
             uint64_t id;
             uint32_t attempts;
-            CHECK(t == PX__REC_START || t == PX__REC_FREE || t == PX__REC_CANCEL);
+            CHECK(t == PX__REC_START || t == PX__REC_FREE || t == PX__REC_CANCEL ||
+                  t == PX__REC_SCHED_END);
             ok = px__rec_id_get(&x, &id, &attempts);
             if (ok) {
                 uint64_t freed = px__rec_start_freed(&x);
@@ -261,8 +291,15 @@ static void decode_all(const struct px__rec *r)
             CHECK(!px__rec_submit_get(&x, &sub));
         if (t != PX__REC_FINISH)
             CHECK(!px__rec_finish_get(&x, &f));
-        if (t != PX__REC_START && t != PX__REC_FREE && t != PX__REC_CANCEL)
+        if (t != PX__REC_START && t != PX__REC_FREE && t != PX__REC_CANCEL &&
+            t != PX__REC_SCHED_END)
             CHECK(!px__rec_id_get(&x, &id, &attempts));
+        struct px__rec_many many;
+        if (t != PX__REC_SUBMIT_MANY)
+            CHECK(!px__rec_many_get(&x, &many));
+        struct px__rec_sched sc;
+        if (t != PX__REC_SCHED)
+            CHECK(!px__rec_sched_get(&x, &sc));
         if (t != PX__REC_CHECKPOINT)
             CHECK(!px__rec_ckpt_get(&x, &begin, &fin));
         struct px__rec_retry rt;

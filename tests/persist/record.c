@@ -24,7 +24,7 @@ TestSuite(record);
 
 /* The highest record type there is: every type up to it is a frame, every
  * type above it is not. */
-#define LAST_TYPE PX__REC_SCHED_END
+#define LAST_TYPE PX__REC_SUBMIT_MANY
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -248,6 +248,18 @@ static bool decode(uint16_t type, const uint8_t *body, uint32_t len)
         }
         return ok;
     }
+    case PX__REC_SUBMIT_MANY: {
+        struct px__rec_many m;
+        struct px__rec_submit s;
+        bool ok = px__rec_many_get(&r, &m);
+        uint32_t at = m.first, n = 0;
+        while (ok && px__rec_many_next(&r, &m, &at, &s)) {
+            cr_assert(s.args_len == 0 || (s.args >= body && s.args + s.args_len <= body + len));
+            n++;
+        }
+        cr_assert(!ok || (n == m.count && at == len));
+        return ok;
+    }
     case PX__REC_FINISH: {
         struct px__rec_finish f;
         bool ok = px__rec_finish_get(&r, &f);
@@ -302,6 +314,9 @@ static void only_own_decoder(const struct px__rec *r)
         cr_assert(!px__rec_submit_get(r, &sub), "type %u taken as SUBMIT", r->type);
     if (r->type != PX__REC_FINISH)
         cr_assert(!px__rec_finish_get(r, &fin), "type %u taken as FINISH", r->type);
+    struct px__rec_many many;
+    if (r->type != PX__REC_SUBMIT_MANY)
+        cr_assert(!px__rec_many_get(r, &many), "type %u taken as SUBMIT_MANY", r->type);
     if (r->type != PX__REC_START && r->type != PX__REC_FREE && r->type != PX__REC_CANCEL &&
         r->type != PX__REC_SCHED_END)
         cr_assert(!px__rec_id_get(r, &id, &att), "type %u taken as START/FREE", r->type);
@@ -416,6 +431,53 @@ Test(record, submit_round_trip)
 
 /* Names taken from shared memory that lost their NUL are cut at their
  * bound, never read past it, and the record still reads back. */
+/* Every task of a SUBMIT_MANY comes back with the fields it shares and its
+ * own id and args, by walking the record and by its offset alone. */
+Test(record, submit_many_round_trip)
+{
+    enum { N = 40 };
+    static uint8_t buf[16384];
+    uint8_t args[300];
+    fill_pattern(args, sizeof args, 3);
+    struct px__rec_submit head = {
+        .flags = 0x15, .mode = 2, .due_ns = 1764000000123456789ull, .prio = 1};
+    struct px__put w = {buf + PX__REC_HDR, 0, sizeof buf - PX__REC_HDR, false};
+    px__rec_many_put(&w, &head, "a_task", 63, "a_queue", 31);
+    for (uint32_t k = 0; k < N; k++)
+        px__rec_many_task_put(&w, (((uint64_t)(k + 1) << 32) | (1000 + k)), args + k, k * 7 % 301);
+    cr_assert(!w.overflow);
+    px__rec_many_set_count(buf + PX__REC_HDR, N);
+    size_t size = px__rec_seal(buf, PX__REC_SUBMIT_MANY, 77, (uint32_t)w.len);
+    struct px__rec r = read_ok(buf, size, 0, PX__REC_SUBMIT_MANY, 77, (uint32_t)w.len);
+    only_own_decoder(&r);
+    struct px__rec_many m;
+    cr_assert(px__rec_many_get(&r, &m));
+    cr_assert_eq(m.count, N);
+    uint32_t at = m.first, k = 0, this = at;
+    struct px__rec_submit s, again;
+    while (px__rec_many_next(&r, &m, &at, &s)) {
+        cr_assert_lt(k, N);
+        cr_assert_eq(s.id, (((uint64_t)(k + 1) << 32) | (1000 + k)));
+        cr_assert_eq(s.args_len, k * 7 % 301);
+        cr_assert(s.args_len == 0 || memcmp(s.args, args + k, s.args_len) == 0);
+        cr_assert_str_eq(s.name, "a_task");
+        cr_assert_str_eq(s.queue, "a_queue");
+        cr_assert_eq(s.flags, 0x15);
+        cr_assert_eq(s.mode, 2);
+        cr_assert_eq(s.due_ns, head.due_ns);
+        cr_assert_eq(s.prio, 1);
+        cr_assert_eq(s.key | s.sched | s.run, 0);
+        cr_assert(px__rec_submit_at(&r, this, &again));
+        cr_assert_eq(again.id, s.id);
+        cr_assert_eq(again.args, s.args);
+        cr_assert_eq(again.args_len, s.args_len);
+        this = at;
+        k++;
+    }
+    cr_assert_eq(k, N);
+    cr_assert_eq(at, r.len);
+}
+
 Test(record, submit_names_without_a_nul_are_cut_at_their_bound)
 {
     char name[80], queue[80];
@@ -813,6 +875,36 @@ Test(record, bodies_truncated_or_trailing)
     w = (struct px__put){body, 0, sizeof body, false};
     px__rec_submit_put(&w, &run);
     rejects(PX__REC_SUBMIT, body, (uint32_t)w.len);
+
+    /* SUBMIT_MANY: one task or three, bare or with a due time and a
+     * priority; a count that says more or fewer tasks than follow, none, or
+     * a priority there is not is damage. */
+    for (size_t i = 0; i < 4; i++) {
+        uint32_t n = i % 2 ? 3 : 1;
+        struct px__rec_submit head = {.flags = 4, .mode = 1};
+        if (i >= 2) {
+            head.due_ns = 1764000000000000000ull;
+            head.prio = 5;
+        }
+        w = (struct px__put){body, 0, sizeof body, false};
+        px__rec_many_put(&w, &head, "name", 63, i == 1 ? "" : "queue", 31);
+        for (uint32_t k = 0; k < n; k++)
+            px__rec_many_task_put(&w, 1 + k, args, alens[k]);
+        cr_assert(!w.overflow);
+        px__rec_many_set_count(body, n);
+        exact_body(PX__REC_SUBMIT_MANY, body, (uint32_t)w.len);
+        px__rec_many_set_count(body, n + 1);
+        rejects(PX__REC_SUBMIT_MANY, body, (uint32_t)w.len);
+        px__rec_many_set_count(body, n - 1);
+        rejects(PX__REC_SUBMIT_MANY, body, (uint32_t)w.len);
+        px__rec_many_set_count(body, n);
+    }
+    w = (struct px__put){body, 0, sizeof body, false};
+    struct px__rec_submit bad = {.mode = 1, .prio = 6};
+    px__rec_many_put(&w, &bad, "n", 63, "q", 31);
+    px__rec_many_task_put(&w, 1, args, 3);
+    px__rec_many_set_count(body, 1);
+    rejects(PX__REC_SUBMIT_MANY, body, (uint32_t)w.len);
 
     for (size_t i = 0; i < 3; i++) {
         struct px__rec_sched sc = {.id = 0x80000003ull | (4ull << 32),
