@@ -437,7 +437,7 @@ Test(record, submit_many_round_trip)
 {
     enum { N = 40 };
     static uint8_t buf[16384];
-    uint8_t args[300];
+    uint8_t args[N + 301];
     fill_pattern(args, sizeof args, 3);
     struct px__rec_submit head = {
         .flags = 0x15, .mode = 2, .due_ns = 1764000000123456789ull, .prio = 1};
