@@ -267,11 +267,12 @@ Test(durable, a_checkpoint_keeps_a_segment_its_writer_is_still_making)
     px_region_close(r);
 }
 
-enum stop_at { BEFORE_LOG, BEFORE_PUBLISH, BATCH_BEFORE_PUBLISH };
+enum stop_at { BEFORE_LOG, MARKED, BEFORE_PUBLISH, BATCH_BEFORE_PUBLISH };
 
 /* A child process that makes a submit's steps itself and stops with
- * SIGSTOP before logging the SUBMIT or before publishing the slot (after
- * the SUBMIT's flush: sync mode), as a producer descheduled there would;
+ * SIGSTOP before logging the SUBMIT, after marking the slot but before the
+ * record takes its LSN (MARKED), or before publishing the slot (after the
+ * SUBMIT's flush: sync mode), as a producer descheduled there would;
  * BATCH_BEFORE_PUBLISH logs it as px_submit_many does, in a SUBMIT_MANY.
  * With a key, it claims the key first, as px_submit does. Once continued it
  * finishes the submit and exits. Returns its pid, stopped, and the task's
@@ -299,6 +300,11 @@ static pid_t producer_stopped(enum stop_at at, const char *key, px_id *id)
             _exit(4);
         if (at == BEFORE_LOG)
             raise(SIGSTOP);
+        if (at == MARKED) {
+            /* The mark a SUBMIT sets before it takes its LSN, and no more. */
+            atomic_store(&cr->slots[PX__ID_IDX(cid)].logged, PX__ID_GEN(cid));
+            raise(SIGSTOP);
+        }
         struct px__journal_many many = {0};
         int64_t ticket = at != BATCH_BEFORE_PUBLISH
                              ? px__journal_submit(cr, cid, 0, "held", 4, 0, hash)
@@ -403,11 +409,11 @@ Test(durable, a_task_logged_after_a_checkpoint_looked_survives_it, .timeout = 30
  * submit. The checkpoint copied the task; the reaper that frees the dead
  * producer's slot logs a FREE after the copy, so the task, never
  * acknowledged, does not come back after a crash. */
-Test(durable, a_dead_producers_logged_task_copied_by_a_checkpoint_does_not_return, .timeout = 30)
+static void dead_producers_copy_does_not_return(enum stop_at at)
 {
     px_region *r = open_durable(PX_DURABLE_SYNC, NULL);
     px_id id;
-    pid_t pid = producer_stopped(BEFORE_PUBLISH, NULL, &id);
+    pid_t pid = producer_stopped(at, NULL, &id);
     uint64_t dropped;
     cr_assert_eq(px__checkpoint(r, &dropped), 0);
     cr_assert_eq(kill(pid, SIGKILL), 0);
@@ -422,6 +428,18 @@ Test(durable, a_dead_producers_logged_task_copied_by_a_checkpoint_does_not_retur
     r = open_durable(PX_DURABLE_SYNC, &rec);
     cr_assert_eq(px_status(r, id), -ENOENT, "the task whose submit never returned stays gone");
     px_region_close(r);
+}
+
+Test(durable, a_dead_producers_logged_task_copied_by_a_checkpoint_does_not_return, .timeout = 30)
+{
+    dead_producers_copy_does_not_return(BEFORE_PUBLISH);
+}
+
+/* The same for a producer killed between its mark and its record's LSN:
+ * the checkpoint copied a task whose SUBMIT was never written at all. */
+Test(durable, a_task_marked_but_never_logged_by_a_dead_producer_does_not_return, .timeout = 30)
+{
+    dead_producers_copy_does_not_return(MARKED);
 }
 
 /* A delayed task held RESERVED (logged, flushed, not yet in the timer
