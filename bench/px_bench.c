@@ -39,9 +39,10 @@
  * xproc_spin     The same across processes: the worker is a separate
  * xproc_sleep    `pollux worker --workers 1 --threads 1` serving the tasks of
  *                libpx_bench_tasks.so (bench_tasks.c); the producer registers
- *                the definition without a body. Its spin is the CLI's default
- *                50 us, so a task every 40 us finds it spinning and one every
- *                200 us finds it asleep.
+ *                the definition without a body. xproc_spin keeps the CLI's
+ *                default spin of 50 us, so a task every 40 us finds it
+ *                spinning; xproc_sleep passes --spin-us 1, as latency_sleep
+ *                sets spin_us = 1, and a task every 200 us finds it asleep.
  *
  * Latency methodology (no coordinated omission): the sends follow a fixed
  * schedule, intended[i] = t0 + i * interval, fixed before the first send.
@@ -479,7 +480,7 @@ struct lat_case {
     const char *group;
     uint64_t interval_ns;
     uint64_t samples; /* full run; --quick takes a tenth */
-    unsigned spin_us; /* in-process worker; 0 for a `pollux worker` */
+    unsigned spin_us; /* the worker's; 0: a `pollux worker`'s default */
     bool cross_process;
 };
 
@@ -573,8 +574,9 @@ static void sibling_path(const char *file, char *path, size_t cap)
         fail("%s not found (build the px_bench target)", path);
 }
 
-/* Starts `pollux worker` on the region; it dies with us (PDEATHSIG). */
-static pid_t worker_spawn(const char *region)
+/* Starts `pollux worker` on the region, with --spin-us spin_us unless it is
+ * 0; it dies with us (PDEATHSIG). */
+static pid_t worker_spawn(const char *region, unsigned spin_us)
 {
     char pollux[PATH_MAX], lib[PATH_MAX];
     sibling_path("pollux", pollux, sizeof pollux);
@@ -590,8 +592,10 @@ static pid_t worker_spawn(const char *region)
         /* Its periodic summary lines would interleave with our output. */
         if (!freopen("/dev/null", "w", stderr))
             _exit(127);
+        char spin[16];
+        snprintf(spin, sizeof spin, "%u", spin_us);
         execl(pollux, pollux, "worker", "--region", region, "--lib", lib, "--workers", "1",
-              "--threads", "1", (char *)NULL);
+              "--threads", "1", spin_us ? "--spin-us" : (char *)NULL, spin, (char *)NULL);
         _exit(127);
     }
     live_worker = pid;
@@ -658,7 +662,7 @@ static void measure_cross_process(const struct lat_case *lc, uint64_t warm, stru
     int rc = px_task_register(r, &(px_task_def){.name = BENCH_STAMP, .mode = PX_THREAD});
     if (rc)
         die("px_task_register", rc);
-    pid_t pid = worker_spawn(name);
+    pid_t pid = worker_spawn(name, lc->spin_us);
     worker_wait_ready(r, pid);
     run_warm_and_measure(r, lc, warm, run);
     worker_stop(pid);
@@ -976,7 +980,11 @@ static const struct lat_case lat_cases[] = {
     {.group = "latency_spin1ms", .interval_ns = 40000, .samples = 75000, .spin_us = 1000},
     {.group = "latency_sleep", .interval_ns = 200000, .samples = 50000, .spin_us = 1},
     {.group = "xproc_spin", .interval_ns = 40000, .samples = 75000, .cross_process = true},
-    {.group = "xproc_sleep", .interval_ns = 200000, .samples = 50000, .cross_process = true},
+    {.group = "xproc_sleep",
+     .interval_ns = 200000,
+     .samples = 50000,
+     .spin_us = 1,
+     .cross_process = true},
 };
 
 int main(int argc, char **argv)

@@ -367,6 +367,7 @@ Test(cli, worker_error_exit_codes, .fini = cleanup, .timeout = 60)
     cr_assert_eq(rc = worker_rc(it_region, NULL, NULL), 2, "no --lib: %d\n%s", rc, out);
     cr_assert_eq(rc = worker_rc(NULL, lib, NULL), 2, "no --region: %d\n%s", rc, out);
     cr_assert_eq(rc = worker_rc(it_region, lib, "--workers"), 2, "--workers 0: %d\n%s", rc, out);
+    cr_assert_eq(rc = worker_rc(it_region, lib, "--spin-us"), 2, "--spin-us 0: %d\n%s", rc, out);
     cr_assert_eq(rc = worker_rc(unknown, lib, NULL), 1, "unknown region: %d\n%s", rc, out);
     cr_assert_eq(rc = worker_rc(it_region, "libc.so.6", NULL), 1, "libc: %d\n%s", rc, out);
     cr_assert(strstr(out, "defines no tasks"), "%s", out);
