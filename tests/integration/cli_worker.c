@@ -123,27 +123,18 @@ static const px_task_def nap_defs[] = {
     {.name = "tstubborn", .mode = PX_THREAD},
 };
 
-/* Starts `pollux worker` with its output in tmpdir/worker-N.log. */
-static pid_t start_worker(const char *region, const char *lib, const char *grace, char *log,
-                          size_t cap)
+/* Starts `pollux worker`, with `flag value` if flag is not NULL, and its
+ * output in tmpdir/worker-N.log. */
+static pid_t start_worker(const char *region, const char *lib, const char *flag, const char *value,
+                          char *log, size_t cap)
 {
     static int n;
     char bin[512];
     it_bin(bin, sizeof bin, "pollux");
     snprintf(log, cap, "%s/worker-%d.log", tmpdir, n++);
-    char *argv[] = {bin,
-                    "worker",
-                    "--region",
-                    (char *)region,
-                    "--lib",
-                    (char *)lib,
-                    "--workers",
-                    "1",
-                    "--threads",
-                    "2",
-                    grace ? "--grace" : NULL,
-                    (char *)grace,
-                    NULL};
+    char *argv[] = {bin,          "worker",      "--region", (char *)region, "--lib",
+                    (char *)lib,  "--workers",   "1",        "--threads",    "2",
+                    (char *)flag, (char *)value, NULL};
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
@@ -284,7 +275,7 @@ Test(cli, worker_serves_example_producer, .fini = cleanup, .timeout = 60)
     cr_assert(strstr(out, "created"), "%s", out);
     px_region *r = attach(it_region);
 
-    pid_t w = start_worker(it_region, lib, NULL, log, sizeof log);
+    pid_t w = start_worker(it_region, lib, NULL, NULL, log, sizeof log);
     wait_ready(r, w, log);
     char *pargv[] = {producer, it_region, NULL};
     int rc = it_run(pargv, out, sizeof out, 30);
@@ -391,6 +382,50 @@ Test(cli, worker_error_exit_codes, .fini = cleanup, .timeout = 60)
     px_region_close(r);
 }
 
+/* CPU seconds the process has used (user and system). */
+static double cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    unsigned long ut, st;
+    /* The fields after the command name, which ends with the last ')'. */
+    const char *p = strrchr(buf, ')');
+    cr_assert_not_null(p);
+    cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* --spin-us is how long an idle thread spins before it sleeps: a worker
+ * told to spin 3 s keeps its threads busy for the first second of having
+ * nothing to do, one with the default spin (50 us) sleeps at once. */
+Test(cli, spin_us_sets_how_long_an_idle_thread_spins, .fini = cleanup, .timeout = 60)
+{
+    make_tmpdir();
+    char lib[512], log[512];
+    it_bin(lib, sizeof lib, "libpx_example_tasks.so");
+    px_region *r = it_region_new(&(px_region_opts){.capacity = 256});
+    double used[2];
+    const char *spin[2] = {NULL, "3000000"};
+    for (int i = 0; i < 2; i++) {
+        pid_t w =
+            start_worker(it_region, lib, spin[i] ? "--spin-us" : NULL, spin[i], log, sizeof log);
+        wait_ready(r, w, log);
+        double c0 = cpu_s(w);
+        it_sleep(1.0);
+        used[i] = cpu_s(w) - c0;
+        term_worker(w, 15, log);
+    }
+    cr_assert_lt(used[0], 0.2, "an idle worker with the default spin used %.2f s of CPU", used[0]);
+    cr_assert_gt(used[1], 0.4, "an idle worker spinning 3 s used %.2f s of CPU", used[1]);
+    px_region_close(r);
+}
+
 /* ---- graceful stop ------------------------------------------------------------- */
 
 Test(cli, sigterm_waits_for_tasks_within_grace, .fini = cleanup, .timeout = 60)
@@ -401,7 +436,7 @@ Test(cli, sigterm_waits_for_tasks_within_grace, .fini = cleanup, .timeout = 60)
     px_region *r = it_region_new(&(px_region_opts){.capacity = 1024});
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(px_task_register(r, &nap_defs[i]), 0);
-    pid_t w = start_worker(it_region, lib, "5", log, sizeof log);
+    pid_t w = start_worker(it_region, lib, "--grace", "5", log, sizeof log);
     wait_ready(r, w, log);
     px_id t = submit_nap(r, "tnap", 1000), p = submit_nap(r, "pnap", 1000);
     wait_status(r, t, PX_RUNNING, 5);
@@ -423,7 +458,7 @@ Test(cli, sigterm_past_grace_requeues, .fini = cleanup, .timeout = 60)
     px_region *r = it_region_new(&(px_region_opts){.capacity = 1024});
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(px_task_register(r, &nap_defs[i]), 0);
-    pid_t w = start_worker(it_region, lib, "0.3", log, sizeof log);
+    pid_t w = start_worker(it_region, lib, "--grace", "0.3", log, sizeof log);
     wait_ready(r, w, log);
     px_id t = submit_nap(r, "tnap", 2500), p = submit_nap(r, "pnap", 2500);
     wait_status(r, t, PX_RUNNING, 5);
@@ -443,7 +478,7 @@ Test(cli, sigterm_past_grace_requeues, .fini = cleanup, .timeout = 60)
     cr_assert(strstr(out, "returned to PENDING"), "%s", out);
 
     /* A new worker completes them. */
-    pid_t w2 = start_worker(it_region, lib, NULL, log, sizeof log);
+    pid_t w2 = start_worker(it_region, lib, NULL, NULL, log, sizeof log);
     expect_nap_done(r, t, 2, 15);
     expect_nap_done(r, p, 2, 15);
     term_worker(w2, 5, log);
@@ -459,7 +494,7 @@ Test(cli, stubborn_task_does_not_hold_the_worker, .fini = cleanup, .timeout = 60
     px_region *r = it_region_new(&(px_region_opts){.capacity = 1024});
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(px_task_register(r, &nap_defs[i]), 0);
-    pid_t w = start_worker(it_region, lib, "0.3", log, sizeof log);
+    pid_t w = start_worker(it_region, lib, "--grace", "0.3", log, sizeof log);
     wait_ready(r, w, log);
     /* Ignores px_should_continue() for 4.5 s: the worker gives up on it a
      * few seconds past the grace (before it ends), with the task back to
@@ -473,7 +508,7 @@ Test(cli, stubborn_task_does_not_hold_the_worker, .fini = cleanup, .timeout = 60
     read_log(log);
     cr_assert(strstr(out, "exiting with tasks still running"), "%s", out);
 
-    pid_t w2 = start_worker(it_region, lib, NULL, log, sizeof log);
+    pid_t w2 = start_worker(it_region, lib, NULL, NULL, log, sizeof log);
     expect_nap_done(r, t, 2, 15);
     term_worker(w2, 5, log);
     check_idle(r, 1);
@@ -488,7 +523,7 @@ Test(cli, second_sigterm_exits_at_once, .fini = cleanup, .timeout = 60)
     px_region *r = it_region_new(&(px_region_opts){.capacity = 1024});
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(px_task_register(r, &nap_defs[i]), 0);
-    pid_t w = start_worker(it_region, lib, "10", log, sizeof log);
+    pid_t w = start_worker(it_region, lib, "--grace", "10", log, sizeof log);
     wait_ready(r, w, log);
     px_id t = submit_nap(r, "tnap", 3000), p = submit_nap(r, "pnap", 3000);
     wait_status(r, t, PX_RUNNING, 5);
@@ -502,7 +537,7 @@ Test(cli, second_sigterm_exits_at_once, .fini = cleanup, .timeout = 60)
     cr_assert(strstr(out, "exiting with tasks still running"), "%s", out);
     /* The tasks were taken back (by the reaper, if not by the worker) and
      * a new worker completes them. */
-    pid_t w2 = start_worker(it_region, lib, NULL, log, sizeof log);
+    pid_t w2 = start_worker(it_region, lib, NULL, NULL, log, sizeof log);
     expect_nap_done(r, t, 2, 15);
     expect_nap_done(r, p, 2, 15);
     term_worker(w2, 5, log);
