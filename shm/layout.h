@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define PX__MAGIC 0x31584c4c4f50ULL /* "POLLX1" */
-#define PX__ABI 7u
+#define PX__ABI 8u
 #define PX__LINE 64
 
 #define PX__MAX_PROCS 1024u /* fits the 12-bit owner field of a slot */
@@ -105,11 +105,14 @@ struct px__hdr {
     /* Producers waiting for a free slot or arena chunk sleep on room_seq. */
     alignas(PX__LINE) _Atomic uint32_t room_seq;
     _Atomic uint32_t room_waiters;
+    /* 1: a waiter went to sleep since the last wake (shm/slot.c). */
+    _Atomic uint32_t room_armed;
     /* Producers waiting for room in their full lane sleep on lane_seq; a
      * consumer wakes them once a lane is at most half full, not on every
      * entry it takes. */
     alignas(PX__LINE) _Atomic uint32_t lane_seq;
     _Atomic uint32_t lane_waiters;
+    _Atomic uint32_t lane_armed; /* as room_armed */
     /* The last log sequence number handed out (persist/wal.h). */
     alignas(PX__LINE) _Atomic uint64_t lsn;
     /* Bytes the log writers have written, the count when the last

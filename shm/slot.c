@@ -114,8 +114,28 @@ void px__wake_slot_waiters(px_region *r, struct px__slot *s)
     }
 }
 
+/*
+ * Waiters for room stay counted from before they sleep until after they
+ * wake, tens of microseconds on a busy machine, and every slot or lane
+ * entry freed meanwhile would wake them again: a system call a task, for
+ * nothing, on the worker's path. So a waiter arms its word (seq_cst) after
+ * it is counted and before it reads the sequence, and a waker disarms it
+ * (exchange) before it bumps the sequence and wakes them all. A waiter
+ * asleep on the sequence's current value armed it after the last disarm
+ * that was followed by a bump, so the word stays armed until a wake comes
+ * for it; and a waker that finds it unarmed made its room (a seq_cst
+ * read-modify-write) before the waiter armed, so the waiter's retry, after
+ * its arming, sees that room.
+ */
+static bool disarm(_Atomic uint32_t *armed)
+{
+    return atomic_load(armed) && atomic_exchange(armed, 0);
+}
+
 void px__wake_room_waiters(px_region *r)
 {
+    if (!disarm(&r->hdr->room_armed))
+        return;
     atomic_fetch_add(&r->hdr->room_seq, 1);
     px__futex_wake(&r->hdr->room_seq, INT_MAX);
 }
@@ -124,7 +144,7 @@ void px__wake_room_waiters(px_region *r)
  * once the lane is at most half full. */
 void px__wake_lane_waiters(px_region *r, struct px__lane *l)
 {
-    if (px__lane_size(l) <= (r->lane_mask + 1) / 2) {
+    if (px__lane_size(l) <= (r->lane_mask + 1) / 2 && disarm(&r->hdr->lane_armed)) {
         atomic_fetch_add(&r->hdr->lane_seq, 1);
         px__futex_wake(&r->hdr->lane_seq, INT_MAX);
     }

@@ -49,6 +49,18 @@ static inline px_region *px_test_region_defs(char *name, size_t cap, const px_ta
 
 /* A seed for randomised tests: PX_SEED from the environment, or the time;
  * printed so that a failure can be replayed. */
+/* Forks a child attached to region `name`: the parent gets the child's pid
+ * (the fork is asserted), the child 0 and its own handle in *child; a child
+ * that cannot attach exits with status 2. */
+static inline pid_t px_test_fork_attached(const char *name, px_region **child)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0 && px_region_open(name, NULL, child) != 0)
+        _exit(2);
+    return pid;
+}
+
 static inline unsigned px_test_seed(void)
 {
     const char *s = getenv("PX_SEED");

@@ -315,12 +315,9 @@ Test(schedule, a_process_killed_holding_the_heap_lock_leaves_a_heap_that_is_rebu
     px_id b = submit_at(r, 11, &(px_submit_opts){.delay_s = 0.2});
     int ready[2];
     cr_assert_eq(pipe(ready), 0);
-    pid_t kid = fork();
-    cr_assert_geq(kid, 0);
+    px_region *cr;
+    pid_t kid = px_test_fork_attached(rname, &cr);
     if (kid == 0) {
-        px_region *cr;
-        if (px_region_open(rname, NULL, &cr) != 0)
-            _exit(2);
         /* Take the lock and scribble over the heap, as a push or a pop cut
          * short would. */
         px__timers_lock(cr);

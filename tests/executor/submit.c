@@ -8,14 +8,20 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <string.h>
 
 #define MAXP 8192u
 
 static char rname[64];
 
+static pid_t stopped_child; /* killed here should a test fail */
+
 static void cleanup(void)
 {
+    if (stopped_child > 0)
+        kill(stopped_child, SIGKILL);
     px_region_destroy(rname);
 }
 
@@ -558,5 +564,39 @@ Test(submit, a_thread_owns_one_lane_per_key)
     cr_assert_eq(ok, PX__TLS_LANES);
     cr_assert_eq(rc, -EAGAIN, "%s", px_strerror(rc));
     cr_assert_eq(info_of(r).slots_used, PX__TLS_LANES, "the refused submit left nothing");
+    px_region_close(r);
+}
+
+/* A producer asleep for room is woken once, not by every slot freed before
+ * it has retracted: stopped (SIGSTOP) while it is counted and armed as a
+ * waiter, it sees four slots freed bump room_seq once. */
+Test(submit, a_waiter_for_room_is_woken_once_not_per_slot_freed, .timeout = 30)
+{
+    px_region *r = open_r(4, 64);
+    const px_submit_opts detached = {.flags = PX_SUBMIT_DETACHED};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(px_submit(r, "echo", "x", 1, &detached, NULL), 0);
+    px_region *cr;
+    pid_t pid = px_test_fork_attached(rname, &cr);
+    if (pid == 0) {
+        px_submit_opts wait = {.timeout_s = 20, .flags = PX_SUBMIT_DETACHED};
+        _exit(px_submit(cr, "echo", "y", 1, &wait, NULL) == 0 ? 0 : 3);
+    }
+    double until = px_test_now() + 10;
+    while (atomic_load(&r->hdr->room_waiters) != 1 || atomic_load(&r->hdr->room_armed) != 1)
+        cr_assert(px_test_now() < until, "the child never waited for room");
+    stopped_child = pid;
+    cr_assert_eq(kill(pid, SIGSTOP), 0);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+    uint32_t seq = atomic_load(&r->hdr->room_seq);
+    cr_assert_eq(run_all(r, PX_THREAD), 4);
+    cr_assert_eq(atomic_load(&r->hdr->room_seq) - seq, 1, "woken %u times for four slots",
+                 atomic_load(&r->hdr->room_seq) - seq);
+    cr_assert_eq(kill(pid, SIGCONT), 0);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    stopped_child = 0;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
+    cr_assert_eq(run_all(r, PX_THREAD), 1, "the child's task went in once it was woken");
     px_region_close(r);
 }

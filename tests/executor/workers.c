@@ -775,12 +775,9 @@ Test(workers, a_producer_killed_between_push_and_wake_loses_no_task, .timeout = 
     usleep(20000); /* the worker has gone to sleep */
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
+    px_region *cr;
+    pid_t pid = px_test_fork_attached(rname, &cr);
     if (pid == 0) {
-        px_region *cr;
-        if (px_region_open(rname, NULL, &cr) != 0)
-            _exit(2);
         px_id id;
         if (px_test_reserve(cr, "echo", NULL, 0, &id) != 0)
             _exit(3);
