@@ -104,9 +104,9 @@ static bool await_room(px_region *r, enum px__wait_kind k, int64_t deadline, int
         return false;
     _Atomic uint32_t *seq = k == PX__WAIT_LANE ? &r->hdr->lane_seq : &r->hdr->room_seq;
     px__announce(r, k);
-    /* Armed before the sequence is read: see px__wake_room_waiters. */
-    atomic_store(k == PX__WAIT_LANE ? &r->hdr->lane_armed : &r->hdr->room_armed, 1);
     uint32_t seen = atomic_load(seq);
+    /* Armed after the sequence is read: see px__wake_room_waiters. */
+    atomic_store(k == PX__WAIT_LANE ? &r->hdr->lane_armed : &r->hdr->room_armed, 1);
     bool ok = retry(arg) == 0;
     if (!ok) {
         int64_t left = px__left(deadline, px__mono_ns());

@@ -119,13 +119,20 @@ void px__wake_slot_waiters(px_region *r, struct px__slot *s)
  * wake, tens of microseconds on a busy machine, and every slot or lane
  * entry freed meanwhile would wake them again: a system call a task, for
  * nothing, on the worker's path. So a waiter arms its word (seq_cst) after
- * it is counted and before it reads the sequence, and a waker disarms it
- * (exchange) before it bumps the sequence and wakes them all. A waiter
- * asleep on the sequence's current value armed it after the last disarm
- * that was followed by a bump, so the word stays armed until a wake comes
- * for it; and a waker that finds it unarmed made its room (a seq_cst
- * read-modify-write) before the waiter armed, so the waiter's retry, after
- * its arming, sees that room.
+ * it is counted and after it has read the sequence, and a waker disarms it
+ * (exchange) before it bumps the sequence and wakes them all:
+ * - a waiter that armed before a disarm read the sequence before the bump
+ *   that follows it, so its wait fails or that bump's wake reaches it;
+ * - one that armed after the last disarm leaves the word armed for the
+ *   next waker;
+ * - a waker that finds the word unarmed made its room (a seq_cst
+ *   read-modify-write) before the waiter armed, so the waiter's retry,
+ *   after its arming, sees that room; should another producer take it
+ *   first, the next room made finds the word armed.
+ * (Arming before reading the sequence would lose a wake: a waiter whose
+ * arming a waker consumed could read the sequence after that waker's bump,
+ * lose the room it was woken for to another producer, and sleep with the
+ * word unarmed.)
  */
 static bool disarm(_Atomic uint32_t *armed)
 {
