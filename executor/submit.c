@@ -562,9 +562,9 @@ int px_submit_many(px_region *r, const px_job *jobs, size_t n, const px_submit_o
             px_id *id = &ids[done + b.filled];
             /* A wait for room, with a record open, would hold up the log
              * (see journal.h): try at once first, and close it to wait. */
-            rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts), log.body ? 1 : b.deadline,
-                      id);
-            if (rc == -EAGAIN && log.body) {
+            rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts),
+                      log.put.p ? 1 : b.deadline, id);
+            if (rc == -EAGAIN && log.put.p) {
                 px__journal_many_end(r, &log);
                 rc = fill(r, t, &tg, j->args, j->len, flags, ttl_of(r, opts), b.deadline, id);
             }

@@ -8,6 +8,31 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The producer's mark, before the record's LSN is taken. A release store:
+ * a checkpoint that reads it (acquire) copies the slot's fields, the due
+ * time among them (px__timed_enter stores it again). No fence: the LSN's
+ * increment and the checkpoint's begin are read-modify-writes of one
+ * counter, so if ours comes first the checkpoint's synchronizes with it and
+ * sees the mark (durable.c). */
+static void mark(struct px__slot *s, px_id id, uint64_t due_ns)
+{
+    atomic_store_explicit(&s->due_ns, due_ns, memory_order_relaxed);
+    atomic_store_explicit(&s->logged, PX__ID_GEN(id), memory_order_release);
+}
+
+/* A record's priority field for the slot's level: 0 for NORMAL. */
+static uint64_t prio_of(struct px__slot *s)
+{
+    uint32_t prio = atomic_load_explicit(&s->level, memory_order_relaxed) + 1;
+    return prio == PX_PRIORITY_NORMAL ? 0 : prio;
+}
+
+/* Why px__wal_begin(max) gave no room. */
+static int begin_failed(uint32_t max)
+{
+    return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
+}
+
 /* A SUBMIT record from the slot's fields, with its optional ones. This
  * runs once per submit: the names are copied once, from the definition and
  * the queue straight into the log, and the record struct is not zeroed. */
@@ -18,7 +43,6 @@ static int64_t submit_record(px_region *r, uint64_t id, uint32_t flags, const vo
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
-    uint32_t prio = atomic_load_explicit(&s->level, memory_order_relaxed) + 1;
     struct px__rec_submit rec;
     rec.id = id;
     rec.flags = flags;
@@ -27,24 +51,17 @@ static int64_t submit_record(px_region *r, uint64_t id, uint32_t flags, const vo
     rec.args_len = len;
     rec.due_ns = due_ns;
     rec.key = key;
-    rec.prio = prio == PX_PRIORITY_NORMAL ? 0 : prio;
+    rec.prio = prio_of(s);
     rec.sched = sched;
     rec.run = run;
     uint32_t max = 8 + 4 + 1 + 1 + 64 + 1 + 64 + 4 + len + 5 * 9;
-    /* The producer's mark, before the record's LSN is taken. A release
-     * store: a checkpoint that reads it (acquire) copies the slot's fields,
-     * the due time among them (px__timed_enter stores it again). No fence:
-     * the LSN's increment and the checkpoint's begin are read-modify-writes
-     * of one counter, so if ours comes first the checkpoint's synchronizes
-     * with it and sees the mark (durable.c). A checkpoint's copy leaves the
-     * mark alone: the slot may be a newer task's by now. */
-    if (!copy) {
-        atomic_store_explicit(&s->due_ns, due_ns, memory_order_relaxed);
-        atomic_store_explicit(&s->logged, PX__ID_GEN(id), memory_order_release);
-    }
+    /* A checkpoint's copy leaves the mark alone: the slot may be a newer
+     * task's by now. */
+    if (!copy)
+        mark(s, id, due_ns);
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
-        return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
+        return begin_failed(max);
     struct px__put p = {dst, 0, max, false};
     px__rec_submit_put_names(&p, &rec, r->defs[def].name, PX__NAME_MAX - 1, r->queues[q].name,
                              PX__QNAME_MAX - 1);
@@ -83,11 +100,11 @@ int64_t px__journal_copy(px_region *r, px_id id, uint32_t flags, const void *arg
 
 int64_t px__journal_many_end(px_region *r, struct px__journal_many *m)
 {
-    if (!m->body)
+    if (!m->put.p)
         return m->ticket;
-    px__rec_many_set_count(m->body, m->count);
+    px__rec_many_set_count(m->put.p, m->count);
     uint64_t ticket = px__wal_end(r->wal, PX__REC_SUBMIT_MANY, (uint32_t)m->put.len);
-    m->body = NULL;
+    m->put.p = NULL;
     if (m->ticket >= 0)
         m->ticket = (int64_t)ticket;
     return m->ticket;
@@ -100,23 +117,19 @@ static int many_begin(px_region *r, struct px__journal_many *m, struct px__slot 
 {
     uint32_t def = atomic_load_explicit(&s->def, memory_order_relaxed);
     uint32_t q = atomic_load_explicit(&s->queue, memory_order_relaxed);
-    uint32_t level = atomic_load_explicit(&s->level, memory_order_relaxed);
     uint32_t max = MANY_HEAD + (need > MANY_ROOM ? need : MANY_ROOM);
     uint8_t *dst = px__wal_begin(r->wal, max);
     if (!dst)
-        return max > PX__REC_MAX_BODY ? -E2BIG : -ENOMEM;
-    struct px__rec_submit common = {.flags = flags,
-                                    .mode = (uint8_t)r->defs[def].mode,
-                                    .due_ns = due_ns,
-                                    .prio = level + 1 == PX_PRIORITY_NORMAL ? 0 : level + 1};
-    m->body = dst;
+        return begin_failed(max);
+    struct px__rec_submit common = {
+        .flags = flags, .mode = (uint8_t)r->defs[def].mode, .due_ns = due_ns, .prio = prio_of(s)};
     m->put = (struct px__put){dst, 0, max, false};
     px__rec_many_put(&m->put, &common, r->defs[def].name, PX__NAME_MAX - 1, r->queues[q].name,
                      PX__QNAME_MAX - 1);
     m->count = 0;
     m->def = def;
     m->queue = q;
-    m->level = level;
+    m->level = atomic_load_explicit(&s->level, memory_order_relaxed);
     m->flags = flags;
     m->due = due_ns;
     return 0;
@@ -129,21 +142,20 @@ int px__journal_many_add(px_region *r, struct px__journal_many *m, px_id id, uin
         return 0;
     struct px__slot *s = &r->slots[PX__ID_IDX(id)];
     uint32_t need = 8 + 4 + len;
-    bool alike = m->body && m->def == atomic_load_explicit(&s->def, memory_order_relaxed) &&
+    bool open = m->put.p != NULL;
+    bool alike = open && m->def == atomic_load_explicit(&s->def, memory_order_relaxed) &&
                  m->queue == atomic_load_explicit(&s->queue, memory_order_relaxed) &&
                  m->level == atomic_load_explicit(&s->level, memory_order_relaxed) &&
                  m->flags == flags && m->due == due_ns;
-    if (m->body && (!alike || m->put.cap - m->put.len < need))
+    if (open && (!alike || m->put.cap - m->put.len < need))
         px__journal_many_end(r, m);
     int rc;
-    if (!m->body && (rc = many_begin(r, m, s, flags, due_ns, need)) != 0) {
+    if (!m->put.p && (rc = many_begin(r, m, s, flags, due_ns, need)) != 0) {
         if (m->ticket >= 0)
             m->ticket = rc;
         return rc;
     }
-    /* The mark, as submit_record sets it: before the record's LSN. */
-    atomic_store_explicit(&s->due_ns, due_ns, memory_order_relaxed);
-    atomic_store_explicit(&s->logged, PX__ID_GEN(id), memory_order_release);
+    mark(s, id, due_ns);
     px__rec_many_task_put(&m->put, id, args, len);
     m->count++;
     return 0;

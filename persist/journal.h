@@ -31,8 +31,7 @@ int64_t px__journal_submit(px_region *r, px_id id, uint32_t flags, const void *a
  * is marked before its record takes its LSN, as for a SUBMIT.
  */
 struct px__journal_many {
-    uint8_t *body; /* the open record's body in the ring; NULL: none open */
-    struct px__put put;
+    struct px__put put; /* put.p: the open record's body in the ring; NULL: none */
     uint32_t count, def, queue, level, flags;
     uint64_t due;
     int64_t ticket; /* the last record ended, or the first error */

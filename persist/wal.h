@@ -73,7 +73,11 @@ void px__wal_close(struct px__wal *w);
  * max bytes in the calling thread's ring (or in the shared ring, which it
  * then holds locked), px__wal_end seals a body of len bytes there and
  * returns the record's ticket (> 0) for px__wal_wait. Between the two the
- * caller only copies.
+ * thread appends nothing else (a second begin would hand out the same
+ * bytes) and waits for nothing: the shared ring stays locked, and no
+ * waiter's group can hold the open record. A SUBMIT_MANY
+ * (journal.h) stays open while its call fills slots, trying each without
+ * waiting, and is ended before anything that waits or logs.
  */
 uint8_t *px__wal_begin(struct px__wal *w, uint32_t max);
 uint64_t px__wal_end(struct px__wal *w, uint16_t type, uint32_t len);
