@@ -69,6 +69,7 @@ struct px__scan {
     /* Set by a take that left tasks because their queue's rate limit had
      * no token: how long until the next one (ns); 0 otherwise. */
     uint64_t throttled_ns;
+    uint32_t park; /* where the thread sleeps (shm/park.h): index + 1 */
 };
 
 /* The public state a slot's state reports (px_status), or 0 for none

@@ -297,7 +297,7 @@ static void *dispatch_main(void *p)
     px_workers *w = a->w;
     unsigned i = a->i;
     struct px__wslot *ws = &w->ws[w->o.threads + i];
-    struct px__scan scan = {.lane = i};
+    struct px__scan scan = {.lane = i, .park = ws->park};
     uint64_t claimed;
     px_id id;
     struct reply rep;

@@ -15,6 +15,7 @@
  */
 #include "executor.h"
 #include "../shm/futex.h"
+#include "../shm/park.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -90,8 +91,7 @@ int px_queue_set_rate(px_region *r, const char *queue, double per_s)
     } else {
         atomic_fetch_and(&r->hdr->rated, ~(1ull << q));
         /* Workers throttled on it may sleep: the tasks can go now. */
-        atomic_fetch_add(&r->hdr->work_seq, 1);
-        px__futex_wake_bits(&r->hdr->work_seq, INT_MAX, FUTEX_BITSET_MATCH_ANY);
+        px__park_wake(r, UINT32_MAX, UINT32_MAX);
     }
     return 0;
 }

@@ -26,6 +26,7 @@
  * 4. Free the entry.
  */
 #include "executor.h"
+#include "../shm/park.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -126,6 +127,7 @@ int px__reap(px_region *r)
         uint32_t owner = i + 1; /* a checkpoint it was running is given up */
         atomic_compare_exchange_strong(&r->hdr->ckpt_owner, &owner, 0);
         px__retract_dead(r, i);
+        px__park_release_proc(r, i);
         requeued += reap_slots(r, i);
         px__arena_sweep(r);
         atomic_store_explicit(&r->procs[i].state, PX__PROC_FREE, memory_order_release);

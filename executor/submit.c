@@ -24,6 +24,7 @@
 #include "timer.h"
 #include "../shm/fence.h"
 #include "../shm/futex.h"
+#include "../shm/park.h"
 #include "../persist/journal.h"
 
 #include <errno.h>
@@ -191,19 +192,19 @@ static void unfill(px_region *r, const uint64_t *ids, uint32_t n)
 
 static void wake_workers(px_region *r, uint32_t key, uint32_t n)
 {
-    /* Our tail store came first; a worker going to sleep increments its
-     * bits' sleepers (seq_cst) before its last scan reads tail. Either both
-     * sides are seq_cst, or our store was a release store and the worker's
-     * barrier ordered it (shm/fence.h): either it sees our entry or we see
-     * it. */
+    /* Our tail store came first; a worker going to sleep counts itself in
+     * its bits' sleepers and parks (seq_cst) before its last scan reads
+     * tail. Either both sides are seq_cst, or our store was a release store
+     * and the worker's barrier ordered it (shm/fence.h): either it sees our
+     * entry or we see it, counted and parked (shm/park.h). */
     uint32_t bit = px__work_bit(PX__KEY_QUEUE(key), PX__KEY_MODE(key));
     uint32_t sleepers = atomic_load(&r->hdr->sleepers[__builtin_ctz(bit)]);
     if (sleepers == 0)
         return;
-    atomic_fetch_add(&r->hdr->work_seq, 1);
+    /* With more than 16 queues a bit is shared, and a sleeper woken for
+     * it may serve the other queue only: wake them all. */
     bool shared_bit = atomic_load_explicit(&r->hdr->nqueues, memory_order_relaxed) > 16;
-    int nr = shared_bit ? INT_MAX : (n < sleepers ? (int)n : (int)sleepers);
-    px__futex_wake_bits(&r->hdr->work_seq, nr, bit);
+    px__park_wake(r, bit, shared_bit ? UINT32_MAX : n < sleepers ? n : sleepers);
 }
 
 struct push_call {

@@ -2,15 +2,17 @@
  * Thread workers, the supervisor, and graceful stop.
  *
  * A worker thread takes tasks from the lanes of its queues, spins for
- * spin_us when it finds none, then sleeps on the region's work_seq futex
- * after announcing itself in `sleepers` (one count per bit of its futex
- * bitset); a submit wakes a sleeper only if one counts in its bit. The
- * announcement is seq_cst and is followed, in an asymmetric region, by the
- * sleepers' barrier (shm/fence.h); the producer's tail store is seq_cst, or
- * a release store ordered by that barrier. Either way the worker's last
- * scan sees the new entry or the producer sees the sleeper. A producer
- * killed between its tail store and its wake leaves the entry to the next
- * submit's wake or to the sleeper's own, at most SLEEP_NS later.
+ * spin_us when it finds none, then sleeps in its parking place (one per
+ * thread or dispatcher, claimed when the set starts) after announcing
+ * itself in `sleepers` (one count per work bit it serves) and parking; a
+ * submit looks for a parked sleeper to wake only if one counts in its bit,
+ * and wakes each sleep once (shm/park.h). Both are seq_cst and are
+ * followed, in an asymmetric region, by the sleepers' barrier
+ * (shm/fence.h); the producer's tail store is seq_cst, or a release store
+ * ordered by that barrier. Either way the worker's last scan sees the new
+ * entry or the producer sees the sleeper parked. A producer killed between
+ * its tail store and its wake leaves the entry to the next submit's wake or
+ * to the sleeper's own, at most SLEEP_NS later.
  *
  * Stopping: `stopping` makes every thread finish its task and exit; the
  * stop flags tell running tasks (through px_should_continue) to stop,
@@ -24,6 +26,7 @@
 #include "../persist/journal.h"
 #include "../shm/fence.h"
 #include "../shm/futex.h"
+#include "../shm/park.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -156,15 +159,15 @@ px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_
             sched_yield();
             continue;
         }
-        uint32_t bits = work_bits(w->qmask, mode);
+        uint32_t bits = work_bits(w->qmask, mode), park = scan->park - 1;
         px__announce_sleep(r, bits);
+        uint32_t seen = px__park_arm(r, park, bits);
         /* Producers in an asymmetric region publish with a release store:
          * this barrier orders their stores against our count.
          * px_workers_start() checked that this process may issue it; should
          * one still fail (a kernel that allocates a CPU mask for it can
          * answer ENOMEM), the sleep is kept short instead. */
         bool unfenced = r->hdr->fences == PX__FENCES_ASYMMETRIC && px__fence_all() != 0;
-        uint32_t seen = atomic_load(&r->hdr->work_seq);
         id = px__take(r, w->qmask, mode, scan, claimed);
         /* A rate limit held tasks back: sleep until its next token. */
         int64_t sleep_ns = scan->throttled_ns && scan->throttled_ns < SLEEP_NS
@@ -173,7 +176,8 @@ px_id px__next_task(px_workers *w, uint32_t mode, struct px__scan *scan, uint64_
         if (unfenced && sleep_ns > UNFENCED_SLEEP_NS)
             sleep_ns = UNFENCED_SLEEP_NS;
         if (!id && !atomic_load(&w->stopping))
-            px__futex_wait_bits(&r->hdr->work_seq, seen, sleep_ns, bits);
+            px__park_sleep(r, park, seen, sleep_ns);
+        px__park_leave(r, park);
         px__retract_sleep(r, bits);
         if (id)
             return stopped_after(w, scan, id, *claimed) ? 0 : id;
@@ -192,7 +196,7 @@ static void *thread_main(void *p)
     struct thread_arg *a = p;
     px_workers *w = a->w;
     struct px__wslot *ws = &w->ws[a->i];
-    struct px__scan scan = {.lane = a->i};
+    struct px__scan scan = {.lane = a->i, .park = ws->park};
     free(a);
     /* This loop logs each detached task's FREE with its next START. */
     struct px__tls *t = px__tls_get(w->r);
@@ -313,6 +317,9 @@ static int start_threads(px_workers *w)
 
 static void free_workers(px_workers *w)
 {
+    for (unsigned i = 0; w->ws && i < w->o.threads + w->o.processes; i++)
+        if (w->ws[i].park)
+            px__park_release(w->r, w->ws[i].park - 1);
     if (w->flags)
         munmap(w->flags, 4096);
     free(w->threads);
@@ -357,6 +364,14 @@ int px_workers_start(px_region *r, const px_workers_opts *opts, px_workers **out
     if (!w)
         return -ENOMEM;
     int rc = parse_queues(r, w->o.queues, &w->qmask);
+    /* Every thread that takes tasks sleeps in its own place. */
+    for (unsigned i = 0; rc == 0 && i < w->o.threads + w->o.processes; i++) {
+        int park = px__park_claim(r);
+        if (park < 0)
+            rc = park;
+        else
+            w->ws[i].park = (uint32_t)park + 1;
+    }
     if (rc) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cond);
@@ -382,8 +397,7 @@ void px_workers_signal_stop(px_workers *w)
     if (!w)
         return;
     atomic_store(&w->stopping, 1);
-    atomic_fetch_add(&w->r->hdr->work_seq, 1);
-    px__futex_wake_bits(&w->r->hdr->work_seq, INT_MAX, FUTEX_BITSET_MATCH_ANY);
+    px__park_wake(w->r, UINT32_MAX, UINT32_MAX);
 }
 
 static unsigned running(px_workers *w, bool daemon_too)

@@ -21,7 +21,8 @@ struct px__wslot {
     /* Past its time limit: 1 asked to stop (by the supervisor), 2 failed
      * without it (thread) or killed (process). Reset per task. */
     _Atomic int expired;
-    char pad[PX__LINE - sizeof(int)];
+    uint32_t park; /* its parking place (shm/park.h), index + 1; 0: none */
+    char pad[PX__LINE - sizeof(int) - sizeof(uint32_t)];
 };
 _Static_assert(sizeof(struct px__wslot) == 2 * PX__LINE, "a worker's slot is two lines");
 

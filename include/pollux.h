@@ -667,6 +667,9 @@ typedef struct px_workers_opts {
  * call returns. px_workers_stop() releases *out. -EPERM: the region's
  * producers rely on a memory barrier (membarrier(2)) that sleeping workers
  * issue, and this process may not issue it (a seccomp filter, say).
+ * -EAGAIN: the region has room for 1,024 sleeping threads (each worker
+ * thread and each pool child's dispatcher sleeps in its own place), and
+ * the worker sets already started there use them.
  */
 PX_API int px_workers_start(px_region *r, const px_workers_opts *opts, px_workers **out);
 

@@ -12,6 +12,7 @@
  */
 #include "region.h"
 #include "futex.h"
+#include "park.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -200,7 +201,7 @@ int px_task_register_range(px_region *r, const px_task_def *begin, const px_task
 }
 
 /* Sets or clears a queue's paused bit; a resume wakes every idle worker,
- * which sleep on work_seq without a timeout short enough to notice. */
+ * which sleep without a timeout short enough to notice. */
 static int set_paused(px_region *r, const char *queue, bool pause)
 {
     if (!r || !queue)
@@ -214,8 +215,7 @@ static int set_paused(px_region *r, const char *queue, bool pause)
         return 0;
     }
     atomic_fetch_and(&r->hdr->paused, ~bit);
-    atomic_fetch_add(&r->hdr->work_seq, 1);
-    px__futex_wake_bits(&r->hdr->work_seq, INT_MAX, FUTEX_BITSET_MATCH_ANY);
+    px__park_wake(r, UINT32_MAX, UINT32_MAX);
     return 0;
 }
 

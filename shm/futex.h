@@ -28,43 +28,24 @@ static inline void px__futex_wait(_Atomic uint32_t *word, uint32_t seen, int64_t
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, tp, NULL, 0);
 }
 
-static inline void px__futex_wake(_Atomic uint32_t *word, int n)
+/* Returns how many waiters it woke (0 on an error). */
+static inline int px__futex_wake(_Atomic uint32_t *word, int n)
 {
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+    long woken = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+    return woken > 0 ? (int)woken : 0;
 }
 
 /*
- * Idle workers sleep with a bitset naming the (queue, mode) pairs they serve,
- * and a submit wakes only sleepers whose bitset has its pair's bit: a plain
- * FUTEX_WAKE of n could wake a dispatcher of process tasks or a worker of
- * another queue, which would find nothing and sleep again while the worker
- * that could run the task slept on. Bits are (queue % 16) * 2 + mode - 1;
- * with more than 16 queues two queues can share a bit, and a submit then
- * wakes every sleeper of the bit.
+ * Work bits: the (queue, mode) pairs an idle worker serves, one bit each, so
+ * that a submit wakes only a sleeper that can run its task (shm/park.h); a
+ * worker of another queue, or a dispatcher of process tasks, would find
+ * nothing and sleep again while the worker that could run it slept on. Bits
+ * are (queue % 16) * 2 + mode - 1; with more than 16 queues two queues can
+ * share a bit, and a submit then wakes every sleeper of the bit.
  */
 static inline uint32_t px__work_bit(uint32_t queue, uint32_t mode)
 {
     return 1u << ((queue % 16) * 2 + (mode - 1) % 2);
-}
-
-/* Waits at most `ns` nanoseconds for a wake whose bits intersect `bits`. */
-static inline void px__futex_wait_bits(_Atomic uint32_t *word, uint32_t seen, int64_t ns,
-                                       uint32_t bits)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ns / 1000000000;
-    ts.tv_nsec += ns % 1000000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, seen, &ts, NULL, bits);
-}
-
-static inline void px__futex_wake_bits(_Atomic uint32_t *word, int n, uint32_t bits)
-{
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_BITSET, n, NULL, NULL, bits);
 }
 
 /* A deadline in CLOCK_MONOTONIC ns from a timeout in seconds: < 0 never (0),

@@ -11,7 +11,8 @@
  *          | slots[capacity] | timers[capacity]
  *          | key locks[64] | keys[64 * key_shard_size]
  *          | tickets[max_queues * PX__CONC_MAX] | schedules[PX__MAX_SCHEDS]
- *          | stat shards[PX__STAT_SHARDS] | chunk tags[nchunks]
+ *          | stat shards[PX__STAT_SHARDS] | parks[PX__MAX_PARKS]
+ *          | chunk tags[nchunks]
  *          | arena[nchunks * chunk]
  *
  * Who writes what, and the ordering that makes reads safe, is stated beside
@@ -29,7 +30,7 @@
 #include <stdint.h>
 
 #define PX__MAGIC 0x31584c4c4f50ULL /* "POLLX1" */
-#define PX__ABI 8u
+#define PX__ABI 9u
 #define PX__LINE 64
 
 #define PX__MAX_PROCS 1024u /* fits the 12-bit owner field of a slot */
@@ -47,6 +48,7 @@
 #define PX__SCHED_ARGS 256u       /* the most args a schedule keeps for its runs */
 #define PX__SCHED_BIT 0x80000000u /* in the index half of a schedule's id */
 #define PX__ERR_MAX 256u          /* error texts, with the NUL */
+#define PX__MAX_PARKS 1024u       /* idle workers' parking places (shm/park.h) */
 #define PX__NO_CHUNK UINT32_MAX
 
 /*
@@ -67,7 +69,7 @@ struct px__hdr {
     uint32_t chunk_size, nchunks, max_procs, max_queues, max_defs;
     uint64_t off_procs, off_queues, off_defs, off_lanes, off_entries;
     uint64_t off_slots, off_timers, off_key_locks, off_keys, off_tickets, off_scheds, off_stats;
-    uint64_t off_tags, off_arena;
+    uint64_t off_parks, off_tags, off_arena;
     uint32_t key_shard_size; /* key index entries per shard, a power of two */
     struct px__clock clock;  /* what task stamps count in (clock.h) */
     uint32_t result_ttl_ms;  /* the default retention; PX__TTL_FOREVER */
@@ -94,11 +96,12 @@ struct px__hdr {
     /* Priority levels any lane was ever keyed with, a bit per level: a
      * take walks the lanes level by level only once there are two. */
     _Atomic uint32_t levels;
-    /* Idle workers sleep on work_seq with a bitset of the (queue, mode)
-     * pairs they serve (see futex.h), counted per bit in sleepers; a submit
-     * wakes only if its bit counts a sleeper. */
-    alignas(PX__LINE) _Atomic uint32_t work_seq;
-    _Atomic uint32_t sleepers[32];
+    /* Idle workers sleep in their parking places (shm/park.h), counted
+     * per work bit (the (queue, mode) pairs they serve) in sleepers; a
+     * submit looks for one to wake only if its bit counts a sleeper.
+     * parks_hwm: parks[0..hwm) were ever claimed. */
+    alignas(PX__LINE) _Atomic uint32_t sleepers[32];
+    _Atomic uint32_t parks_hwm;
     /* px_wait_any() sleeps on done_seq. */
     alignas(PX__LINE) _Atomic uint32_t done_seq;
     _Atomic uint32_t done_waiters;
@@ -331,6 +334,15 @@ struct px__qstats {
 struct px__stat_shard {
     _Atomic uint32_t owner; /* proc index + 1; 0 free; shard 0 never owned */
     alignas(PX__LINE) struct px__qstats q[PX__MAX_QUEUES];
+};
+
+/* An idle worker's parking place (shm/park.h says who writes what). */
+enum { PX__PARK_IDLE = 0, PX__PARK_PARKED = 1, PX__PARK_WOKEN = 2 };
+struct px__park {
+    _Atomic uint32_t owner; /* proc index + 1; 0: free */
+    _Atomic uint32_t state; /* PX__PARK_* */
+    _Atomic uint32_t bits;  /* the work bits its sleeper serves */
+    _Atomic uint32_t word;  /* its futex word, bumped by the waker that claims it */
 };
 
 _Static_assert(sizeof(struct px__slot) == 192, "slot is three cache lines");

@@ -88,6 +88,8 @@ static void layout(struct px__hdr *h)
     off = align_up(off + (uint64_t)PX__MAX_SCHEDS * sizeof(struct px__sched), PX__LINE);
     h->off_stats = off;
     off = align_up(off + (uint64_t)PX__STAT_SHARDS * sizeof(struct px__stat_shard), PX__LINE);
+    h->off_parks = off;
+    off = align_up(off + (uint64_t)PX__MAX_PARKS * sizeof(struct px__park), PX__LINE);
     h->off_tags = off;
     off = align_up(off + (uint64_t)h->nchunks * sizeof(uint64_t), 4096);
     h->off_arena = off;
@@ -152,6 +154,7 @@ static void bind_tables(px_region *r)
     r->tickets = (_Atomic uint64_t *)(r->base + h->off_tickets);
     r->scheds = (struct px__sched *)(r->base + h->off_scheds);
     r->stats = (struct px__stat_shard *)(r->base + h->off_stats);
+    r->parks = (struct px__park *)(r->base + h->off_parks);
     r->tags = (_Atomic uint64_t *)(r->base + h->off_tags);
     r->arena = r->base + h->off_arena;
     r->lane_mask = h->lane_depth - 1;
@@ -245,9 +248,9 @@ static int validate(px_region *r, const char *name)
         chk.off_keys != h->off_keys || chk.off_key_locks != h->off_key_locks ||
         chk.off_tags != h->off_tags || chk.off_tickets != h->off_tickets ||
         chk.off_scheds != h->off_scheds || chk.off_stats != h->off_stats ||
-        chk.off_lanes != h->off_lanes || chk.off_entries != h->off_entries ||
-        chk.off_defs != h->off_defs || chk.off_queues != h->off_queues ||
-        chk.off_procs != h->off_procs)
+        chk.off_parks != h->off_parks || chk.off_lanes != h->off_lanes ||
+        chk.off_entries != h->off_entries || chk.off_defs != h->off_defs ||
+        chk.off_queues != h->off_queues || chk.off_procs != h->off_procs)
         goto corrupt;
     return 0;
 corrupt:

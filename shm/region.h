@@ -61,6 +61,7 @@ struct px_region {
     _Atomic uint64_t *tickets;    /* max_queues * PX__CONC_MAX */
     struct px__sched *scheds;     /* PX__MAX_SCHEDS */
     struct px__stat_shard *stats; /* PX__STAT_SHARDS */
+    struct px__park *parks;       /* PX__MAX_PARKS */
     struct px__tls fork_tls;      /* a pool child's own (px__tls_reset_after_fork) */
     struct px__tls *tls_forked;   /* in a pool child, the parent's threads' copies */
     _Atomic uint64_t *tags;

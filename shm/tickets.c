@@ -3,6 +3,7 @@
  */
 #include "tickets.h"
 #include "futex.h"
+#include "park.h"
 
 #include <limits.h>
 
@@ -74,6 +75,5 @@ void px__tickets_wake(px_region *r, uint64_t queues)
         asleep = (bits >> b & 1) && atomic_load(&r->hdr->sleepers[b]) > 0;
     if (!asleep)
         return;
-    atomic_fetch_add(&r->hdr->work_seq, 1);
-    px__futex_wake_bits(&r->hdr->work_seq, INT_MAX, bits);
+    px__park_wake(r, bits, UINT32_MAX);
 }

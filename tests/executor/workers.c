@@ -497,7 +497,13 @@ Test(workers, bad_options)
                  -EINVAL);
     cr_assert_eq(px_workers_start(NULL, NULL, &w), -EINVAL);
     cr_assert_eq(px_workers_start(r, NULL, NULL), -EINVAL);
+    /* More sleeping threads than the region has places for: nothing
+     * starts, and every place claimed on the way is given back. */
+    cr_assert_eq(px_workers_start(r, &(px_workers_opts){.threads = 1100, .processes = 1}, &w),
+                 -EAGAIN);
     cr_assert_null(w);
+    for (uint32_t i = 0; i < PX__MAX_PARKS; i++)
+        cr_assert_eq(atomic_load(&r->parks[i].owner), 0, "place %u kept", i);
     cr_assert_eq(px_workers_stop(NULL), -EINVAL);
     px_workers_stats st;
     cr_assert_eq(px_workers_stats_get(NULL, &st), -EINVAL);
@@ -1022,6 +1028,103 @@ Test(workers, an_idle_pool_wakes_the_right_worker_with_many_queues)
     }
     cr_assert_lt(worst, 0.1, "worst wake-up latency %.3f s", worst);
     cr_assert_eq(px_workers_stop(w17), 0);
+    cr_assert_eq(px_workers_stop(w), 0);
+    px_region_close(r);
+}
+
+/* ---- Parking places (shm/park.h) ------------------------------------------ */
+
+/* Waits until every place in [from, to) is PARKED. */
+static void await_parked(px_region *r, uint32_t from, uint32_t to)
+{
+    double until = px_test_now() + 10;
+    for (uint32_t i = from; i < to; i++)
+        while (atomic_load(&r->parks[i].state) != PX__PARK_PARKED)
+            cr_assert(px_test_now() < until, "place %u never parked", i);
+}
+
+/* Forks a process that attaches and starts one thread and one dispatcher;
+ * returns its pid once they run. */
+static pid_t fork_worker(px_region *r, int *done_fd)
+{
+    int ready[2], done[2];
+    cr_assert_eq(pipe(ready), 0);
+    cr_assert_eq(pipe(done), 0);
+    px_region *cr;
+    pid_t pid = px_test_fork_attached(rname, &cr);
+    if (pid == 0) {
+        close(ready[0]);
+        close(done[1]); /* a parent that dies ends the read below */
+        px_workers *cw;
+        register_defs(cr);
+        if (px_workers_start(cr, &(px_workers_opts){.threads = 1, .processes = 1, .spin_us = 1},
+                             &cw) != 0)
+            _exit(3);
+        char b = 'x';
+        if (write(ready[1], &b, 1) != 1 || read(done[0], &b, 1) != 1)
+            _exit(4);
+        _exit(px_workers_stop(cw) == 0 && px_region_close(cr) == 0 ? 0 : 5);
+    }
+    close(ready[1]);
+    close(done[0]);
+    char b;
+    cr_assert_eq(read(ready[0], &b, 1), 1, "the worker process started");
+    close(ready[0]);
+    (void)r;
+    *done_fd = done[1];
+    return pid;
+}
+
+/* A parked worker stays counted as a sleeper until it has woken, and it
+ * cannot wake while stopped (SIGSTOP): four submits in that window claim
+ * it once, not four times (each used to make a futex call). */
+Test(workers, a_sleeping_worker_is_woken_once_not_per_submit)
+{
+    px_region *r = open_w();
+    int done;
+    pid_t pid = fork_worker(r, &done);
+    cr_assert_eq(atomic_load(&r->hdr->parks_hwm), 2, "a thread and a dispatcher");
+    await_parked(r, 0, 2);
+    cr_assert_eq(kill(pid, SIGSTOP), 0);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+    uint32_t word[2] = {atomic_load(&r->parks[0].word), atomic_load(&r->parks[1].word)};
+    px_id ids[4];
+    for (int i = 0; i < 4; i++)
+        ids[i] = submit(r, "echo", "s", 1);
+    uint32_t bumps[2] = {atomic_load(&r->parks[0].word) - word[0],
+                         atomic_load(&r->parks[1].word) - word[1]};
+    cr_assert_eq(bumps[0] + bumps[1], 1, "woken %u and %u times for four submits", bumps[0],
+                 bumps[1]);
+    uint32_t t = bumps[0] ? 0 : 1;
+    cr_assert_eq(atomic_load(&r->parks[t].state), PX__PARK_WOKEN);
+    cr_assert_eq(atomic_load(&r->parks[1 - t].state), PX__PARK_PARKED,
+                 "the dispatcher serves other tasks: not woken");
+    cr_assert_eq(kill(pid, SIGCONT), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(px_join(r, ids[i], 10, NULL, 0, NULL), 0, "task %d ran", i);
+    cr_assert_eq(write(done, "x", 1), 1);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker process status 0x%x", st);
+    cr_assert_eq(atomic_load(&r->parks[0].owner), 0, "its places were given back");
+    px_region_close(r);
+}
+
+/* Two tasks submitted one by one to two parked workers run side by side:
+ * the second submit wakes the second worker, not the first again. */
+Test(workers, two_submits_wake_two_parked_workers)
+{
+    px_region *r = open_w();
+    px_workers *w = start(r, (px_workers_opts){.threads = 2, .processes = 1, .spin_us = 1});
+    await_parked(r, 0, 3);
+    uint32_t ms = 300;
+    double t0 = px_test_now();
+    px_id a = submit(r, "nap", &ms, sizeof ms), b = submit(r, "nap", &ms, sizeof ms);
+    cr_assert_eq(px_join(r, a, 10, NULL, 0, NULL), 0);
+    cr_assert_eq(px_join(r, b, 10, NULL, 0, NULL), 0);
+    double took = px_test_now() - t0;
+    cr_assert_lt(took, 0.55, "two 0.3 s tasks took %.3f s: one worker ran both", took);
+    cr_assert_neq(info_of(r, a).worker_pid, 0);
     cr_assert_eq(px_workers_stop(w), 0);
     px_region_close(r);
 }
