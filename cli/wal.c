@@ -130,6 +130,7 @@ static json_t *record_json(const struct px__seg *s, size_t off, const struct px_
         json_object_set_new(o, "seq", json_integer(seg.seq));
         json_object_set_new(o, "pid", json_integer(seg.pid));
         json_object_set_new(o, "capacity", json_integer(seg.capacity));
+        json_object_set_new(o, "format", json_integer(seg.format));
         if (seg.cut_prev != UINT64_MAX)
             json_object_set_new(o, "cut_prev", json_integer((json_int_t)seg.cut_prev));
     }
@@ -251,7 +252,8 @@ int cli_wal(int argc, char **argv)
     struct px__log l;
     int rc = px__log_load(dir, &l);
     if (rc) {
-        fprintf(stderr, "pollux: %s: %s\n", dir, strerror(-rc));
+        fprintf(stderr, "pollux: %s: %s\n", dir,
+                rc == PX_EVERSION ? px_strerror(rc) : strerror(-rc));
         return CLI_FAILED;
     }
     rc = is_dump ? dump(&l, as_json) : verify(&l);

@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #include "log.h"
 
+#include <pollux.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -289,10 +291,28 @@ int px__log_segment_max(const char *dir, const char *name, uint64_t *max)
     return 0;
 }
 
+/* A segment of a later format may hold records this build cannot read:
+ * reading on would cut the log at the first of them. */
+static int check_formats(const char *dir, const struct px__log *l)
+{
+    for (size_t i = 0; i < l->nsegs; i++) {
+        const struct px__seg *s = &l->segs[i];
+        if (s->has_head && s->head.format > PX__LOG_FORMAT) {
+            fprintf(stderr,
+                    "pollux: log %s: segment %s has format %u; this build reads formats up to %u\n",
+                    dir, s->name, s->head.format, PX__LOG_FORMAT);
+            return PX_EVERSION;
+        }
+    }
+    return 0;
+}
+
 int px__log_load(const char *dir, struct px__log *out)
 {
     memset(out, 0, sizeof *out);
     int rc = load_segments(dir, out);
+    if (rc == 0)
+        rc = check_formats(dir, out);
     if (rc == 0) {
         apply_cuts(out);
         rc = collect(out);

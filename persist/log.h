@@ -57,7 +57,10 @@ int px__log_heads(const char *dir, struct px__seg_head **out, size_t *n);
  * none). */
 int px__log_segment_max(const char *dir, const char *name, uint64_t *max);
 
-/* Loads every *.wal file in dir. -ENOENT if dir does not exist. */
+/* Loads every *.wal file in dir. -ENOENT if dir does not exist;
+ * PX_EVERSION, with a line on stderr naming the segment, if a segment
+ * opens with a head of a later format than this build reads (nothing is
+ * loaded, and nothing is cut). */
 int px__log_load(const char *dir, struct px__log *out);
 void px__log_free(struct px__log *l);
 

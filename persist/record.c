@@ -356,6 +356,7 @@ void px__rec_segment_put(struct px__put *w, const struct px__rec_segment *s)
     px__put_u32(w, s->chunk_size);
     px__put_u32(w, s->nchunks);
     px__put_u64(w, s->reap_interval_ns);
+    px__put_u32(w, s->format);
 }
 
 bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s)
@@ -367,8 +368,11 @@ bool px__rec_segment_get(const struct px__rec *r, struct px__rec_segment *s)
               px__get_u64(&g, &s->nonce) && px__get_u32(&g, &s->capacity) &&
               px__get_u32(&g, &s->max_payload) && px__get_u32(&g, &s->lanes) &&
               px__get_u32(&g, &s->lane_depth) && px__get_u32(&g, &s->chunk_size) &&
-              px__get_u32(&g, &s->nchunks) && px__get_u64(&g, &s->reap_interval_ns) &&
-              g.at == g.len;
+              px__get_u32(&g, &s->nchunks) && px__get_u64(&g, &s->reap_interval_ns);
+    s->format = 2; /* a head from before the field */
+    if (ok && g.at < g.len)
+        ok = px__get_u32(&g, &s->format) && s->format >= 2;
+    ok = ok && g.at == g.len;
     s->pid = (int32_t)pid;
     return ok;
 }

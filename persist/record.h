@@ -30,7 +30,14 @@
 
 #define PX__REC_HDR 24u
 #define PX__REC_MAX_BODY (1u << 24)
-#define PX__REC_SEED 0x706f6c6c75780001ull /* "pollux", format 1 */
+#define PX__REC_SEED 0x706f6c6c75780001ull /* "pollux", framing 1 */
+
+/* The record types and bodies a log may hold, as a number a segment's head
+ * carries: a reader refuses a log with a segment of a later format
+ * (PX_EVERSION) rather than cut it at the first record it cannot read.
+ * Format 2: types SEGMENT to SUBMIT_MANY. A head without the field was
+ * written before it existed, by a writer of format 2. */
+#define PX__LOG_FORMAT 2u
 
 enum px__rec_type {
     PX__REC_SEGMENT = 1,      /* first frame of every segment: who wrote it, region params */
@@ -221,6 +228,7 @@ struct px__rec_segment {
     uint64_t nonce;
     uint32_t capacity, max_payload, lanes, lane_depth, chunk_size, nchunks;
     uint64_t reap_interval_ns;
+    uint32_t format; /* PX__LOG_FORMAT of its writer */
 };
 
 void px__rec_submit_put(struct px__put *w, const struct px__rec_submit *s);

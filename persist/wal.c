@@ -223,6 +223,7 @@ static int segment_header(struct px__wal *w, uint8_t *dst, size_t cap, size_t *s
     s.seq = w->seq;
     s.pid = (int32_t)getpid();
     s.cut_prev = w->cut;
+    s.format = PX__LOG_FORMAT;
     struct px__put p = {dst + PX__REC_HDR, 0, cap - PX__REC_HDR, false};
     px__rec_segment_put(&p, &s);
     if (p.overflow)

@@ -4,6 +4,7 @@
  * offset.
  */
 #include "it.h"
+#include "persist/record.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -219,4 +220,30 @@ Test(cli_wal, dump_shows_a_batch_with_each_task_id)
     cr_assert_eq(pollux("wal", "dump", logdir, NULL), 0, "%s", out);
     cr_assert_eq(count(out, " submit_many "), 2, "text form: %s", out);
     cr_assert(strstr(out, " args_lens=1,2,3"), "%s", out);
+}
+
+/* A log with a segment of a later format: verify and dump refuse it with
+ * one line naming the segment (exit 1), and change nothing. */
+Test(cli_wal, a_log_of_a_later_format_is_refused)
+{
+    it_bin(bin, sizeof bin, "pollux");
+    px_test_tmpdir(dir, sizeof dir, "cliwal");
+    uint8_t head[256] = {0};
+    struct px__put w = {head + PX__REC_HDR, 0, sizeof head - PX__REC_HDR, false};
+    px__rec_segment_put(
+        &w, &(struct px__rec_segment){
+                .writer = 0xab, .seq = 1, .cut_prev = UINT64_MAX, .format = PX__LOG_FORMAT + 7});
+    size_t n = px__rec_seal(head, PX__REC_SEGMENT, 1, (uint32_t)w.len);
+    char path[256];
+    snprintf(path, sizeof path, "%s/00000000000000ab-1.wal", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, head, n), (ssize_t)n);
+    close(fd);
+    cr_assert_eq(pollux("wal", "verify", dir, NULL), 1, "%s", out);
+    cr_assert(strstr(out, "00000000000000ab-1.wal has format 9"), "%s", out);
+    cr_assert_eq(pollux("wal", "dump", dir, NULL), 1, "%s", out);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_size, (off_t)n);
 }

@@ -168,15 +168,21 @@ static void decode_all(const struct px__rec *r)
     const uint8_t *end = body + r->len;
     for (uint16_t t = PX__REC_SEGMENT; t <= LAST_TYPE; t++) {
         struct px__rec x = {.type = t, .len = r->len, .lsn = r->lsn, .body = body};
-        struct px__put w = {again, 0, r->len, false};
+        /* Room for an old SEGMENT head's format field too (see below). */
+        struct px__put w = {again, 0, r->len + (t == PX__REC_SEGMENT ? 4 : 0), false};
         bool ok;
         switch (t) {
         case PX__REC_SEGMENT: {
             struct px__rec_segment s;
             ok = px__rec_segment_get(&x, &s);
             if (ok) {
-                CHECK(r->len == 64);
+                /* A head from before the format field reads as format 2,
+                 * and is put back without it. */
+                CHECK(r->len == 68 || (r->len == 64 && s.format == 2));
+                CHECK(s.format >= 2);
                 px__rec_segment_put(&w, &s);
+                if (r->len == 64)
+                    w.len -= 4;
             }
             break;
         }

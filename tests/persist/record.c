@@ -123,7 +123,8 @@ static struct px__rec_segment seg_params(uint64_t writer, uint32_t seq, uint64_t
                                     .lane_depth = 256,
                                     .chunk_size = 1024,
                                     .nchunks = 4096,
-                                    .reap_interval_ns = 100000000ull};
+                                    .reap_interval_ns = 100000000ull,
+                                    .format = PX__LOG_FORMAT};
 }
 
 static size_t add_segment(struct seg *b, uint64_t lsn, uint64_t writer, uint32_t seq,
@@ -347,17 +348,18 @@ Test(record, segment_round_trip)
                                     .lane_depth = 1024,
                                     .chunk_size = 4096,
                                     .nchunks = 0xffffffffu,
-                                    .reap_interval_ns = 250000000ull + i};
+                                    .reap_interval_ns = 250000000ull + i,
+                                    .format = PX__LOG_FORMAT + (uint32_t)i};
         uint8_t buf[256];
         memset(buf, 0xaa, sizeof buf);
         struct px__put w = {buf + PX__REC_HDR, 0, sizeof buf - PX__REC_HDR, false};
         px__rec_segment_put(&w, &s);
         cr_assert(!w.overflow);
-        cr_assert_eq(w.len, 64);
+        cr_assert_eq(w.len, 68);
         uint64_t lsn = UINT64_MAX - i;
         size_t n = px__rec_seal(buf, PX__REC_SEGMENT, lsn, (uint32_t)w.len);
-        cr_assert_eq(n, px__rec_size(64));
-        struct px__rec r = read_ok(buf, n, 0, PX__REC_SEGMENT, lsn, 64);
+        cr_assert_eq(n, px__rec_size(68));
+        struct px__rec r = read_ok(buf, n, 0, PX__REC_SEGMENT, lsn, 68);
         struct px__rec_segment o;
         memset(&o, 0x55, sizeof o);
         cr_assert(px__rec_segment_get(&r, &o));
@@ -373,6 +375,7 @@ Test(record, segment_round_trip)
         cr_assert_eq(o.chunk_size, s.chunk_size);
         cr_assert_eq(o.nchunks, s.nchunks);
         cr_assert_eq(o.reap_interval_ns, s.reap_interval_ns);
+        cr_assert_eq(o.format, s.format);
         only_own_decoder(&r);
     }
 }
@@ -765,7 +768,8 @@ static void exact_body(uint16_t type, const uint8_t *body, uint32_t len)
     cr_assert(decode(type, copy, len), "type %u body of %u bytes rejected", type, len);
     free(copy);
     /* A SUBMIT's optional fields (9 bytes each) may end it early: without
-     * them, or with only the first few. */
+     * them, or with only the first few; a SEGMENT may end before its
+     * format. */
     struct px__rec_submit s;
     struct px__rec whole = {.type = type, .len = len, .lsn = 1, .body = body};
     uint32_t nopt =
@@ -777,6 +781,8 @@ static void exact_body(uint16_t type, const uint8_t *body, uint32_t len)
         cr_assert_not_null(copy);
         memcpy(copy, body, l);
         bool ok = nopt && l >= len - 9 * nopt && (len - l) % 9 == 0;
+        /* A SEGMENT's format is optional too (heads from before it). */
+        ok = ok || (type == PX__REC_SEGMENT && l == len - 4);
         cr_assert_eq(decode(type, copy, l), ok, "type %u: %u of %u bytes %s", type, l, len,
                      ok ? "rejected" : "accepted");
         free(copy);
@@ -1616,6 +1622,64 @@ Test(record, log_load_missing_or_empty, .init = make_tmpdir, .fini = remove_tmpd
     cr_assert_eq(l.max_lsn, 0);
     cr_assert_eq(l.bytes_cut, 0);
     px__log_free(&l);
+}
+
+/* A segment head written before heads carried a format reads as format 2;
+ * a format below 2 is no valid head. */
+Test(record, segment_heads_without_a_format_are_format_2)
+{
+    struct px__rec_segment s = seg_params(7, 1, UINT64_MAX);
+    for (uint32_t format = 0; format <= 3; format++) {
+        uint8_t buf[256];
+        struct px__put w = {buf + PX__REC_HDR, 0, sizeof buf - PX__REC_HDR, false};
+        s.format = format;
+        px__rec_segment_put(&w, &s);
+        /* Format 3 stands for the old layout: its field cut off. */
+        size_t n = px__rec_seal(buf, PX__REC_SEGMENT, 1, (uint32_t)w.len - (format == 3 ? 4 : 0));
+        struct px__rec r;
+        cr_assert_gt(px__rec_read(buf, n, 0, &r), 0);
+        struct px__rec_segment o;
+        bool ok = px__rec_segment_get(&r, &o);
+        cr_assert_eq(ok, format >= 2, "format %u", format);
+        if (ok)
+            cr_assert_eq(o.format, format == 3 ? 2 : format);
+    }
+}
+
+/* A log with a segment of a later format is refused whole, not cut at the
+ * first record this build cannot read, and its files are left as they
+ * were. */
+Test(record, log_load_refuses_a_later_format, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    struct seg *ok = seg_new(4096), *later = seg_new(4096);
+    add_segment(ok, 1, 1, 1, UINT64_MAX);
+    add_submit(ok, 2, 100, 8);
+    struct px__put w = seg_body(later);
+    struct px__rec_segment s = seg_params(2, 1, UINT64_MAX);
+    s.format = PX__LOG_FORMAT + 1;
+    px__rec_segment_put(&w, &s);
+    seg_seal(later, &w, PX__REC_SEGMENT, 3);
+    add_submit(later, 4, 101, 8);
+    struct px__put u = seg_body(later);
+    px__put_u64(&u, 42);
+    seg_seal(later, &u, 99, 5); /* a type of that later format */
+    write_file("0000000000000001-1.wal", ok->p, ok->len);
+    write_file("0000000000000002-1.wal", later->p, later->len);
+    struct px__log l;
+    cr_assert_eq(px__log_load(tmpdir, &l), PX_EVERSION);
+    cr_assert_eq(l.nsegs, 0, "nothing loaded");
+    cr_assert_eq(l.nrecs, 0);
+    px__log_free(&l);
+    char path[256];
+    snprintf(path, sizeof path, "%s/0000000000000002-1.wal", tmpdir);
+    uint8_t back[4096];
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    size_t size = fread(back, 1, sizeof back, f);
+    fclose(f);
+    cr_assert(size == later->len && memcmp(back, later->p, size) == 0, "left as it was");
+    seg_free(ok);
+    seg_free(later);
 }
 
 /* A START with a FREE folded in (journal.h): the freed id comes back, a
