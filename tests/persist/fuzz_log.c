@@ -424,8 +424,17 @@ static void load_check(const uint8_t *data, size_t size)
         if (uniq == 0 || lsns[uniq - 1] != lsns[i])
             lsns[uniq++] = lsns[i];
 
+    /* A head of a later format makes the whole log refused, nothing read. */
+    bool later = false;
+    for (size_t i = 0; i < nfiles; i++)
+        later = later || (m[i].has_head && m[i].head.format > PX__LOG_FORMAT);
     struct px__log l;
     int rc = px__log_load(dir, &l);
+    if (later) {
+        CHECK(rc == PX_EVERSION && l.nsegs == 0 && l.nrecs == 0);
+        free(lsns);
+        return;
+    }
     CHECK(rc == 0);
     CHECK(l.nsegs == nfiles);
     for (size_t s = 0; s < l.nsegs; s++) {
