@@ -240,12 +240,19 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
                           0,
                           px__lane_head_seen(t, (uint32_t)lane),
                           px__fence_light(r->hdr->fences)};
-    while (push_more(&c) != 0 && await_room(r, PX__WAIT_LANE, deadline, push_more, &c))
-        ;
-    uint32_t done = c.done;
-    if (done)
-        wake_workers(r, key, done);
-    return done ? (int)done : -EAGAIN;
+    uint32_t woken = 0;
+    while (push_more(&c) != 0) {
+        /* The lane is full: the workers must be awake to make room. */
+        if (c.done > woken) {
+            wake_workers(r, key, c.done - woken);
+            woken = c.done;
+        }
+        if (!await_room(r, PX__WAIT_LANE, deadline, push_more, &c))
+            break;
+    }
+    if (c.done > woken)
+        wake_workers(r, key, c.done - woken);
+    return c.done ? (int)c.done : -EAGAIN;
 }
 
 /* The submit's deadline. Only a positive timeout reads the clock: "never"

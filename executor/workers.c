@@ -338,6 +338,10 @@ static px_workers *alloc_workers(px_region *r, const px_workers_opts *opts)
     set_defaults(&w->o);
     w->threads = calloc(w->o.threads, sizeof *w->threads);
     w->ws = aligned_alloc(PX__LINE, sizeof(struct px__wslot) * (w->o.threads + w->o.processes));
+    /* Zeroed before anything can fail: free_workers releases the places
+     * it names. */
+    if (w->ws)
+        memset(w->ws, 0, sizeof(struct px__wslot) * (w->o.threads + w->o.processes));
     w->children = calloc(w->o.processes, sizeof *w->children);
     void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     w->flags = page == MAP_FAILED ? NULL : page;
@@ -345,7 +349,6 @@ static px_workers *alloc_workers(px_region *r, const px_workers_opts *opts)
         free_workers(w);
         return NULL;
     }
-    memset(w->ws, 0, sizeof(struct px__wslot) * (w->o.threads + w->o.processes));
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
     return w;

@@ -34,8 +34,13 @@
  * sleeps again. A producer that reads IDLE or WOKEN read it before this
  * sleep's PARKED, so before the barrier, and its entry is seen.
  *
- * What a death costs: a waker that dies between its claim and its wake
- * leaves the owner asleep until its timeout (at most a second). An owner
+ * What a death or a delay costs: a waker that dies between its claim and
+ * its wake leaves the owner asleep until its timeout (at most a second);
+ * one stopped or descheduled there delays it as long, and meanwhile other
+ * wakers pass the claimed place by. A waker whose view of a place is old
+ * (released and claimed again by another worker set between its reads)
+ * may wake a sleeper of other bits and count it; the sleeper it meant to
+ * wake then also waits for its timeout. Both are rare and bounded. An owner
  * that dies parked leaves a PARKED place: the next waker claims it, finds
  * nobody to wake (the futex wake returns 0) and wakes another sleeper in
  * its stead; the reaper then frees the place. A claimed sleeper not yet in

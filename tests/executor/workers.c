@@ -1128,3 +1128,31 @@ Test(workers, two_submits_wake_two_parked_workers)
     cr_assert_eq(px_workers_stop(w), 0);
     px_region_close(r);
 }
+
+/* A batch larger than its lane, to a sleeping worker: the lane fills, and
+ * the producer must wake the worker before it waits for the room only the
+ * worker can make (it used to wait for the worker's timed wake, 0.9 s). */
+Test(workers, a_batch_larger_than_its_lane_wakes_the_worker_before_waiting)
+{
+    px_region *r = px_test_region(rname, sizeof rname,
+                                  &(px_region_opts){.capacity = 256, .lanes = 4, .lane_depth = 8});
+    register_defs(r);
+    px_workers *w = start(r, (px_workers_opts){.threads = 1, .processes = 1, .spin_us = 1});
+    enum { N = 64 };
+    px_job jobs[N];
+    px_id ids[N];
+    for (int i = 0; i < N; i++)
+        jobs[i] = (px_job){.task = "echo", .args = "b", .len = 1};
+    const px_submit_opts wait = {.timeout_s = 10, .flags = PX_SUBMIT_DETACHED};
+    double worst = 0;
+    for (int round = 0; round < 3; round++) {
+        await_parked(r, 0, 2);
+        double t0 = px_test_now();
+        cr_assert_eq(px_submit_many(r, jobs, N, &wait, ids), N);
+        double took = px_test_now() - t0;
+        worst = took > worst ? took : worst;
+    }
+    cr_assert_lt(worst, 0.5, "a batch of %d through a lane of 8 took %.3f s", N, worst);
+    cr_assert_eq(px_workers_stop(w), 0);
+    px_region_close(r);
+}
