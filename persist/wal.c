@@ -429,7 +429,11 @@ static uint64_t window_ns(const struct px__wal *w)
 static bool await_group(struct px__wal *w)
 {
     for (;;) {
-        bool have = pending(w), stop = atomic_load(&w->stop);
+        /* stop first: a closer appended its last records before it set
+         * stop, so once stop reads true the tails read after it hold them.
+         * Read the other way round, a record appended between the two
+         * reads was never written. */
+        bool stop = atomic_load(&w->stop), have = pending(w);
         if (!have && !w->dirty && stop)
             return false;
         if ((have && due_now(w)) || wanted(w) || (stop && w->dirty))
