@@ -174,6 +174,14 @@ Test(durable_crash, kill9_producers_and_workers_then_lose_the_memory)
         for (int p = 0; p < PRODUCERS; p++)
             kids[p] = spawn(p);
         kids[PRODUCERS] = spawn(-1);
+        /* The stream is on once every producer has had a submit
+         * acknowledged (a loaded machine can take a while to start them). */
+        double until = px_test_now() + 20;
+        for (int p = 0; p < PRODUCERS; p++)
+            while (atomic_load(&acked[p][0]) == 0) {
+                cr_assert(px_test_now() < until, "round %d: producer %d never got going", round, p);
+                it_sleep(0.001);
+            }
         /* Kill children at random moments, replacing killed workers, so
          * that runs are cut at every step too. */
         for (int k = 0; k < 6; k++) {

@@ -666,7 +666,10 @@ Test(durable, async_mode_writes_within_its_window)
     lose_memory(r);
     px_recovery_info rec;
     r = open_durable(PX_DURABLE_ASYNC, &rec);
-    cr_assert_eq(rec.restored, 1);
+    cr_assert_eq(rec.restored, 1,
+                 "restored %llu from %llu records in %llu segments, %llu bytes cut",
+                 (unsigned long long)rec.restored, (unsigned long long)rec.records,
+                 (unsigned long long)rec.segments, (unsigned long long)rec.bytes_cut);
     cr_assert_eq(px_status(r, id), PX_PENDING);
     px_region_close(r);
 }
