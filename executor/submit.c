@@ -208,6 +208,8 @@ static void wake_workers(px_region *r, uint32_t key, uint32_t n)
 }
 
 struct push_call {
+    px_region *r;
+    uint32_t key;
     struct px__lane *l;
     _Atomic uint64_t *ent;
     uint32_t mask;
@@ -217,12 +219,19 @@ struct push_call {
     bool light;
 };
 
-/* Pushes what is left; 0 once everything is in. */
+/* Pushes what is left and wakes workers for what went in; 0 once
+ * everything is in. Waking at once matters when the lane is full: the
+ * producer then sleeps until workers make room, and entries pushed by the
+ * retry of that wait (await_room) would otherwise wait with it, for a
+ * worker's timed wake, a second. */
 static int push_more(void *p)
 {
     struct push_call *c = p;
-    c->done += px__lane_push_cached(c->l, c->ent, c->mask, c->ids + c->done, c->n - c->done,
-                                    c->head_seen, c->light);
+    uint32_t k = px__lane_push_cached(c->l, c->ent, c->mask, c->ids + c->done, c->n - c->done,
+                                      c->head_seen, c->light);
+    c->done += k;
+    if (k)
+        wake_workers(c->r, c->key, k);
     return c->done == c->n ? 0 : -EAGAIN;
 }
 
@@ -232,7 +241,9 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
     int lane = px__lane_for(r, t, key);
     if (lane < 0)
         return lane;
-    struct push_call c = {&r->lanes[lane],
+    struct push_call c = {r,
+                          key,
+                          &r->lanes[lane],
                           px__lane_entries(r, (uint32_t)lane),
                           r->lane_mask,
                           ids,
@@ -240,18 +251,8 @@ int px__publish(px_region *r, struct px__tls *t, uint32_t key, const uint64_t *i
                           0,
                           px__lane_head_seen(t, (uint32_t)lane),
                           px__fence_light(r->hdr->fences)};
-    uint32_t woken = 0;
-    while (push_more(&c) != 0) {
-        /* The lane is full: the workers must be awake to make room. */
-        if (c.done > woken) {
-            wake_workers(r, key, c.done - woken);
-            woken = c.done;
-        }
-        if (!await_room(r, PX__WAIT_LANE, deadline, push_more, &c))
-            break;
-    }
-    if (c.done > woken)
-        wake_workers(r, key, c.done - woken);
+    while (push_more(&c) != 0 && await_room(r, PX__WAIT_LANE, deadline, push_more, &c))
+        ;
     return c.done ? (int)c.done : -EAGAIN;
 }
 
