@@ -33,6 +33,8 @@
  * - The log thread sleeps only after announcing it in `sleeping` and then
  *   finding nothing to do; an appender reads `sleeping` after publishing,
  *   so either the log thread sees the record or the appender wakes it.
+ * - The log thread reads `stop` before the tails, and exits only if both
+ *   say so: a closer publishes its last records before it sets `stop`.
  *
  * If a thread dies between reserving room and publishing, its ring holds
  * a partial record past the tail, which the next owner overwrites. A ring
@@ -131,6 +133,12 @@ static __thread PX__TLS_IE struct px__wal *tl_wal;
 static __thread PX__TLS_IE uint32_t tl_ring;
 static __thread PX__TLS_IE uint64_t tl_token;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static _Atomic(px__wal_gap_fn) gap_fn;
+
+void px__wal_set_gap(px__wal_gap_fn f)
+{
+    atomic_store(&gap_fn, f);
+}
 
 static void forget_ring(void)
 {
@@ -433,7 +441,11 @@ static bool await_group(struct px__wal *w)
          * stop, so once stop reads true the tails read after it hold them.
          * Read the other way round, a record appended between the two
          * reads was never written. */
-        bool stop = atomic_load(&w->stop), have = pending(w);
+        bool stop = atomic_load(&w->stop);
+        px__wal_gap_fn gap = atomic_load_explicit(&gap_fn, memory_order_relaxed);
+        if (gap)
+            gap(w);
+        bool have = pending(w);
         if (!have && !w->dirty && stop)
             return false;
         if ((have && due_now(w)) || wanted(w) || (stop && w->dirty))

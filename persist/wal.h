@@ -80,6 +80,12 @@ void px__wal_close(struct px__wal *w);
  * waiting, and is ended before anything that waits or logs.
  */
 uint8_t *px__wal_begin(struct px__wal *w, uint32_t max);
+
+/* Tests only: a function the log thread calls between its read of the
+ * stop flag and its look at the rings, to hold that window open; NULL
+ * (the default) for none. */
+typedef void (*px__wal_gap_fn)(struct px__wal *w);
+void px__wal_set_gap(px__wal_gap_fn f);
 uint64_t px__wal_end(struct px__wal *w, uint16_t type, uint32_t len);
 
 /* Appends a record whose body is small and already built. */

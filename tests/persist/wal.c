@@ -557,3 +557,50 @@ Test(wal, a_write_made_for_room_is_flushed_within_the_window_unasked)
     px__wal_close(w);
     expect_records(1, n);
 }
+
+/* The log thread's window between its read of the stop flag and its look
+ * at the rings, held open once everything appended so far is written: the
+ * test appends a record and closes while the log thread is inside it.
+ * Reading the rings before the flag, it found nothing, then took the stop
+ * for "nothing left" and exited without writing the record. */
+static _Atomic int gap_state; /* 1: armed, 2: the log thread is inside, 3: go on */
+
+static void hold_gap(struct px__wal *w)
+{
+    struct px__wal_stats s;
+    px__wal_stats(w, &s);
+    int armed = 1;
+    if (s.records < 2 || s.unwritten != 0 || !atomic_compare_exchange_strong(&gap_state, &armed, 2))
+        return;
+    while (atomic_load(&gap_state) != 3)
+        sched_yield();
+}
+
+static void *go_on_soon(void *p)
+{
+    usleep(20000); /* px__wal_close has set stop by then */
+    atomic_store(&gap_state, 3);
+    (void)p;
+    return NULL;
+}
+
+Test(wal, a_record_appended_just_before_close_is_written)
+{
+    struct px__wal *w = open_wal(1000);
+    cr_assert_eq(px__wal_wait(w, append(w, 0, 0)), 0);
+    px__wal_set_gap(hold_gap);
+    atomic_store(&gap_state, 1);
+    /* Written at once (it is waited for); the log thread's next look
+     * finds nothing unwritten and stops in the gap. */
+    cr_assert_eq(px__wal_wait(w, append(w, 0, 1)), 0);
+    double until = px_test_now() + 10;
+    while (atomic_load(&gap_state) != 2)
+        cr_assert(px_test_now() < until, "the log thread never reached the gap");
+    append(w, 0, 2);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, go_on_soon, NULL), 0);
+    px__wal_close(w);
+    pthread_join(t, NULL);
+    px__wal_set_gap(NULL);
+    expect_records(1, 3);
+}
