@@ -48,6 +48,9 @@ static px_region_opts opts(void)
                             .log_dir = logdir};
 }
 
+/* Producers wait for room rather than fail: this test is about kills. */
+static const px_submit_opts wait_room = {.timeout_s = 10};
+
 /* acked[p][seq]: the id of producer p's submit seq once it returned 0. */
 static _Atomic uint64_t (*acked)[MAXSEQ];
 
@@ -67,8 +70,11 @@ static void producer(uint32_t p)
                 a[i] = (struct dargs){p, seq + i, MAGIC};
                 jobs[i] = (px_job){.task = def.name, .args = &a[i], .len = sizeof a[i]};
             }
-            if (px_submit_many(r, jobs, BATCH, NULL, ids) != BATCH)
+            int k = px_submit_many(r, jobs, BATCH, &wait_room, ids);
+            if (k != BATCH) {
+                fprintf(stderr, "producer 0: px_submit_many gave %d: %s\n", k, px_strerror(k));
                 _exit(3);
+            }
             for (uint32_t i = 0; i < BATCH; i++)
                 atomic_store(&acked[p][seq + i], ids[i]);
         }
@@ -77,9 +83,11 @@ static void producer(uint32_t p)
     for (uint32_t seq = 0; seq < MAXSEQ; seq++) {
         struct dargs a = {p, seq, MAGIC};
         px_id id;
-        int rc = px_submit(r, def.name, &a, sizeof a, NULL, &id);
-        if (rc != 0)
+        int rc = px_submit(r, def.name, &a, sizeof a, &wait_room, &id);
+        if (rc != 0) {
+            fprintf(stderr, "producer %u: px_submit: %s\n", p, px_strerror(rc));
             _exit(3);
+        }
         atomic_store(&acked[p][seq], id);
     }
     _exit(0);
@@ -179,6 +187,10 @@ Test(durable_crash, kill9_producers_and_workers_then_lose_the_memory)
         double until = px_test_now() + 20;
         for (int p = 0; p < PRODUCERS; p++)
             while (atomic_load(&acked[p][0]) == 0) {
+                int st;
+                cr_assert_neq(waitpid(kids[p], &st, WNOHANG), kids[p],
+                              "round %d: producer %d ended (status 0x%x) before its first ack",
+                              round, p, st);
                 cr_assert(px_test_now() < until, "round %d: producer %d never got going", round, p);
                 it_sleep(0.001);
             }
