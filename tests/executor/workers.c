@@ -1045,7 +1045,7 @@ static void await_parked(px_region *r, uint32_t from, uint32_t to)
 
 /* Forks a process that attaches and starts one thread and one dispatcher;
  * returns its pid once they run. */
-static pid_t fork_worker(px_region *r, int *done_fd)
+static pid_t fork_worker(int *done_fd)
 {
     int ready[2], done[2];
     cr_assert_eq(pipe(ready), 0);
@@ -1070,7 +1070,6 @@ static pid_t fork_worker(px_region *r, int *done_fd)
     char b;
     cr_assert_eq(read(ready[0], &b, 1), 1, "the worker process started");
     close(ready[0]);
-    (void)r;
     *done_fd = done[1];
     return pid;
 }
@@ -1082,7 +1081,7 @@ Test(workers, a_sleeping_worker_is_woken_once_not_per_submit)
 {
     px_region *r = open_w();
     int done;
-    pid_t pid = fork_worker(r, &done);
+    pid_t pid = fork_worker(&done);
     cr_assert_eq(atomic_load(&r->hdr->parks_hwm), 2, "a thread and a dispatcher");
     await_parked(r, 0, 2);
     cr_assert_eq(kill(pid, SIGSTOP), 0);

@@ -55,20 +55,26 @@ static int fail_task(px_ctx *ctx, const void *args, size_t len)
     return px_fail(ctx, "no luck");
 }
 
+/* Opens the test's region with its log in dir/log; px_region_open's code. */
+static int try_open_durable(px_durability d, px_region **r)
+{
+    char logdir[128];
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    return px_region_open(rname,
+                          &(px_region_opts){.capacity = 256,
+                                            .max_payload = 4096,
+                                            .arena_bytes = 64 * 4096,
+                                            .lanes = 8,
+                                            .lane_depth = 64,
+                                            .durability = d,
+                                            .log_dir = logdir},
+                          r);
+}
+
 static px_region *open_durable(px_durability d, px_recovery_info *rec)
 {
     px_region *r = NULL;
-    char logdir[128];
-    snprintf(logdir, sizeof logdir, "%s/log", dir);
-    int rc = px_region_open(rname,
-                            &(px_region_opts){.capacity = 256,
-                                              .max_payload = 4096,
-                                              .arena_bytes = 64 * 4096,
-                                              .lanes = 8,
-                                              .lane_depth = 64,
-                                              .durability = d,
-                                              .log_dir = logdir},
-                            &r);
+    int rc = try_open_durable(d, &r);
     cr_assert_eq(rc, 0, "open: %s", px_strerror(rc));
     cr_assert_eq(px_task_register(r, &(px_task_def){.name = "echo", .fn = echo, .mode = PX_THREAD}),
                  0);
@@ -1047,15 +1053,7 @@ Test(durable, a_log_of_a_later_format_is_refused_and_left_alone, .timeout = 30)
 
     uint64_t before = dir_digest(logdir);
     px_region *rr = NULL;
-    int rc = px_region_open(rname,
-                            &(px_region_opts){.capacity = 256,
-                                              .max_payload = 4096,
-                                              .arena_bytes = 64 * 4096,
-                                              .lanes = 8,
-                                              .lane_depth = 64,
-                                              .durability = PX_DURABLE_SYNC,
-                                              .log_dir = logdir},
-                            &rr);
+    int rc = try_open_durable(PX_DURABLE_SYNC, &rr);
     cr_assert_eq(rc, PX_EVERSION, "open: %s", px_strerror(rc));
     cr_assert_null(rr);
     cr_assert_eq(px_region_destroy(rname), -ENOENT, "no region was left behind");
